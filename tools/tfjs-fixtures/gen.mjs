@@ -1,0 +1,335 @@
+// Generates layercake's test fixtures with real TensorFlow.js (@tensorflow/tfjs 4.22.0, pure-JS CPU backend).
+//
+//   cd tools/tfjs-fixtures && npm ci && node gen.mjs [case ...]
+//
+// Each case becomes tests/fixtures/<case>/ holding model.json, its weight files and expected.json
+// ({"inputs":[{name,shape,dtype,data}], "outputs":[...]}, flat row-major data).
+// Weights and inputs come from a seeded PRNG, so a rerun reproduces the same files.
+// Styles: "node" (model.json + weights.bin, like tfjs-node's file://), "downloads" (model.json +
+// ./model.weights.bin, like the browser download handler), and "converter": the Python tensorflowjs
+// package's own writer (write_weights.py, run through write_converter.py) cuts converter shards
+// (group{g}-shard{i}of{N}.bin) and quantizes weights (uint8 / uint16 / float16).
+// expected.json is always computed by loading the written files back into TF.js, so every
+// fixture is also proven loadable by TF.js.
+import * as tf from '@tensorflow/tfjs';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { loadModelDir, predictBundle } from './tfjs-io.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const OUT = path.resolve(HERE, '../../tests/fixtures');
+
+// mulberry32: a small seeded PRNG, so fixtures are reproducible.
+function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Replace every weight with seeded values; statistics and scales get plausible ranges. */
+function seedWeights(model, seed) {
+  const r = rng(seed);
+  const values = model.weights.map((w) => {
+    const n = w.shape.reduce((a, b) => a * b, 1);
+    const name = w.originalName;
+    const data = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      if (name.endsWith('moving_variance')) data[i] = 0.5 + r();
+      else if (name.endsWith('gamma')) data[i] = 0.75 + 0.5 * r();
+      else data[i] = (r() - 0.5) * 0.8;
+    }
+    return tf.tensor(data, w.shape, w.dtype);
+  });
+  model.setWeights(values);
+}
+
+/** Seeded inputs for every model input (batch 2); integer inputs get token ids with zero padding. */
+function makeInputs(model, seed, spec) {
+  const r = rng(seed);
+  return model.inputs.map((inp, k) => {
+    const shape = inp.shape.map((d) => (d == null ? 2 : d));
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (inp.dtype === 'int32' || spec.vocab) {
+      const vocab = spec.vocab ?? 10;
+      const data = Array.from({ length: n }, () => 1 + Math.floor(r() * (vocab - 1)));
+      // Zero padding at the start of row 0 and the end of row 1 exercises masking.
+      const steps = shape[1];
+      data[0] = 0; data[1] = 0; data[n - 1] = 0;
+      if (steps > 4) data[Math.floor(steps / 2)] = 0;
+      return { name: model.inputNames[k], shape, dtype: 'int32', data };
+    }
+    const data = Array.from({ length: n }, () => Math.fround((r() - 0.5) * 4));
+    return { name: model.inputNames[k], shape, dtype: 'float32', data };
+  });
+}
+
+async function captureArtifacts(model, includeOptimizer) {
+  let artifacts;
+  await model.save(
+    tf.io.withSaveHandler(async (a) => {
+      artifacts = a;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+    { includeOptimizer },
+  );
+  return artifacts;
+}
+
+function weightBytes(artifacts) {
+  const d = artifacts.weightData;
+  const parts = Array.isArray(d) ? d : [d];
+  return Buffer.concat(parts.map((p) => Buffer.from(p)));
+}
+
+/** model.json laid out as tfjs-core's (unexported) getModelJSONForModelArtifacts does. */
+function modelJson(artifacts, paths) {
+  const json = {
+    modelTopology: artifacts.modelTopology,
+    format: artifacts.format,
+    generatedBy: artifacts.generatedBy,
+    convertedBy: artifacts.convertedBy,
+    weightsManifest: [{ paths, weights: artifacts.weightSpecs }],
+  };
+  for (const key of ['signature', 'userDefinedMetadata', 'modelInitializer', 'initializerSignature', 'trainingConfig']) {
+    if (artifacts[key] != null) json[key] = artifacts[key];
+  }
+  return json;
+}
+
+function writeTfjsStyle(dir, artifacts, style, extra = {}) {
+  const file = style === 'node' ? 'weights.bin' : 'model.weights.bin';
+  const manifestPath = style === 'node' ? 'weights.bin' : './model.weights.bin';
+  const json = { ...modelJson(artifacts, [manifestPath]), ...extra };
+  fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify(json));
+  fs.writeFileSync(path.join(dir, file), weightBytes(artifacts));
+}
+
+/** Hand the artifacts to the Python converter's writer (shards, groups, quantization). */
+function writeConverterStyle(dir, artifacts, conv) {
+  const staging = fs.mkdtempSync(path.join(OUT, '.staging-'));
+  try {
+    const json = modelJson(artifacts, ['weights.bin']);
+    json.convertedBy = 'TensorFlow.js Converter v4.22.0';
+    fs.writeFileSync(path.join(staging, 'model.json'), JSON.stringify(json));
+    fs.writeFileSync(path.join(staging, 'weights.bin'), weightBytes(artifacts));
+    const args = [path.join(HERE, 'write_converter.py'), staging, dir, JSON.stringify(conv)];
+    const res = spawnSync('python3', args, { stdio: 'inherit' });
+    if (res.status !== 0) throw new Error(`write_converter.py failed for ${dir}`);
+  } finally {
+    fs.rmSync(staging, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cases. Each builds a model; `style` picks the writer; `conv` configures the Python writer.
+
+const L = tf.layers;
+
+function mlpAdam() {
+  const m = tf.sequential();
+  m.add(L.dense({ units: 16, activation: 'relu', inputShape: [8] }));
+  m.add(L.batchNormalization());
+  m.add(L.dropout({ rate: 0.2 }));
+  m.add(L.dense({ units: 4, activation: 'softmax' }));
+  return m;
+}
+
+async function trainAdam(m, seed) {
+  m.compile({ optimizer: tf.train.adam(0.01), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+  const r = rng(seed);
+  const xs = tf.tensor2d(Array.from({ length: 32 * 8 }, () => r() - 0.5), [32, 8]);
+  const labels = Array.from({ length: 32 }, () => Math.floor(r() * 4));
+  const ys = tf.oneHot(tf.tensor1d(labels, 'int32'), 4).toFloat();
+  await m.fit(xs, ys, { epochs: 3, batchSize: 8, shuffle: false, verbose: 0 });
+}
+
+function cnn() {
+  const m = tf.sequential();
+  m.add(L.conv2d({ filters: 8, kernelSize: 3, padding: 'same', activation: 'relu', inputShape: [12, 12, 3] }));
+  m.add(L.batchNormalization());
+  m.add(L.maxPooling2d({ poolSize: 2 }));
+  m.add(L.conv2d({ filters: 6, kernelSize: 3, strides: 2, padding: 'same' }));
+  m.add(L.depthwiseConv2d({ kernelSize: 2, depthMultiplier: 2, padding: 'valid', activation: 'relu6' }));
+  m.add(L.separableConv2d({ filters: 5, kernelSize: 2, padding: 'same', activation: 'elu' }));
+  m.add(L.averagePooling2d({ poolSize: 2, padding: 'same' }));
+  m.add(L.flatten());
+  m.add(L.dense({ units: 5, activation: 'sigmoid' }));
+  return m;
+}
+
+function convMisc() {
+  const m = tf.sequential();
+  m.add(L.zeroPadding2d({ padding: [[1, 2], [0, 1]], inputShape: [9, 8, 3] }));
+  m.add(L.conv2d({ filters: 6, kernelSize: [3, 2], dilationRate: 2, activation: 'tanh' }));
+  m.add(L.cropping2D({ cropping: [[1, 0], [0, 1]] }));
+  m.add(L.upSampling2d({ size: [2, 1] }));
+  m.add(L.conv2dTranspose({ filters: 4, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu' }));
+  m.add(L.upSampling2d({ size: [1, 2], interpolation: 'bilinear' }));
+  m.add(L.conv2dTranspose({ filters: 3, kernelSize: 2, strides: 1, padding: 'valid' }));
+  m.add(L.globalMaxPooling2d({}));
+  m.add(L.rescaling({ scale: 0.5, offset: 0.25 }));
+  return m;
+}
+
+function convChannelsFirst() {
+  const m = tf.sequential();
+  m.add(L.conv2d({ filters: 4, kernelSize: 3, padding: 'same', dataFormat: 'channelsFirst', inputShape: [3, 9, 9] }));
+  m.add(L.batchNormalization({ axis: 1 }));
+  m.add(L.maxPooling2d({ poolSize: 2, dataFormat: 'channelsFirst' }));
+  m.add(L.globalAveragePooling2d({ dataFormat: 'channelsFirst' }));
+  m.add(L.dense({ units: 3 }));
+  return m;
+}
+
+function conv1d3d() {
+  const seq = L.input({ shape: [20, 3], name: 'seq' });
+  let a = L.conv1d({ filters: 5, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu' }).apply(seq);
+  a = L.maxPooling1d({ poolSize: 2 }).apply(a);
+  a = L.conv1d({ filters: 4, kernelSize: 2, dilationRate: 2 }).apply(a);
+  const a1 = L.globalAveragePooling1d().apply(a);
+  const a2 = L.globalMaxPooling1d().apply(L.averagePooling1d({ poolSize: 2, padding: 'same' }).apply(a));
+  const vol = L.input({ shape: [6, 6, 6, 2], name: 'vol' });
+  let b = L.conv3d({ filters: 3, kernelSize: 2, activation: 'relu' }).apply(vol);
+  b = L.maxPooling3d({ poolSize: 2 }).apply(b);
+  b = L.averagePooling3d({ poolSize: 2, strides: 1 }).apply(b);
+  b = L.flatten().apply(b);
+  const joined = L.concatenate().apply([a1, a2, b]);
+  const out1 = L.dense({ units: 3, name: 'head' }).apply(joined);
+  const out2 = L.dense({ units: 2, activation: 'softmax', name: 'aux' }).apply(a1);
+  return tf.model({ inputs: [seq, vol], outputs: [out1, out2] });
+}
+
+function mergeReshape() {
+  const x = L.input({ shape: [6], name: 'x' });
+  const y = L.input({ shape: [6], name: 'y' });
+  const shared = L.dense({ units: 6, activation: 'tanh', name: 'shared' });
+  const sx = shared.apply(x);
+  const sy = shared.apply(y);
+  const merged = [
+    L.add().apply([sx, sy]),
+    L.multiply().apply([sx, sy]),
+    L.average().apply([sx, sy]),
+    L.maximum().apply([sx, y]),
+    L.minimum().apply([x, sy]),
+    L.dot({ axes: 1, normalize: true }).apply([sx, sy]),
+  ];
+  const cat = L.concatenate({ axis: -1 }).apply(merged); // 31 features
+  let h = L.dense({ units: 12 }).apply(cat);
+  h = L.prelu({}).apply(h);
+  h = L.reshape({ targetShape: [3, 4] }).apply(h);
+  h = L.permute({ dims: [2, 1] }).apply(h);
+  h = L.layerNormalization({ axis: -1 }).apply(h);
+  h = L.leakyReLU({ alpha: 0.1 }).apply(h);
+  h = L.flatten().apply(h);
+  h = L.repeatVector({ n: 3 }).apply(h);
+  h = L.dense({ units: 4 }).apply(h);
+  h = L.reLU({ maxValue: 0.5 }).apply(h);
+  const out1 = L.softmax({ axis: 2 }).apply(h);
+  let g = L.elu().apply(L.dense({ units: 5 }).apply(sx));
+  g = L.thresholdedReLU({ theta: 0.1 }).apply(g);
+  g = L.activation({ activation: 'softplus' }).apply(L.softmax({}).apply(g));
+  const out2 = L.batchNormalization({ center: false }).apply(g);
+  return tf.model({ inputs: [x, y], outputs: [out1, out2] });
+}
+
+const ACTIVATIONS = ['linear', 'relu', 'relu6', 'elu', 'selu', 'sigmoid', 'hardSigmoid', 'tanh', 'softmax',
+  'logSoftmax', 'softplus', 'softsign', 'swish', 'gelu', 'mish'];
+
+function activations() {
+  const x = L.input({ shape: [10], name: 'x' });
+  const trunk = L.dense({ units: 10, name: 'trunk' }).apply(x);
+  const heads = ACTIVATIONS.map((a) => L.dense({ units: 4, activation: a, name: `act_${a}` }).apply(trunk));
+  return tf.model({ inputs: x, outputs: L.concatenate({ name: 'all' }).apply(heads) });
+}
+
+function rnn() {
+  const m = tf.sequential();
+  m.add(L.embedding({ inputDim: 12, outputDim: 6, maskZero: true, inputLength: 7 }));
+  m.add(L.lstm({ units: 5, returnSequences: true }));
+  m.add(L.gru({ units: 4, returnSequences: true }));
+  m.add(L.bidirectional({ layer: L.simpleRNN({ units: 3, returnSequences: true }), mergeMode: 'concat' }));
+  m.add(L.timeDistributed({ layer: L.dense({ units: 2 }) }));
+  return m;
+}
+
+function rnnMasking() {
+  const m = tf.sequential();
+  m.add(L.masking({ maskValue: 0, inputShape: [6, 3] }));
+  m.add(L.bidirectional({ layer: L.lstm({ units: 3, returnSequences: false }), mergeMode: 'ave' }));
+  m.add(L.dense({ units: 2 }));
+  return m;
+}
+
+function nested() {
+  const inner = tf.sequential({ name: 'inner' });
+  inner.add(L.dense({ units: 4, activation: 'relu', inputShape: [5], name: 'in_dense' }));
+  inner.add(L.dense({ units: 3, name: 'in_out' }));
+  const a = L.input({ shape: [5], name: 'a' });
+  const b = L.input({ shape: [5], name: 'b' });
+  const sum = L.add().apply([inner.apply(a), inner.apply(b)]);
+  return tf.model({ inputs: [a, b], outputs: L.dense({ units: 2, name: 'final' }).apply(sum) });
+}
+
+function mlp() {
+  const m = tf.sequential();
+  m.add(L.dense({ units: 40, activation: 'relu', inputShape: [30] }));
+  m.add(L.dense({ units: 20, activation: 'tanh' }));
+  m.add(L.dense({ units: 5 }));
+  return m;
+}
+
+export const CASES = {
+  mlp_adam: { build: mlpAdam, style: 'node', train: trainAdam, metadata: { purpose: 'optimizer state' } },
+  cnn: { build: cnn, style: 'downloads' },
+  conv_misc: { build: convMisc, style: 'node' },
+  conv_channels_first: { build: convChannelsFirst, style: 'downloads' },
+  conv1d_3d: { build: conv1d3d, style: 'node' },
+  merge_reshape: { build: mergeReshape, style: 'node' },
+  activations: { build: activations, style: 'downloads' },
+  rnn: { build: rnn, style: 'node', vocab: 12 },
+  rnn_masking: { build: rnnMasking, style: 'node' },
+  nested: { build: nested, style: 'downloads' },
+  // Converter shards: 1000-byte shards so weights straddle several files; two groups.
+  sharded: { build: mlp, style: 'converter', conv: { shard_size: 1000, groups: [['kernel$'], ['.*']] } },
+  quant_uint8: { build: cnn, style: 'converter', conv: { quantize: { uint8: ['*'] } } },
+  quant_uint16: { build: mlp, style: 'converter', conv: { shard_size: 4096, quantize: { uint16: ['*/kernel'] } } },
+  quant_float16: { build: convMisc, style: 'converter', conv: { quantize: { float16: ['*'] } } },
+};
+
+async function generate(name, spec, seed) {
+  const dir = path.join(OUT, name);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  const model = spec.build();
+  seedWeights(model, seed);
+  if (spec.train) await spec.train(model, seed + 1);
+  const artifacts = await captureArtifacts(model, Boolean(spec.train));
+  if (spec.metadata) artifacts.userDefinedMetadata = spec.metadata;
+  if (spec.style === 'converter') writeConverterStyle(dir, artifacts, spec.conv);
+  else writeTfjsStyle(dir, artifacts, spec.style);
+  const inputs = makeInputs(model, seed + 2, spec);
+  const loaded = await loadModelDir(dir);
+  const expected = { generator: `@tensorflow/tfjs ${tf.version.tfjs} (${tf.getBackend()})`, ...predictBundle(loaded, inputs) };
+  fs.writeFileSync(path.join(dir, 'expected.json'), JSON.stringify(expected));
+  console.log(`${name}: ${spec.style}, ${model.weights.length} weights, outputs ${expected.outputs.map((o) => `[${o.shape}]`).join(' ')}`);
+}
+
+async function main() {
+  await tf.setBackend('cpu');
+  const wanted = process.argv.slice(2);
+  const names = wanted.length ? wanted : Object.keys(CASES);
+  let seed = 1000;
+  for (const name of Object.keys(CASES)) {
+    seed += 100;
+    if (names.includes(name)) await generate(name, CASES[name], seed);
+  }
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
