@@ -127,6 +127,23 @@ function writeConverterStyle(dir, artifacts, conv) {
   }
 }
 
+/**
+ * For quantized fixtures: `unquantized.bin` holds the float32 weights before quantization and
+ * `dequantized.bin` the values TF.js decoded on load, both in the order of the fixture's manifest,
+ * so tests can check layercake's quantizer and dequantizer against the real tools byte for byte.
+ */
+function writeQuantizationGoldens(dir, artifacts, loaded) {
+  const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8')).weightsManifest;
+  const names = manifest.flatMap((g) => g.weights.map((w) => w.name));
+  const bytes = weightBytes(artifacts);
+  const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  const original = tf.io.decodeWeights(buffer, artifacts.weightSpecs);
+  const decoded = Object.fromEntries(loaded.weights.map((w) => [w.originalName, w.read()]));
+  const dump = (get) => Buffer.concat(names.map((n) => ((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength))(get(n).dataSync())));
+  fs.writeFileSync(path.join(dir, 'unquantized.bin'), dump((n) => original[n]));
+  fs.writeFileSync(path.join(dir, 'dequantized.bin'), dump((n) => decoded[n]));
+}
+
 // ---------------------------------------------------------------------------------------------
 // The cases. Each builds a model; `style` picks the writer; `conv` configures the Python writer.
 
@@ -316,6 +333,7 @@ async function generate(name, spec, seed) {
   else writeTfjsStyle(dir, artifacts, spec.style);
   const inputs = makeInputs(model, seed + 2, spec);
   const loaded = await loadModelDir(dir);
+  if (spec.conv?.quantize) writeQuantizationGoldens(dir, artifacts, loaded);
   const expected = { generator: `@tensorflow/tfjs ${tf.version.tfjs} (${tf.getBackend()})`, ...predictBundle(loaded, inputs) };
   fs.writeFileSync(path.join(dir, 'expected.json'), JSON.stringify(expected));
   console.log(`${name}: ${spec.style}, ${model.weights.length} weights, outputs ${expected.outputs.map((o) => `[${o.shape}]`).join(' ')}`);
