@@ -1,1 +1,24 @@
+//! layercake loads Keras / TensorFlow.js layer models onto the GPU, proves they were rebuilt
+//! correctly, and saves them back.
+//!
+//! The pieces, in the order data flows (see ARCHITECTURE.md):
+//! - [`format`]: TF.js artifacts (model.json + weight files in the node, downloads and converter
+//!   styles, quantized weights included) and safetensors, read with full validation and written
+//!   atomically ([`format::open`], [`format::save`]);
+//! - [`gpu`]: the wgpu device and the WGSL kernels under `shaders/`;
+//! - [`inspect`]: a summary of a model's layers and weights.
 
+pub mod atomic;
+pub mod dtype;
+pub mod error;
+pub mod format;
+pub mod gpu;
+pub mod inspect;
+pub mod shape;
+
+pub use dtype::{DType, Encoding, QuantDType};
+pub use error::{Error, Result};
+pub use format::manifest::WeightSpec;
+pub use format::{
+    open, save, Artifacts, ModelSpec, QuantizeChoice, SaveOptions, Style, Target, WeightBytes,
+};

@@ -1,0 +1,221 @@
+//! Atomic saves: a model is written into a temporary sibling of its destination, made durable
+//! (fsync of every file and of the directory), then switched into place in one step, so the
+//! destination always holds either the complete old model or the complete new one.
+//!
+//! A multi-file TF.js model is switched as a whole directory: on Linux with
+//! `renameat2(RENAME_EXCHANGE)`, which swaps the two directories atomically; elsewhere (or on a
+//! file system without it) by two renames, which leave a short window where the destination
+//! name is absent but never hold a mix of old and new files.
+
+use crate::error::{Error, Result};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Write a directory at `dst` atomically: `fill` writes the new contents into a temporary
+/// directory; files of an existing `dst` that `keep` says are not part of the old model are
+/// carried over, then the new directory replaces `dst`.
+pub fn replace_dir(
+    dst: &Path,
+    keep: impl Fn(&str) -> bool,
+    fill: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
+    let parent = parent_of(dst);
+    fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+    if dst.exists() && !dst.is_dir() {
+        return Err(Error::Usage(format!(
+            "{}: exists and is not a directory",
+            dst.display()
+        )));
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{}.layercake-", file_name(dst)))
+        .tempdir_in(&parent)
+        .map_err(|e| Error::io(&parent, e))?;
+    fill(tmp.path())?;
+    if dst.is_dir() {
+        carry_over(dst, tmp.path(), &keep)?;
+    }
+    sync_dir_files(tmp.path())?;
+    let tmp_path = tmp.keep();
+    let result = switch(&tmp_path, dst);
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&tmp_path);
+    }
+    result?;
+    sync_path(&parent)
+}
+
+/// Write one file at `dst` atomically: `fill` writes a temporary path in the same directory,
+/// which is then made durable and renamed over `dst`.
+pub fn replace_file(dst: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let parent = parent_of(dst);
+    fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+    if dst.is_dir() {
+        return Err(Error::Usage(format!("{}: is a directory", dst.display())));
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{}.layercake-", file_name(dst)))
+        .tempfile_in(&parent)
+        .map_err(|e| Error::io(&parent, e))?
+        .into_temp_path();
+    fill(&tmp)?;
+    sync_path(&tmp)?;
+    tmp.persist(dst).map_err(|e| Error::io(dst, e.error))?;
+    sync_path(&parent)
+}
+
+fn parent_of(dst: &Path) -> PathBuf {
+    match dst.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn file_name(dst: &Path) -> String {
+    dst.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into())
+}
+
+/// Hard-link (or copy) files of the old directory that are not part of the old model and not
+/// written anew; move sub-directories. Nothing the user kept beside a model is lost.
+fn carry_over(old: &Path, new: &Path, keep: &impl Fn(&str) -> bool) -> Result<()> {
+    for entry in fs::read_dir(old).map_err(|e| Error::io(old, e))? {
+        let entry = entry.map_err(|e| Error::io(old, e))?;
+        let name = entry.file_name();
+        let target = new.join(&name);
+        if target.exists() || !keep(&name.to_string_lossy()) {
+            continue;
+        }
+        let src = entry.path();
+        let kind = entry.file_type().map_err(|e| Error::io(&src, e))?;
+        if kind.is_dir() {
+            fs::rename(&src, &target).map_err(|e| Error::io(&src, e))?;
+        } else if fs::hard_link(&src, &target).is_err() {
+            fs::copy(&src, &target).map_err(|e| Error::io(&src, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn sync_dir_files(dir: &Path) -> Result<()> {
+    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if path.is_file() {
+            sync_path(&path)?;
+        }
+    }
+    sync_path(dir)
+}
+
+fn sync_path(path: &Path) -> Result<()> {
+    let f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    match f.sync_all() {
+        // Some platforms refuse fsync on directories; the data files were synced already.
+        Err(e) if path.is_dir() && e.kind() == std::io::ErrorKind::InvalidInput => Ok(()),
+        r => r.map_err(|e| Error::io(path, e)),
+    }
+}
+
+fn switch(tmp: &Path, dst: &Path) -> Result<()> {
+    if !dst.exists() {
+        return fs::rename(tmp, dst).map_err(|e| Error::io(dst, e));
+    }
+    if exchange(tmp, dst)? {
+        // `tmp` now holds the old model.
+        return fs::remove_dir_all(tmp).map_err(|e| Error::io(tmp, e));
+    }
+    let backup = tmp.with_extension("old");
+    fs::rename(dst, &backup).map_err(|e| Error::io(dst, e))?;
+    if let Err(e) = fs::rename(tmp, dst) {
+        let _ = fs::rename(&backup, dst);
+        return Err(Error::io(dst, e));
+    }
+    fs::remove_dir_all(&backup).map_err(|e| Error::io(&backup, e))
+}
+
+/// Swap two paths atomically. `Ok(false)` when the platform or file system cannot.
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> Result<bool> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| Error::Usage(format!("{}: path holds a NUL byte", p.display())))
+    };
+    let (ca, cb) = (c(a)?, c(b)?);
+    const RENAME_EXCHANGE: libc::c_uint = 2;
+    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = std::io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::ENOSYS) | Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) => Ok(false),
+        _ => Err(Error::io(b, err)),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_a: &Path, _b: &Path) -> Result<bool> {
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_a_directory_and_keeps_unrelated_files() {
+        let root = tempfile::tempdir().unwrap();
+        let dst = root.path().join("m");
+        fs::create_dir(&dst).unwrap();
+        fs::write(dst.join("model.json"), "old").unwrap();
+        fs::write(dst.join("weights.bin"), "old").unwrap();
+        fs::write(dst.join("notes.txt"), "mine").unwrap();
+        let keep = |n: &str| n != "model.json" && n != "weights.bin";
+        replace_dir(&dst, keep, |tmp| {
+            fs::write(tmp.join("model.json"), "new").map_err(|e| Error::io(tmp, e))
+        })
+        .unwrap();
+        assert_eq!(fs::read_to_string(dst.join("model.json")).unwrap(), "new");
+        assert!(!dst.join("weights.bin").exists());
+        assert_eq!(fs::read_to_string(dst.join("notes.txt")).unwrap(), "mine");
+        let leftovers: Vec<_> = fs::read_dir(root.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "temporary directories must be gone");
+    }
+
+    #[test]
+    fn a_failed_fill_leaves_the_old_directory_untouched() {
+        let root = tempfile::tempdir().unwrap();
+        let dst = root.path().join("m");
+        fs::create_dir(&dst).unwrap();
+        fs::write(dst.join("model.json"), "old").unwrap();
+        let r = replace_dir(&dst, |_| true, |_| Err(Error::Usage("disk full".into())));
+        assert!(r.is_err());
+        assert_eq!(fs::read_to_string(dst.join("model.json")).unwrap(), "old");
+        assert_eq!(fs::read_dir(root.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn replaces_a_file() {
+        let root = tempfile::tempdir().unwrap();
+        let dst = root.path().join("m.safetensors");
+        fs::write(&dst, "old").unwrap();
+        replace_file(&dst, |tmp| {
+            fs::write(tmp, "new").map_err(|e| Error::io(tmp, e))
+        })
+        .unwrap();
+        assert_eq!(fs::read_to_string(&dst).unwrap(), "new");
+    }
+}

@@ -1,0 +1,352 @@
+//! Model artifacts on disk: TF.js `model.json` + weight files (three styles) and safetensors.
+//!
+//! Reading parses and validates everything (paths, sizes, names, shapes) before any weight byte
+//! is used, then memory-maps the weight files. Writing streams each weight into its destination
+//! and switches the whole model into place atomically.
+
+pub mod manifest;
+pub mod quant;
+pub mod safetensors;
+pub mod store;
+pub mod tfjs;
+
+use crate::dtype::Encoding;
+use crate::error::{Error, Result};
+use manifest::WeightSpec;
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use store::WeightStore;
+
+pub use manifest::Quantization;
+
+/// Default converter shard size: 4 MiB.
+pub const DEFAULT_SHARD_SIZE: u64 = 4 * 1024 * 1024;
+
+/// The on-disk style of TF.js weight files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    /// tfjs-node `file://`: `model.json` + `weights.bin`, manifest path `weights.bin`.
+    Node,
+    /// Browser downloads / HTTP save: `model.json` + `model.weights.bin`, path `./model.weights.bin`.
+    Downloads,
+    /// Python converter: `group{g}-shard{i}of{N}.bin`, cut every `shard_size` bytes.
+    Shards {
+        /// Bytes per shard file (the last may be shorter).
+        shard_size: u64,
+    },
+    /// Any other naming: re-saved with the source's own paths and file sizes.
+    Custom,
+}
+
+impl Style {
+    /// Parse `node`, `downloads`, `shards` (default size) or `shards:BYTES`.
+    pub fn parse(s: &str) -> Option<Style> {
+        match s {
+            "node" => Some(Style::Node),
+            "downloads" => Some(Style::Downloads),
+            "shards" => Some(Style::Shards {
+                shard_size: DEFAULT_SHARD_SIZE,
+            }),
+            "custom" => Some(Style::Custom),
+            _ => s
+                .strip_prefix("shards:")
+                .and_then(|n| n.parse().ok())
+                .filter(|&n| n > 0)
+                .map(|shard_size| Style::Shards { shard_size }),
+        }
+    }
+}
+
+impl fmt::Display for Style {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Style::Node => f.write_str("node"),
+            Style::Downloads => f.write_str("downloads"),
+            Style::Shards { shard_size } => write!(f, "shards:{shard_size}"),
+            Style::Custom => f.write_str("custom"),
+        }
+    }
+}
+
+/// One manifest group as laid out in files.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupLayout {
+    /// Weight file paths, relative to model.json.
+    pub paths: Vec<String>,
+    /// Size of each file in bytes (same order as `paths`).
+    pub file_sizes: Vec<u64>,
+    /// Other keys of the group object, kept as read.
+    pub extra: Map<String, Value>,
+}
+
+/// How the weights are grouped and cut into files.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layout {
+    /// Detected (or recorded) style.
+    pub style: Style,
+    /// Manifest groups, in order.
+    pub groups: Vec<GroupLayout>,
+    /// For each weight (flat manifest order), the index of its group.
+    pub group_of: Vec<usize>,
+}
+
+/// Which container the artifacts were read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Container {
+    /// model.json + weight files.
+    Tfjs,
+    /// One `.safetensors` file.
+    Safetensors,
+}
+
+/// Everything about a saved model except the weight bytes: model.json's fields, the weight
+/// specs in manifest order, and their file layout.
+#[derive(Clone, Debug)]
+pub struct ModelSpec {
+    /// model.json's top-level fields in their original order (`weightsManifest` is kept as a
+    /// placeholder so it is written back at the same position).
+    pub fields: Map<String, Value>,
+    /// The weights, flat, in manifest order.
+    pub weights: Vec<WeightSpec>,
+    /// Groups and files.
+    pub layout: Layout,
+}
+
+impl ModelSpec {
+    /// The Keras topology (`modelTopology`).
+    pub fn topology(&self) -> Option<&Value> {
+        self.fields.get("modelTopology")
+    }
+
+    /// A top-level string field such as `format` or `generatedBy`.
+    pub fn string_field(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).and_then(Value::as_str)
+    }
+
+    /// Total stored bytes of all weights.
+    pub fn stored_bytes(&self) -> u64 {
+        self.weights.iter().map(|w| w.stored_len() as u64).sum()
+    }
+
+    /// model.json's fields with `manifest` placed where the source had its weightsManifest.
+    pub fn model_json(&self, manifest: Value) -> Value {
+        let mut out = Map::new();
+        let mut placed = false;
+        for (k, v) in &self.fields {
+            if k == "weightsManifest" {
+                out.insert(k.clone(), manifest.clone());
+                placed = true;
+            } else {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+        if !placed {
+            out.insert("weightsManifest".into(), manifest);
+        }
+        Value::Object(out)
+    }
+}
+
+/// Loaded artifacts: the spec and the (memory-mapped) stored weight bytes.
+#[derive(Debug)]
+pub struct Artifacts {
+    /// Fields, weight specs and layout.
+    pub spec: ModelSpec,
+    /// Stored bytes of each weight.
+    pub store: WeightStore,
+    /// The file the artifacts were read from (model.json or .safetensors).
+    pub origin: PathBuf,
+    /// The container read.
+    pub container: Container,
+}
+
+/// Access to weight bytes for a writer: loaded artifacts, or (later) buffers read back from a GPU.
+pub trait WeightBytes {
+    /// Weight `i`'s bytes in the encoding of the spec it was loaded with, when held that way.
+    fn stored(&self, i: usize) -> Option<Cow<'_, [u8]>>;
+    /// Weight `i` decoded to its logical dtype (little-endian float32 / int32 / bool).
+    fn logical(&self, i: usize) -> Result<Cow<'_, [u8]>>;
+}
+
+impl Artifacts {
+    /// Weight `i` decoded to its logical dtype.
+    pub fn logical(&self, i: usize) -> Cow<'_, [u8]> {
+        let spec = &self.spec.weights[i];
+        let stored = self.store.stored(i);
+        if spec.encoding().is_plain() {
+            return stored;
+        }
+        let mut out = vec![0u8; spec.logical_len()];
+        quant::decode(spec.encoding(), spec.dtype, &stored, &mut out);
+        Cow::Owned(out)
+    }
+
+    /// Index of the weight named `name`.
+    pub fn find(&self, name: &str) -> Option<usize> {
+        self.spec.weights.iter().position(|w| w.name == name)
+    }
+}
+
+impl WeightBytes for Artifacts {
+    fn stored(&self, i: usize) -> Option<Cow<'_, [u8]>> {
+        Some(self.store.stored(i))
+    }
+    fn logical(&self, i: usize) -> Result<Cow<'_, [u8]>> {
+        Ok(Artifacts::logical(self, i))
+    }
+}
+
+/// Open a model: a path to model.json, a directory holding model.json, or a `.safetensors` file.
+pub fn open(path: &Path) -> Result<Artifacts> {
+    if is_safetensors_path(path) {
+        return safetensors::read(path, None);
+    }
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        let json = path.join("model.json");
+        if !json.is_file() {
+            return Err(Error::format(path, "directory holds no model.json"));
+        }
+        return tfjs::read(&json);
+    }
+    tfjs::read(path)
+}
+
+/// True for paths ending in `.safetensors`.
+pub fn is_safetensors_path(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "safetensors")
+}
+
+/// What to do with quantization when saving.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum QuantizeChoice {
+    /// Keep each weight's source encoding (re-saving a quantized model keeps its bytes).
+    #[default]
+    Keep,
+    /// Write every weight unquantized.
+    None,
+    /// Quantize float32 model weights (not optimizer state) to this storage type, TF.js's scheme.
+    To(crate::dtype::QuantDType),
+}
+
+/// Encode weight `i` for output under `choice`: returns the output spec and its bytes.
+pub fn encode_for_output<'a>(
+    spec: &WeightSpec,
+    i: usize,
+    data: &'a dyn WeightBytes,
+    choice: QuantizeChoice,
+) -> Result<(WeightSpec, Cow<'a, [u8]>)> {
+    let quantizable = spec.dtype == crate::dtype::DType::Float32 && !spec.is_optimizer();
+    match choice {
+        QuantizeChoice::To(q) if quantizable => {
+            let logical = data.logical(i)?;
+            let floats: Vec<f32> = bytemuck::pod_collect_to_vec(&logical);
+            let (bytes, params) = quant::quantize(q, &floats);
+            let mut out = spec.clone();
+            out.quantization = Some(Quantization::new(q, params.map(|p| (p.min, p.scale))));
+            Ok((out, Cow::Owned(bytes)))
+        }
+        QuantizeChoice::None | QuantizeChoice::To(_) if spec.quantization.is_some() => {
+            let mut out = spec.clone();
+            out.quantization = None;
+            Ok((out, data.logical(i)?))
+        }
+        _ => Ok((spec.clone(), stored_or_encoded(spec, i, data)?)),
+    }
+}
+
+/// Weight `i`'s bytes in `spec`'s own encoding: the stored bytes when held, else re-encoded from
+/// the logical values (re-quantizing with the manifest's own min/scale gives the original bytes).
+fn stored_or_encoded<'a>(
+    spec: &WeightSpec,
+    i: usize,
+    data: &'a dyn WeightBytes,
+) -> Result<Cow<'a, [u8]>> {
+    if let Some(bytes) = data.stored(i) {
+        return Ok(bytes);
+    }
+    let logical = data.logical(i)?;
+    match spec.encoding() {
+        Encoding::Plain(_) => Ok(logical),
+        enc => Ok(Cow::Owned(quant::encode(enc, spec.dtype, &logical))),
+    }
+}
+
+/// The container to save into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// model.json + weight files in a directory.
+    Tfjs,
+    /// One `.safetensors` file.
+    Safetensors,
+}
+
+/// How to save a model.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SaveOptions {
+    /// Container; `None` picks safetensors for a path ending in `.safetensors`, else TF.js.
+    pub target: Option<Target>,
+    /// TF.js style; `None` keeps the source's.
+    pub style: Option<Style>,
+    /// Quantization policy.
+    pub quantize: QuantizeChoice,
+}
+
+/// What a save wrote.
+#[derive(Clone, Debug)]
+pub struct SaveReport {
+    /// Container written.
+    pub target: Target,
+    /// TF.js style written (TF.js target only).
+    pub style: Option<Style>,
+    /// Weight bytes written.
+    pub weight_bytes: u64,
+}
+
+/// Save `spec` with the weight bytes from `data` to `dst`, atomically.
+pub fn save(
+    dst: &Path,
+    spec: &ModelSpec,
+    data: &dyn WeightBytes,
+    opts: SaveOptions,
+) -> Result<SaveReport> {
+    let target = opts.target.unwrap_or(if is_safetensors_path(dst) {
+        Target::Safetensors
+    } else {
+        Target::Tfjs
+    });
+    match target {
+        Target::Safetensors => {
+            let weight_bytes = safetensors::write(dst, spec, data, opts.quantize)?;
+            Ok(SaveReport {
+                target,
+                style: None,
+                weight_bytes,
+            })
+        }
+        Target::Tfjs => {
+            if !matches!(spec.topology(), Some(Value::Object(_))) {
+                return Err(Error::Usage(format!(
+                    "{}: the model has no topology, so it cannot be written as TF.js (give one with --topology)",
+                    dst.display()
+                )));
+            }
+            let w = tfjs::write(
+                dst,
+                spec,
+                data,
+                tfjs::WriteOptions {
+                    style: opts.style,
+                    quantize: opts.quantize,
+                },
+            )?;
+            Ok(SaveReport {
+                target,
+                style: Some(w.style),
+                weight_bytes: w.weight_bytes,
+            })
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! Whole models as one `.safetensors` file, and plain safetensors weights paired with a topology.
+//!
+//! layercake's own files name each tensor by its TF.js manifest name and keep everything else in
+//! `__metadata__` (string values holding JSON), so the file alone loads again:
+//! - `layercake`: format version (`"1"`);
+//! - `tfjs.model_json`: model.json's fields (topology, trainingConfig, userDefinedMetadata, …);
+//! - `tfjs.weights`: the manifest entries in order (dtype, group, quantization);
+//! - `tfjs.layout`: the source's style, groups and file sizes, so a TF.js re-save can reproduce them.
+//!
+//! Quantized weights keep their compact bytes (U8 / U16 / F16 tensors). The stock safetensors
+//! readers read every tensor; parsing and validation use the `safetensors` crate.
+
+use super::manifest::WeightSpec;
+use super::store::{Backing, Span, WeightStore};
+use super::{
+    encode_for_output, Artifacts, Container, GroupLayout, Layout, ModelSpec, QuantizeChoice, Style,
+    WeightBytes,
+};
+use crate::atomic;
+use crate::dtype::{DType, Encoding, QuantDType};
+use crate::error::{Error, Result};
+use safetensors::tensor::{Dtype, Metadata, TensorInfo};
+use serde_json::{json, Map, Value};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::Path;
+
+const VERSION_KEY: &str = "layercake";
+const MODEL_JSON_KEY: &str = "tfjs.model_json";
+const WEIGHTS_KEY: &str = "tfjs.weights";
+const LAYOUT_KEY: &str = "tfjs.layout";
+
+/// Read a `.safetensors` file. With `topology`, the model's topology (and other model.json
+/// fields) come from that JSON file instead of the file's metadata.
+pub fn read(path: &Path, topology: Option<&Path>) -> Result<Artifacts> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let backing = Backing::map(path, &file, len)?;
+    let bytes: &[u8] = match &backing {
+        Backing::Mapped(m) => m,
+        Backing::Owned(v) => v,
+    };
+    let (n, header) = safetensors::SafeTensors::read_metadata(bytes)
+        .map_err(|e| Error::format(path, format!("not a valid safetensors file: {e}")))?;
+    let data_start = 8 + n;
+    let meta = header.metadata().clone().unwrap_or_default();
+    let mut fields = match topology {
+        Some(t) => topology_fields(t)?,
+        None => meta_json(path, &meta, MODEL_JSON_KEY)?
+            .map(|v| v.as_object().cloned().unwrap_or_default())
+            .unwrap_or_default(),
+    };
+    let (weights, spans) = match meta_json(path, &meta, WEIGHTS_KEY)? {
+        Some(list) => described_weights(path, &header, &list, data_start)?,
+        None => plain_weights(path, &header, data_start)?,
+    };
+    let layout = match meta_json(path, &meta, LAYOUT_KEY)? {
+        Some(l) => parse_layout(path, &l, weights.len())?,
+        None => default_layout(weights.len()),
+    };
+    fields.entry("weightsManifest").or_insert(Value::Null);
+    Ok(Artifacts {
+        spec: ModelSpec {
+            fields,
+            weights,
+            layout,
+        },
+        store: WeightStore::new(vec![backing], spans)?,
+        origin: path.to_path_buf(),
+        container: Container::Safetensors,
+    })
+}
+
+fn meta_json(path: &Path, meta: &HashMap<String, String>, key: &str) -> Result<Option<Value>> {
+    meta.get(key)
+        .map(|s| {
+            serde_json::from_str(s).map_err(|e| {
+                Error::format(path, format!("__metadata__ '{key}' is not valid JSON: {e}"))
+            })
+        })
+        .transpose()
+}
+
+/// model.json fields from a separate topology file: a whole model.json, or a bare topology.
+fn topology_fields(path: &Path) -> Result<Map<String, Value>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| Error::json(path, e))?;
+    let Value::Object(obj) = value else {
+        return Err(Error::json(path, "the top level is not an object"));
+    };
+    if obj.contains_key("modelTopology") {
+        let mut fields = obj;
+        fields.insert("weightsManifest".into(), Value::Null);
+        return Ok(fields);
+    }
+    if obj.contains_key("class_name") || obj.contains_key("model_config") {
+        let mut fields = Map::new();
+        fields.insert("modelTopology".into(), Value::Object(obj));
+        fields.insert("format".into(), Value::from("layers-model"));
+        return Ok(fields);
+    }
+    Err(Error::format(path, "neither a model.json nor a Keras topology (no 'modelTopology', 'class_name' or 'model_config')"))
+}
+
+fn tensor_span(path: &Path, name: &str, info: &TensorInfo, data_start: usize) -> Result<Span> {
+    let (begin, end) = info.data_offsets;
+    let start = data_start
+        .checked_add(begin)
+        .ok_or_else(|| Error::weight(path, name, "data offset overflows"))?;
+    Ok(Span {
+        buffer: 0,
+        start,
+        len: end - begin,
+    })
+}
+
+/// Weights described by layercake's `tfjs.weights` metadata: check each tensor agrees with it.
+fn described_weights(
+    path: &Path,
+    header: &Metadata,
+    list: &Value,
+    data_start: usize,
+) -> Result<(Vec<WeightSpec>, Vec<Vec<Span>>)> {
+    let entries = list.as_array().ok_or_else(|| {
+        Error::format(path, format!("__metadata__ '{WEIGHTS_KEY}' is not a list"))
+    })?;
+    let mut specs = Vec::with_capacity(entries.len());
+    let mut spans = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let spec = WeightSpec::from_json(entry, path)?;
+        let info = header.info(&spec.name).ok_or_else(|| {
+            Error::weight(
+                path,
+                &spec.name,
+                "listed in the metadata but the file has no such tensor",
+            )
+        })?;
+        let want = st_dtype(spec.encoding());
+        if info.dtype != want || info.shape != spec.shape {
+            return Err(Error::weight(
+                path,
+                &spec.name,
+                format!(
+                    "tensor is {:?} {:?} but the metadata says {want:?} {:?}",
+                    info.dtype, info.shape, spec.shape
+                ),
+            ));
+        }
+        spans.push(vec![tensor_span(path, &spec.name, info, data_start)?]);
+        specs.push(spec);
+    }
+    if header.tensors().len() != specs.len() {
+        let listed: std::collections::HashSet<&str> =
+            specs.iter().map(|s| s.name.as_str()).collect();
+        let extra = header
+            .offset_keys()
+            .into_iter()
+            .find(|k| !listed.contains(k.as_str()))
+            .unwrap_or_default();
+        return Err(Error::weight(
+            path,
+            &extra,
+            format!("tensor is not listed in __metadata__ '{WEIGHTS_KEY}'"),
+        ));
+    }
+    Ok((specs, spans))
+}
+
+/// A plain safetensors file: tensors in file order, dtypes mapped to TF.js's.
+fn plain_weights(
+    path: &Path,
+    header: &Metadata,
+    data_start: usize,
+) -> Result<(Vec<WeightSpec>, Vec<Vec<Span>>)> {
+    let mut specs = Vec::new();
+    let mut spans = Vec::new();
+    for name in header.offset_keys() {
+        let info = header.info(&name).expect("offset_keys names tensors");
+        let mut spec = WeightSpec::new(name.clone(), info.shape.clone(), DType::Float32);
+        match info.dtype {
+            Dtype::F32 => {}
+            Dtype::I32 => spec.dtype = DType::Int32,
+            Dtype::BOOL => spec.dtype = DType::Bool,
+            Dtype::F16 => spec.quantization = Some(super::Quantization::new(QuantDType::Float16, None)),
+            other => {
+                return Err(Error::weight(path, &name, format!("safetensors dtype {other:?} has no TF.js equivalent (F32, I32, BOOL and F16 are read)")))
+            }
+        }
+        spans.push(vec![tensor_span(path, &name, info, data_start)?]);
+        specs.push(spec);
+    }
+    Ok((specs, spans))
+}
+
+fn default_layout(n: usize) -> Layout {
+    Layout {
+        style: Style::Node,
+        groups: vec![GroupLayout {
+            paths: vec!["weights.bin".into()],
+            file_sizes: Vec::new(),
+            extra: Map::new(),
+        }],
+        group_of: vec![0; n],
+    }
+}
+
+fn parse_layout(path: &Path, v: &Value, n: usize) -> Result<Layout> {
+    let bad = || Error::format(path, format!("__metadata__ '{LAYOUT_KEY}' is malformed"));
+    let style = v
+        .get("style")
+        .and_then(Value::as_str)
+        .and_then(Style::parse)
+        .ok_or_else(bad)?;
+    let groups = v
+        .get("groups")
+        .and_then(Value::as_array)
+        .ok_or_else(bad)?
+        .iter()
+        .map(|g| {
+            Some(GroupLayout {
+                paths: serde_json::from_value(g.get("paths")?.clone()).ok()?,
+                file_sizes: serde_json::from_value(g.get("file_sizes")?.clone()).ok()?,
+                extra: g
+                    .get("extra")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default(),
+            })
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(bad)?;
+    let group_of: Vec<usize> = v
+        .get("group_of")
+        .and_then(|g| serde_json::from_value(g.clone()).ok())
+        .ok_or_else(bad)?;
+    if group_of.len() != n
+        || group_of.iter().any(|&g| g >= groups.len())
+        || group_of.windows(2).any(|w| w[0] > w[1])
+    {
+        return Err(bad());
+    }
+    Ok(Layout {
+        style,
+        groups,
+        group_of,
+    })
+}
+
+fn st_dtype(enc: Encoding) -> Dtype {
+    match enc {
+        Encoding::Plain(DType::Float32) => Dtype::F32,
+        Encoding::Plain(DType::Int32) => Dtype::I32,
+        Encoding::Plain(DType::Bool) => Dtype::BOOL,
+        Encoding::Affine {
+            storage: QuantDType::Uint16,
+            ..
+        } => Dtype::U16,
+        Encoding::Affine { .. } => Dtype::U8,
+        Encoding::Float16 => Dtype::F16,
+        Encoding::BFloat16 => Dtype::BF16,
+    }
+}
+
+/// One tensor handed to the safetensors serializer.
+struct Tensor<'a> {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Cow<'a, [u8]>,
+}
+
+impl safetensors::View for Tensor<'_> {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+/// Write `spec` + weights as one safetensors file at `dst` (atomically replaced).
+pub fn write(
+    dst: &Path,
+    spec: &ModelSpec,
+    data: &dyn WeightBytes,
+    quantize: QuantizeChoice,
+) -> Result<u64> {
+    let mut entries = Vec::with_capacity(spec.weights.len());
+    let mut tensors = Vec::with_capacity(spec.weights.len());
+    for (i, w) in spec.weights.iter().enumerate() {
+        let (out, bytes) = encode_for_output(w, i, data, quantize)?;
+        entries.push(out.to_json());
+        tensors.push((
+            out.name.clone(),
+            Tensor {
+                dtype: st_dtype(out.encoding()),
+                shape: out.shape.clone(),
+                bytes,
+            },
+        ));
+    }
+    let total = tensors.iter().map(|t| t.1.bytes.len() as u64).sum();
+    let mut fields = spec.fields.clone();
+    fields.remove("weightsManifest");
+    let layout = &spec.layout;
+    let groups: Vec<Value> = layout
+        .groups
+        .iter()
+        .map(|g| json!({"paths": g.paths, "file_sizes": g.file_sizes, "extra": g.extra}))
+        .collect();
+    let meta = HashMap::from([
+        (VERSION_KEY.to_string(), "1".to_string()),
+        (MODEL_JSON_KEY.to_string(), Value::Object(fields).to_string()),
+        (WEIGHTS_KEY.to_string(), Value::Array(entries).to_string()),
+        (
+            LAYOUT_KEY.to_string(),
+            json!({"style": layout.style.to_string(), "groups": groups, "group_of": layout.group_of}).to_string(),
+        ),
+    ]);
+    atomic::replace_file(dst, |tmp| {
+        safetensors::serialize_to_file(tensors, Some(meta), tmp)
+            .map_err(|e| Error::format(dst, format!("safetensors write failed: {e}")))
+    })?;
+    Ok(total)
+}

@@ -1,0 +1,182 @@
+//! Where the weight bytes of loaded artifacts live: memory-mapped weight files (or owned bytes),
+//! and for each weight the spans that hold it. A weight that straddles shard files has several
+//! spans; nothing is ever concatenated into a whole-model buffer.
+
+use crate::error::{Error, Result};
+use memmap2::Mmap;
+use std::borrow::Cow;
+use std::fs::File;
+use std::path::Path;
+
+/// Backing bytes: a mapped file or bytes held in memory.
+#[derive(Debug)]
+pub enum Backing {
+    /// A read-only memory map of a whole file. The file must not be truncated while mapped;
+    /// layercake itself never writes over a file in place (saves go to new files and rename).
+    Mapped(Mmap),
+    /// Bytes owned by the store (in-memory models, empty files).
+    Owned(Vec<u8>),
+}
+
+impl Backing {
+    /// Map `path` read-only; empty files become empty owned buffers (mmap of length 0 fails).
+    pub fn map(path: &Path, file: &File, len: u64) -> Result<Backing> {
+        if len == 0 {
+            return Ok(Backing::Owned(Vec::new()));
+        }
+        // SAFETY: the map is read-only and layercake never modifies weight files in place; a
+        // third party truncating the file while it is loaded is outside the supported contract.
+        let map = unsafe { Mmap::map(file) }.map_err(|e| Error::io(path, e))?;
+        if map.len() as u64 != len {
+            return Err(Error::format(
+                path,
+                format!(
+                    "file changed size while loading ({len} → {} bytes)",
+                    map.len()
+                ),
+            ));
+        }
+        Ok(Backing::Mapped(map))
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Backing::Mapped(m) => m,
+            Backing::Owned(v) => v,
+        }
+    }
+}
+
+/// A contiguous run of one weight's bytes inside one backing buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// Index into the store's buffers.
+    pub buffer: usize,
+    /// Byte offset in that buffer.
+    pub start: usize,
+    /// Length in bytes.
+    pub len: usize,
+}
+
+/// The stored (possibly quantized) bytes of every weight, as spans over backing buffers.
+#[derive(Debug, Default)]
+pub struct WeightStore {
+    buffers: Vec<Backing>,
+    spans: Vec<Vec<Span>>,
+}
+
+impl WeightStore {
+    /// A store over `buffers`, with `spans[i]` locating weight `i`. Spans must lie inside their
+    /// buffers (checked).
+    pub fn new(buffers: Vec<Backing>, spans: Vec<Vec<Span>>) -> Result<WeightStore> {
+        for (i, s) in spans.iter().flatten().enumerate() {
+            let ok = buffers
+                .get(s.buffer)
+                .and_then(|b| s.start.checked_add(s.len).map(|end| end <= b.bytes().len()))
+                .unwrap_or(false);
+            if !ok {
+                return Err(Error::Usage(format!(
+                    "internal: span {i} lies outside its buffer"
+                )));
+            }
+        }
+        Ok(WeightStore { buffers, spans })
+    }
+
+    /// Number of weights.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// True when the store holds no weights.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Stored byte length of weight `i`.
+    pub fn stored_len(&self, i: usize) -> usize {
+        self.spans[i].iter().map(|s| s.len).sum()
+    }
+
+    /// The pieces of weight `i`, in order (one for a weight inside a single file).
+    pub fn pieces(&self, i: usize) -> impl Iterator<Item = &[u8]> {
+        self.spans[i]
+            .iter()
+            .map(|s| &self.buffers[s.buffer].bytes()[s.start..s.start + s.len])
+    }
+
+    /// Weight `i`'s stored bytes: borrowed when it lies in one file, assembled when it straddles.
+    pub fn stored(&self, i: usize) -> Cow<'_, [u8]> {
+        let mut pieces = self.pieces(i);
+        match (pieces.next(), self.spans[i].len()) {
+            (Some(p), 1) => Cow::Borrowed(p),
+            (None, _) => Cow::Borrowed(&[]),
+            (Some(first), _) => {
+                let mut v = Vec::with_capacity(self.stored_len(i));
+                v.extend_from_slice(first);
+                pieces.for_each(|p| v.extend_from_slice(p));
+                Cow::Owned(v)
+            }
+        }
+    }
+
+    /// Copy weight `i`'s stored bytes into `dst` (exactly `stored_len(i)` bytes), assembling a
+    /// straddling weight in place: the path used to fill mapped GPU buffers.
+    pub fn copy_into(&self, i: usize, dst: &mut [u8]) {
+        let mut at = 0;
+        for p in self.pieces(i) {
+            dst[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn straddling_weight_is_assembled() {
+        let store = WeightStore::new(
+            vec![Backing::Owned(vec![1, 2, 3]), Backing::Owned(vec![4, 5])],
+            vec![
+                vec![Span {
+                    buffer: 0,
+                    start: 0,
+                    len: 2,
+                }],
+                vec![
+                    Span {
+                        buffer: 0,
+                        start: 2,
+                        len: 1,
+                    },
+                    Span {
+                        buffer: 1,
+                        start: 0,
+                        len: 2,
+                    },
+                ],
+            ],
+        )
+        .unwrap();
+        assert!(matches!(store.stored(0), Cow::Borrowed(&[1, 2])));
+        assert_eq!(&*store.stored(1), &[3, 4, 5]);
+        let mut dst = [0u8; 3];
+        store.copy_into(1, &mut dst);
+        assert_eq!(dst, [3, 4, 5]);
+    }
+
+    #[test]
+    fn spans_outside_buffers_are_refused() {
+        let r = WeightStore::new(
+            vec![Backing::Owned(vec![0; 4])],
+            vec![vec![Span {
+                buffer: 0,
+                start: 2,
+                len: 3,
+            }]],
+        );
+        assert!(r.is_err());
+    }
+}

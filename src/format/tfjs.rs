@@ -1,0 +1,679 @@
+//! TF.js LayersModel artifacts: `model.json` + weight files in any of the three styles.
+
+use super::manifest::{parse_manifest, ManifestGroup};
+use super::store::{Backing, Span, WeightStore};
+use super::{
+    encode_for_output, Artifacts, Container, GroupLayout, Layout, ModelSpec, QuantizeChoice, Style,
+    WeightBytes, DEFAULT_SHARD_SIZE,
+};
+use crate::atomic;
+use crate::error::{Error, Result};
+use serde_json::{Map, Value};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Component, Path, PathBuf};
+
+/// Largest model.json accepted (the JSON is parsed into memory).
+pub const MAX_MODEL_JSON_BYTES: u64 = 1 << 30;
+
+/// Read and validate `model.json` and its weight files. No weight byte is touched before every
+/// path is checked to stay inside the model's directory and every group's declared byte count
+/// equals the size of its files.
+pub fn read(json_path: &Path) -> Result<Artifacts> {
+    let fields = read_model_json(json_path)?;
+    let (groups, weights) = match fields.get("weightsManifest") {
+        None | Some(Value::Null) => (Vec::new(), Vec::new()),
+        Some(m) => parse_manifest(m, json_path)?,
+    };
+    let dir = json_path.parent().unwrap_or(Path::new("."));
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let canonical_dir = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
+    let mut files = Vec::new();
+    let mut layouts = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for group in &groups {
+        let mut sizes = Vec::new();
+        for entry in &group.paths {
+            let path = resolve_weight_path(json_path, &canonical_dir, entry)?;
+            if !seen.insert(path.clone()) {
+                return Err(Error::format(
+                    json_path,
+                    format!("weight file '{entry}' is listed twice"),
+                ));
+            }
+            let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+            let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+            sizes.push(len);
+            files.push((path, file, len));
+        }
+        layouts.push(GroupLayout {
+            paths: group.paths.clone(),
+            file_sizes: sizes,
+            extra: group.extra.clone(),
+        });
+    }
+    let group_of = group_index(&groups);
+    check_group_sizes(json_path, &groups, &layouts, &weights)?;
+    let buffers = files
+        .iter()
+        .map(|(p, f, len)| Backing::map(p, f, *len))
+        .collect::<Result<Vec<_>>>()?;
+    let spans = weight_spans(&layouts, &weights, &group_of);
+    let style = detect_style(&layouts);
+    Ok(Artifacts {
+        spec: ModelSpec {
+            fields,
+            weights,
+            layout: Layout {
+                style,
+                groups: layouts,
+                group_of,
+            },
+        },
+        store: WeightStore::new(buffers, spans)?,
+        origin: json_path.to_path_buf(),
+        container: Container::Tfjs,
+    })
+}
+
+/// Parse model.json into its top-level fields; it must be a JSON object with a `modelTopology`.
+pub fn read_model_json(path: &Path) -> Result<Map<String, Value>> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.len() > MAX_MODEL_JSON_BYTES {
+        return Err(Error::format(
+            path,
+            format!(
+                "model.json is {} bytes, over the {MAX_MODEL_JSON_BYTES}-byte limit",
+                meta.len()
+            ),
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| Error::json(path, e))?;
+    let Value::Object(fields) = value else {
+        return Err(Error::json(path, "the top level is not an object"));
+    };
+    match fields.get("modelTopology") {
+        Some(Value::Object(_)) => Ok(fields),
+        Some(_) => Err(Error::format(
+            path,
+            "'modelTopology' is not a JSON object (binary GraphDef models are not layers models)",
+        )),
+        None => Err(Error::format(
+            path,
+            "no 'modelTopology': not a TF.js layers model",
+        )),
+    }
+}
+
+/// Resolve a manifest path against the model's directory, refusing anything that could leave it.
+fn resolve_weight_path(json_path: &Path, canonical_dir: &Path, entry: &str) -> Result<PathBuf> {
+    let unsafe_path = |reason: &str| Error::UnsafePath {
+        path: json_path.to_path_buf(),
+        entry: entry.to_string(),
+        reason: reason.to_string(),
+    };
+    if entry.is_empty() {
+        return Err(unsafe_path("it is empty"));
+    }
+    if entry.contains('\0') {
+        return Err(unsafe_path("it holds a NUL byte"));
+    }
+    if entry.contains("://") {
+        return Err(unsafe_path(
+            "it is a URL, not a path relative to model.json",
+        ));
+    }
+    let rel = Path::new(entry);
+    if rel.is_absolute()
+        || entry.starts_with('/')
+        || entry.starts_with('\\')
+        || entry.get(1..2) == Some(":")
+    {
+        return Err(unsafe_path("it is absolute"));
+    }
+    if entry.split(['/', '\\']).any(|c| c == "..")
+        || rel.components().any(|c| c == Component::ParentDir)
+    {
+        return Err(unsafe_path("it goes up with '..'"));
+    }
+    let joined = canonical_dir.join(rel);
+    let resolved = match joined.canonicalize() {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::format(
+                json_path,
+                format!(
+                    "weight file '{entry}' does not exist ({})",
+                    joined.display()
+                ),
+            ))
+        }
+        Err(e) => return Err(Error::io(&joined, e)),
+    };
+    if !resolved.starts_with(canonical_dir) {
+        return Err(unsafe_path(
+            "it resolves outside the model's directory (through a symbolic link)",
+        ));
+    }
+    if !resolved.is_file() {
+        return Err(Error::format(
+            json_path,
+            format!("weight file '{entry}' is not a regular file"),
+        ));
+    }
+    Ok(resolved)
+}
+
+fn group_index(groups: &[ManifestGroup]) -> Vec<usize> {
+    groups
+        .iter()
+        .enumerate()
+        .flat_map(|(g, group)| std::iter::repeat_n(g, group.count))
+        .collect()
+}
+
+/// Every group's weights must need exactly the bytes its files hold.
+fn check_group_sizes(
+    json_path: &Path,
+    groups: &[ManifestGroup],
+    layouts: &[GroupLayout],
+    weights: &[super::manifest::WeightSpec],
+) -> Result<()> {
+    let mut first = 0;
+    for (g, (group, layout)) in groups.iter().zip(layouts).enumerate() {
+        let specs = &weights[first..first + group.count];
+        first += group.count;
+        let need = specs
+            .iter()
+            .try_fold(0u64, |acc, w| acc.checked_add(w.stored_len() as u64));
+        let need = need.ok_or_else(|| {
+            Error::format(json_path, format!("group {}: weight sizes overflow", g + 1))
+        })?;
+        let have: u64 = layout.file_sizes.iter().sum();
+        if need == have {
+            continue;
+        }
+        let odd = odd_shard(layout);
+        if need > have {
+            let (weight, start) = first_weight_past(specs, have);
+            let mut msg = format!(
+                "group {}: the manifest's weights need {need} bytes but the files hold {have} ({} missing); weight '{weight}' (bytes {start}..{} of the group) runs past the end of the data",
+                g + 1,
+                need - have,
+                start + specs.iter().find(|w| w.name == weight).map_or(0, |w| w.stored_len() as u64),
+            );
+            if let Some(o) = odd {
+                msg.push_str(&format!("; {o}"));
+            } else if let Some(last) = layout.paths.last() {
+                msg.push_str(&format!("; is '{last}' truncated or a shard missing?"));
+            }
+            return Err(Error::format(json_path, msg));
+        }
+        let extra = have - need;
+        let last = layout.paths.last().cloned().unwrap_or_default();
+        let last_size = layout.file_sizes.last().copied().unwrap_or(0);
+        let mut msg = format!(
+            "group {}: the files hold {have} bytes but the manifest's weights need only {need}: {extra} extra bytes at the end of '{last}' (from offset {} of that file)",
+            g + 1,
+            last_size.saturating_sub(extra),
+        );
+        if let Some(o) = odd {
+            msg.push_str(&format!("; {o}"));
+        }
+        return Err(Error::format(json_path, msg));
+    }
+    Ok(())
+}
+
+/// In a converter group, every shard but the last has the same size: name one that differs.
+fn odd_shard(layout: &GroupLayout) -> Option<String> {
+    let sizes = &layout.file_sizes;
+    if sizes.len() < 3 {
+        return None;
+    }
+    let common = sizes[0].max(sizes[1]);
+    let inner = &sizes[..sizes.len() - 1];
+    let (i, &size) = inner.iter().enumerate().find(|(_, &s)| s != common)?;
+    Some(format!(
+        "'{}' holds {size} bytes where the group's other shards hold {common}",
+        layout.paths[i]
+    ))
+}
+
+fn first_weight_past(specs: &[super::manifest::WeightSpec], have: u64) -> (String, u64) {
+    let mut offset = 0u64;
+    for w in specs {
+        let end = offset + w.stored_len() as u64;
+        if end > have {
+            return (w.name.clone(), offset);
+        }
+        offset = end;
+    }
+    (String::new(), offset)
+}
+
+/// Locate each weight in its group's files: a list of (file, offset, len) pieces.
+fn weight_spans(
+    layouts: &[GroupLayout],
+    weights: &[super::manifest::WeightSpec],
+    group_of: &[usize],
+) -> Vec<Vec<Span>> {
+    let mut file_base = Vec::new(); // index of each group's first file in the flat buffer list
+    let mut n = 0;
+    for l in layouts {
+        file_base.push(n);
+        n += l.paths.len();
+    }
+    let mut offsets = vec![0u64; layouts.len()];
+    weights
+        .iter()
+        .zip(group_of)
+        .map(|(w, &g)| {
+            let start = offsets[g];
+            let len = w.stored_len() as u64;
+            offsets[g] += len;
+            spans_in_group(&layouts[g].file_sizes, file_base[g], start, len)
+        })
+        .collect()
+}
+
+fn spans_in_group(sizes: &[u64], base: usize, start: u64, len: u64) -> Vec<Span> {
+    let mut spans = Vec::new();
+    let (mut pos, end) = (start, start + len);
+    let mut file_start = 0u64;
+    for (i, &size) in sizes.iter().enumerate() {
+        let file_end = file_start + size;
+        if pos < end && pos < file_end && size > 0 {
+            let take = end.min(file_end) - pos;
+            spans.push(Span {
+                buffer: base + i,
+                start: (pos - file_start) as usize,
+                len: take as usize,
+            });
+            pos += take;
+        }
+        file_start = file_end;
+    }
+    spans
+}
+
+/// Recognize the three styles real tools write; anything else is `Custom`.
+pub fn detect_style(groups: &[GroupLayout]) -> Style {
+    if let [g] = groups {
+        match g.paths.as_slice() {
+            [p] if p == "weights.bin" => return Style::Node,
+            [p] if p == "./model.weights.bin" => return Style::Downloads,
+            _ => {}
+        }
+    }
+    shard_size(groups).map_or(Style::Custom, |shard_size| Style::Shards { shard_size })
+}
+
+/// The shard size that reproduces these converter groups' paths and cuts, if there is one.
+fn shard_size(groups: &[GroupLayout]) -> Option<u64> {
+    if groups.is_empty() {
+        return None;
+    }
+    let named = groups
+        .iter()
+        .enumerate()
+        .all(|(g, l)| l.paths == shard_names(g, l.paths.len()));
+    if !named {
+        return None;
+    }
+    let multi: Vec<u64> = groups
+        .iter()
+        .filter(|l| l.file_sizes.len() > 1)
+        .map(|l| l.file_sizes[0])
+        .collect();
+    let size = match multi.first() {
+        Some(&s) => s,
+        None => groups
+            .iter()
+            .flat_map(|l| l.file_sizes.iter().copied())
+            .max()
+            .unwrap_or(0)
+            .max(DEFAULT_SHARD_SIZE),
+    };
+    let fits = groups.iter().all(|l| {
+        let (last, inner) = l.file_sizes.split_last().unwrap_or((&0, &[]));
+        inner.iter().all(|&s| s == size) && *last <= size && (*last > 0 || l.file_sizes.len() <= 1)
+    });
+    (size > 0 && fits).then_some(size)
+}
+
+/// `group{g+1}-shard{i}of{n}.bin` for i in 1..=n.
+fn shard_names(g: usize, n: usize) -> Vec<String> {
+    (1..=n)
+        .map(|i| format!("group{}-shard{i}of{n}.bin", g + 1))
+        .collect()
+}
+
+/// Options for writing TF.js artifacts.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WriteOptions {
+    /// Style to write; `None` keeps the source's style.
+    pub style: Option<Style>,
+    /// Quantization policy.
+    pub quantize: QuantizeChoice,
+}
+
+/// What a write produced.
+#[derive(Clone, Debug)]
+pub struct WriteReport {
+    /// The style written.
+    pub style: Style,
+    /// Files written (relative to the directory), model.json last.
+    pub files: Vec<String>,
+    /// Weight bytes written.
+    pub weight_bytes: u64,
+}
+
+/// Write `spec` + weight bytes as TF.js artifacts into directory `dst`, atomically replacing a
+/// model already there (files beside it that are not part of that model are kept).
+pub fn write(
+    dst: &Path,
+    spec: &ModelSpec,
+    data: &dyn WeightBytes,
+    opts: WriteOptions,
+) -> Result<WriteReport> {
+    let old = old_model_files(dst);
+    let keep = |name: &str| !old.iter().any(|f| f == name);
+    let mut report = None;
+    atomic::replace_dir(dst, keep, |tmp| {
+        report = Some(write_into(tmp, spec, data, opts)?);
+        Ok(())
+    })?;
+    Ok(report.expect("write_into ran"))
+}
+
+/// Names of the files that make up the model currently in `dir` (model.json and its manifest
+/// paths' first components); empty when there is none.
+fn old_model_files(dir: &Path) -> Vec<String> {
+    let json = dir.join("model.json");
+    let Ok(fields) = read_model_json(&json) else {
+        return if json.exists() {
+            vec!["model.json".into()]
+        } else {
+            Vec::new()
+        };
+    };
+    let mut names = vec!["model.json".to_string()];
+    if let Some(Value::Array(groups)) = fields.get("weightsManifest") {
+        for g in groups {
+            for p in g
+                .get("paths")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(first) = p
+                    .as_str()
+                    .and_then(|s| s.trim_start_matches("./").split('/').next())
+                {
+                    names.push(first.to_string());
+                }
+            }
+        }
+    }
+    names
+}
+
+/// The groups to write: each a list of weight indices and its files (name, size).
+struct PlannedGroup {
+    weights: Vec<usize>,
+    files: Vec<(String, u64)>,
+    extra: Map<String, Value>,
+}
+
+fn plan_groups(spec: &ModelSpec, style: Style, out_sizes: &[u64]) -> (Style, Vec<PlannedGroup>) {
+    let all: Vec<usize> = (0..spec.weights.len()).collect();
+    let total: u64 = out_sizes.iter().sum();
+    let single = |path: &str| PlannedGroup {
+        weights: all.clone(),
+        files: vec![(path.to_string(), total)],
+        extra: Map::new(),
+    };
+    let source_groups = || -> Vec<(Vec<usize>, Map<String, Value>)> {
+        let n = spec.layout.groups.len().max(1);
+        (0..n)
+            .map(|g| {
+                let ws = all
+                    .iter()
+                    .copied()
+                    .filter(|&i| spec.layout.group_of.get(i).copied().unwrap_or(0) == g)
+                    .collect();
+                let extra = spec
+                    .layout
+                    .groups
+                    .get(g)
+                    .map(|l| l.extra.clone())
+                    .unwrap_or_default();
+                (ws, extra)
+            })
+            .collect()
+    };
+    match style {
+        Style::Node => (style, vec![single("weights.bin")]),
+        Style::Downloads => (style, vec![single("./model.weights.bin")]),
+        Style::Custom => {
+            let groups: Vec<PlannedGroup> = source_groups()
+                .into_iter()
+                .zip(&spec.layout.groups)
+                .map(|((weights, extra), l)| PlannedGroup {
+                    weights,
+                    files: l
+                        .paths
+                        .iter()
+                        .cloned()
+                        .zip(l.file_sizes.iter().copied())
+                        .collect(),
+                    extra,
+                })
+                .collect();
+            let same = !groups.is_empty()
+                && groups.iter().all(|g| {
+                    g.files.iter().map(|f| f.1).sum::<u64>()
+                        == g.weights.iter().map(|&i| out_sizes[i]).sum::<u64>()
+                });
+            if same {
+                (style, groups)
+            } else {
+                plan_groups(
+                    spec,
+                    Style::Shards {
+                        shard_size: DEFAULT_SHARD_SIZE,
+                    },
+                    out_sizes,
+                )
+            }
+        }
+        Style::Shards { shard_size } => {
+            let groups = source_groups()
+                .into_iter()
+                .enumerate()
+                .map(|(g, (weights, extra))| {
+                    let bytes: u64 = weights.iter().map(|&i| out_sizes[i]).sum();
+                    let n = bytes.div_ceil(shard_size) as usize;
+                    let files = shard_names(g, n)
+                        .into_iter()
+                        .enumerate()
+                        .map(|(k, name)| (name, shard_size.min(bytes - k as u64 * shard_size)))
+                        .collect();
+                    PlannedGroup {
+                        weights,
+                        files,
+                        extra,
+                    }
+                })
+                .collect();
+            (style, groups)
+        }
+    }
+}
+
+fn output_size(spec: &super::manifest::WeightSpec, choice: QuantizeChoice) -> u64 {
+    let quantizable = spec.dtype == crate::dtype::DType::Float32 && !spec.is_optimizer();
+    let n = spec.numel() as u64;
+    match choice {
+        QuantizeChoice::To(q) if quantizable => n * q.size() as u64,
+        QuantizeChoice::None | QuantizeChoice::To(_) => n * spec.dtype.size() as u64,
+        QuantizeChoice::Keep => spec.stored_len() as u64,
+    }
+}
+
+/// Write the model's files into `dir` (no atomicity here; see [`write`]).
+pub fn write_into(
+    dir: &Path,
+    spec: &ModelSpec,
+    data: &dyn WeightBytes,
+    opts: WriteOptions,
+) -> Result<WriteReport> {
+    let style = opts.style.unwrap_or(spec.layout.style);
+    let sizes: Vec<u64> = spec
+        .weights
+        .iter()
+        .map(|w| output_size(w, opts.quantize))
+        .collect();
+    let (style, groups) = plan_groups(spec, style, &sizes);
+    let mut manifest = Vec::new();
+    let mut files = Vec::new();
+    let mut weight_bytes = 0;
+    for group in &groups {
+        let mut out = ShardWriter::new(dir, &group.files);
+        let mut entries = Vec::new();
+        for &i in &group.weights {
+            let (out_spec, bytes) = encode_for_output(&spec.weights[i], i, data, opts.quantize)?;
+            out.write_all(&bytes).map_err(|e| out.error(e))?;
+            weight_bytes += bytes.len() as u64;
+            entries.push(out_spec.to_json());
+        }
+        out.finish()?;
+        let mut obj = Map::new();
+        obj.insert(
+            "paths".into(),
+            Value::from(group.files.iter().map(|f| f.0.clone()).collect::<Vec<_>>()),
+        );
+        obj.insert("weights".into(), Value::Array(entries));
+        obj.extend(group.extra.clone());
+        manifest.push(Value::Object(obj));
+        files.extend(
+            group
+                .files
+                .iter()
+                .map(|f| f.0.trim_start_matches("./").to_string()),
+        );
+    }
+    let json = spec.model_json(Value::Array(manifest));
+    let text = serde_json::to_vec(&json).map_err(|e| Error::json(dir.join("model.json"), e))?;
+    let json_path = dir.join("model.json");
+    std::fs::write(&json_path, text).map_err(|e| Error::io(&json_path, e))?;
+    files.push("model.json".into());
+    Ok(WriteReport {
+        style,
+        files,
+        weight_bytes,
+    })
+}
+
+/// Streams one group's bytes across its files, switching file at each planned size.
+struct ShardWriter<'a> {
+    dir: &'a Path,
+    files: &'a [(String, u64)],
+    index: usize,
+    left: u64,
+    current: Option<BufWriter<File>>,
+}
+
+impl<'a> ShardWriter<'a> {
+    fn new(dir: &'a Path, files: &'a [(String, u64)]) -> Self {
+        ShardWriter {
+            dir,
+            files,
+            index: 0,
+            left: 0,
+            current: None,
+        }
+    }
+
+    fn path(&self) -> PathBuf {
+        let i = self.index.min(self.files.len().saturating_sub(1));
+        self.dir.join(
+            self.files
+                .get(i)
+                .map_or("", |f| f.0.trim_start_matches("./")),
+        )
+    }
+
+    fn error(&self, e: std::io::Error) -> Error {
+        Error::io(self.path(), e)
+    }
+
+    fn open_next(&mut self) -> std::io::Result<()> {
+        if let Some(mut w) = self.current.take() {
+            w.flush()?;
+            self.index += 1;
+        }
+        let Some((_, size)) = self.files.get(self.index) else {
+            return Err(std::io::Error::other(
+                "more weight bytes than the planned files hold",
+            ));
+        };
+        self.left = *size;
+        self.current = Some(BufWriter::with_capacity(
+            1 << 20,
+            File::create(self.path())?,
+        ));
+        Ok(())
+    }
+
+    /// Files planned but not opened yet.
+    fn unopened(&self) -> usize {
+        let opened = self.index + usize::from(self.current.is_some());
+        self.files.len().saturating_sub(opened)
+    }
+
+    /// Check every planned byte was written; create planned files not reached (empty ones).
+    fn finish(mut self) -> Result<()> {
+        loop {
+            if self.left > 0 {
+                let msg = format!(
+                    "internal: {} bytes short in {}",
+                    self.left,
+                    self.path().display()
+                );
+                return Err(Error::Usage(msg));
+            }
+            if self.unopened() == 0 {
+                break;
+            }
+            self.open_next().map_err(|e| self.error(e))?;
+        }
+        self.flush().map_err(|e| self.error(e))
+    }
+}
+
+impl Write for ShardWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        while self.current.is_none() || self.left == 0 {
+            self.open_next()?;
+        }
+        let n = (buf.len() as u64).min(self.left) as usize;
+        let w = self.current.as_mut().expect("opened above");
+        w.write_all(&buf[..n])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.current.as_mut().map_or(Ok(()), |w| w.flush())
+    }
+}

@@ -1,0 +1,282 @@
+//! The wgpu device: adapter choice, the adapter's own limits, buffers and kernels.
+
+pub mod kernels;
+
+use crate::error::{Error, Result};
+use std::sync::Arc;
+use wgpu::util::DeviceExt;
+
+/// What kind of adapter a device runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdapterKind {
+    /// A discrete GPU.
+    Discrete,
+    /// An integrated GPU (shares memory with the host).
+    Integrated,
+    /// A virtualized GPU.
+    Virtual,
+    /// A software rasterizer (lavapipe, WARP, SwiftShader): correct but slow.
+    Software,
+    /// Unknown.
+    Other,
+}
+
+impl AdapterKind {
+    fn of(t: wgpu::DeviceType) -> Self {
+        match t {
+            wgpu::DeviceType::DiscreteGpu => AdapterKind::Discrete,
+            wgpu::DeviceType::IntegratedGpu => AdapterKind::Integrated,
+            wgpu::DeviceType::VirtualGpu => AdapterKind::Virtual,
+            wgpu::DeviceType::Cpu => AdapterKind::Software,
+            wgpu::DeviceType::Other => AdapterKind::Other,
+        }
+    }
+
+    /// Preference order: discrete, integrated, virtual, other, software.
+    fn rank(self) -> u8 {
+        match self {
+            AdapterKind::Discrete => 0,
+            AdapterKind::Integrated => 1,
+            AdapterKind::Virtual => 2,
+            AdapterKind::Other => 3,
+            AdapterKind::Software => 4,
+        }
+    }
+}
+
+/// A wgpu device and queue with the adapter's limits.
+pub struct Device {
+    /// The wgpu device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    /// Adapter information (name, backend, driver).
+    pub info: wgpu::AdapterInfo,
+    /// The limits requested: the adapter's own.
+    pub limits: wgpu::Limits,
+    /// Adapter kind.
+    pub kind: AdapterKind,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+fn backends_from_env() -> Result<wgpu::Backends> {
+    match std::env::var("LAYERCAKE_BACKEND").ok().as_deref() {
+        None | Some("") => Ok(wgpu::Backends::all()),
+        Some("vulkan") => Ok(wgpu::Backends::VULKAN),
+        Some("metal") => Ok(wgpu::Backends::METAL),
+        Some("dx12") => Ok(wgpu::Backends::DX12),
+        Some("gl") => Ok(wgpu::Backends::GL),
+        Some(other) => Err(Error::Usage(format!(
+            "LAYERCAKE_BACKEND={other}: expected vulkan, metal, dx12 or gl"
+        ))),
+    }
+}
+
+impl Device {
+    /// Open the best adapter (discrete, then integrated, …, then software), or the one whose
+    /// name contains `LAYERCAKE_ADAPTER`, on the backends `LAYERCAKE_BACKEND` allows. Requests
+    /// the adapter's own limits, not wgpu's defaults.
+    pub fn open() -> Result<Device> {
+        let backends = backends_from_env()?;
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
+        let wanted = std::env::var("LAYERCAKE_ADAPTER")
+            .ok()
+            .filter(|s| !s.is_empty());
+        if let Some(w) = &wanted {
+            let w = w.to_lowercase();
+            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&w));
+        }
+        adapters.sort_by_key(|a| AdapterKind::of(a.get_info().device_type).rank());
+        let adapter = adapters.into_iter().next().ok_or_else(|| {
+            Error::Gpu(match wanted {
+                Some(w) => format!("no adapter's name contains LAYERCAKE_ADAPTER={w}"),
+                None => "no GPU adapter found (on Debian, `apt-get install mesa-vulkan-drivers` provides lavapipe)".into(),
+            })
+        })?;
+        Self::from_adapter(adapter)
+    }
+
+    fn from_adapter(adapter: wgpu::Adapter) -> Result<Device> {
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("layercake"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
+            .map_err(|e| Error::Gpu(format!("{}: request_device failed: {e}", info.name)))?;
+        device.on_uncaptured_error(Arc::new(|e: wgpu::Error| {
+            eprintln!("layercake: uncaptured GPU error: {e}");
+        }));
+        let kind = AdapterKind::of(info.device_type);
+        Ok(Device {
+            device,
+            queue,
+            info,
+            limits,
+            kind,
+        })
+    }
+
+    /// One line: adapter, backend, driver and the limits that matter.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {:?}, driver {} {}); max buffer {} B, max storage binding {} B, workgroup storage {} B",
+            self.info.name,
+            self.kind,
+            self.info.backend,
+            self.info.driver,
+            self.info.driver_info,
+            self.limits.max_buffer_size,
+            self.limits.max_storage_buffer_binding_size,
+            self.limits.max_compute_workgroup_storage_size,
+        )
+    }
+
+    /// Run `f` inside validation and out-of-memory error scopes; a captured error becomes an
+    /// [`Error::Gpu`] naming `what`.
+    pub fn checked<T>(&self, what: &str, f: impl FnOnce() -> T) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let value = f();
+        let v = pollster::block_on(validation.pop());
+        let o = pollster::block_on(oom.pop());
+        match v.or(o) {
+            Some(e) => Err(Error::Gpu(format!("{what}: {e}"))),
+            None => Ok(value),
+        }
+    }
+
+    /// Wait for all submitted work.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))
+    }
+
+    /// Copy `src` (a COPY_SRC buffer) back to the host.
+    pub fn read_back(&self, src: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
+        let staging = self.checked("allocating a readback buffer", || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })?;
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(src, 0, &staging, 0, size);
+        self.queue.submit([enc.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        rx.recv()
+            .map_err(|_| Error::Gpu("readback mapping was dropped".into()))?
+            .map_err(|e| Error::Gpu(format!("mapping the readback buffer: {e}")))?;
+        let bytes = staging
+            .get_mapped_range(..)
+            .map_err(|e| Error::Gpu(format!("reading the readback buffer: {e}")))?
+            .to_vec();
+        staging.unmap();
+        Ok(bytes)
+    }
+
+    /// Compute `a * x + b` on the device: the smoke test that proves this adapter computes.
+    pub fn axpy(&self, x: &[f32], a: f32, b: f32) -> Result<Vec<f32>> {
+        let n =
+            u32::try_from(x.len()).map_err(|_| Error::Usage("axpy: too many elements".into()))?;
+        let bytes = (x.len().max(1) * 4) as u64;
+        let params = kernels::AxpyParams { n, a, b, pad: 0 };
+        let pipeline = self.pipeline(kernels::AXPY)?;
+        let (uniform, input, output) = self.checked("allocating axpy buffers", || {
+            let uniform = self
+                .device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("axpy params"),
+                    contents: bytemuck::bytes_of(&params),
+                    usage: wgpu::BufferUsages::UNIFORM,
+                });
+            let mut padded = bytemuck::cast_slice::<f32, u8>(x).to_vec();
+            padded.resize(bytes as usize, 0);
+            let input = self
+                .device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("axpy x"),
+                    contents: &padded,
+                    usage: wgpu::BufferUsages::STORAGE,
+                });
+            let output = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("axpy y"),
+                size: bytes,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            (uniform, input, output)
+        })?;
+        let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("axpy"),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: uniform.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: input.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: output.as_entire_binding(),
+                },
+            ],
+        });
+        let (gx, gy) = kernels::grid_for(n, self.limits.max_compute_workgroups_per_dimension);
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, &group, &[]);
+            pass.dispatch_workgroups(gx, gy, 1);
+        }
+        self.queue.submit([enc.finish()]);
+        let out = self.read_back(&output, bytes)?;
+        Ok(bytemuck::pod_collect_to_vec::<u8, f32>(&out)[..x.len()].to_vec())
+    }
+
+    /// Build the compute pipeline of `kernel` (entry point `main`), with shader errors as `Err`.
+    pub fn pipeline(&self, kernel: kernels::Kernel) -> Result<wgpu::ComputePipeline> {
+        self.checked(&format!("compiling shaders/{}.wgsl", kernel.name), || {
+            let module = self
+                .device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(kernel.name),
+                    source: wgpu::ShaderSource::Wgsl(kernel.source.into()),
+                });
+            self.device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(kernel.name),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some("main"),
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
+        })
+    }
+}
