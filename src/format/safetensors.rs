@@ -1,11 +1,12 @@
 //! Whole models as one `.safetensors` file, and plain safetensors weights paired with a topology.
 //!
 //! layercake's own files name each tensor by its TF.js manifest name and keep everything else in
-//! `__metadata__` (string values holding JSON), so the file alone loads again:
-//! - `layercake`: format version (`"1"`);
-//! - `tfjs.model_json`: model.json's fields (topology, trainingConfig, userDefinedMetadata, …);
-//! - `tfjs.weights`: the manifest entries in order (dtype, group, quantization);
-//! - `tfjs.layout`: the source's style, groups and file sizes, so a TF.js re-save can reproduce them.
+//! one `__metadata__` entry, `layercake.tfjs`, a JSON object (one key, so the header is
+//! byte-for-byte deterministic: the safetensors serializer writes metadata from a hash map):
+//! - `version`: 1;
+//! - `model_json`: model.json's fields (topology, trainingConfig, userDefinedMetadata, …);
+//! - `weights`: the manifest entries in order (dtype, group, quantization);
+//! - `layout`: the source's style, groups and file sizes, so a TF.js re-save can reproduce them.
 //!
 //! Quantized weights keep their compact bytes (U8 / U16 / F16 tensors). The stock safetensors
 //! readers read every tensor; parsing and validation use the `safetensors` crate.
@@ -26,10 +27,11 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 
-const VERSION_KEY: &str = "layercake";
-const MODEL_JSON_KEY: &str = "tfjs.model_json";
-const WEIGHTS_KEY: &str = "tfjs.weights";
-const LAYOUT_KEY: &str = "tfjs.layout";
+/// The `__metadata__` key holding layercake's description of the model.
+pub const METADATA_KEY: &str = "layercake.tfjs";
+const MODEL_JSON_KEY: &str = "model_json";
+const WEIGHTS_KEY: &str = "weights";
+const LAYOUT_KEY: &str = "layout";
 
 /// Read a `.safetensors` file. With `topology`, the model's topology (and other model.json
 /// fields) come from that JSON file instead of the file's metadata.
@@ -44,18 +46,31 @@ pub fn read(path: &Path, topology: Option<&Path>) -> Result<Artifacts> {
     let (n, header) = safetensors::SafeTensors::read_metadata(bytes)
         .map_err(|e| Error::format(path, format!("not a valid safetensors file: {e}")))?;
     let data_start = 8 + n;
-    let meta = header.metadata().clone().unwrap_or_default();
+    let meta = match header.metadata().as_ref().and_then(|m| m.get(METADATA_KEY)) {
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(obj)) => obj,
+            _ => {
+                return Err(Error::format(
+                    path,
+                    format!("__metadata__ '{METADATA_KEY}' is not a JSON object"),
+                ))
+            }
+        },
+        None => Map::new(),
+    };
     let mut fields = match topology {
         Some(t) => topology_fields(t)?,
-        None => meta_json(path, &meta, MODEL_JSON_KEY)?
+        None => meta
+            .get(MODEL_JSON_KEY)
+            .cloned()
             .map(|v| v.as_object().cloned().unwrap_or_default())
             .unwrap_or_default(),
     };
-    let (weights, spans) = match meta_json(path, &meta, WEIGHTS_KEY)? {
+    let (weights, spans) = match meta.get(WEIGHTS_KEY).cloned() {
         Some(list) => described_weights(path, &header, &list, data_start)?,
         None => plain_weights(path, &header, data_start)?,
     };
-    let layout = match meta_json(path, &meta, LAYOUT_KEY)? {
+    let layout = match meta.get(LAYOUT_KEY).cloned() {
         Some(l) => parse_layout(path, &l, weights.len())?,
         None => default_layout(weights.len()),
     };
@@ -70,16 +85,6 @@ pub fn read(path: &Path, topology: Option<&Path>) -> Result<Artifacts> {
         origin: path.to_path_buf(),
         container: Container::Safetensors,
     })
-}
-
-fn meta_json(path: &Path, meta: &HashMap<String, String>, key: &str) -> Result<Option<Value>> {
-    meta.get(key)
-        .map(|s| {
-            serde_json::from_str(s).map_err(|e| {
-                Error::format(path, format!("__metadata__ '{key}' is not valid JSON: {e}"))
-            })
-        })
-        .transpose()
 }
 
 /// model.json fields from a separate topology file: a whole model.json, or a bare topology.
@@ -123,7 +128,10 @@ fn described_weights(
     data_start: usize,
 ) -> Result<(Vec<WeightSpec>, Vec<Vec<Span>>)> {
     let entries = list.as_array().ok_or_else(|| {
-        Error::format(path, format!("__metadata__ '{WEIGHTS_KEY}' is not a list"))
+        Error::format(
+            path,
+            format!("__metadata__ '{METADATA_KEY}': 'weights' is not a list"),
+        )
     })?;
     let mut specs = Vec::with_capacity(entries.len());
     let mut spans = Vec::with_capacity(entries.len());
@@ -161,7 +169,7 @@ fn described_weights(
         return Err(Error::weight(
             path,
             &extra,
-            format!("tensor is not listed in __metadata__ '{WEIGHTS_KEY}'"),
+            format!("tensor is not listed in __metadata__ '{METADATA_KEY}'"),
         ));
     }
     Ok((specs, spans))
@@ -206,7 +214,12 @@ fn default_layout(n: usize) -> Layout {
 }
 
 fn parse_layout(path: &Path, v: &Value, n: usize) -> Result<Layout> {
-    let bad = || Error::format(path, format!("__metadata__ '{LAYOUT_KEY}' is malformed"));
+    let bad = || {
+        Error::format(
+            path,
+            format!("__metadata__ '{METADATA_KEY}': 'layout' is malformed"),
+        )
+    };
     let style = v
         .get("style")
         .and_then(Value::as_str)
@@ -314,15 +327,13 @@ pub fn write(
         .iter()
         .map(|g| json!({"paths": g.paths, "file_sizes": g.file_sizes, "extra": g.extra}))
         .collect();
-    let meta = HashMap::from([
-        (VERSION_KEY.to_string(), "1".to_string()),
-        (MODEL_JSON_KEY.to_string(), Value::Object(fields).to_string()),
-        (WEIGHTS_KEY.to_string(), Value::Array(entries).to_string()),
-        (
-            LAYOUT_KEY.to_string(),
-            json!({"style": layout.style.to_string(), "groups": groups, "group_of": layout.group_of}).to_string(),
-        ),
-    ]);
+    let description = json!({
+        "version": 1,
+        MODEL_JSON_KEY: Value::Object(fields),
+        WEIGHTS_KEY: Value::Array(entries),
+        LAYOUT_KEY: {"style": layout.style.to_string(), "groups": groups, "group_of": layout.group_of},
+    });
+    let meta = HashMap::from([(METADATA_KEY.to_string(), description.to_string())]);
     atomic::replace_file(dst, |tmp| {
         safetensors::serialize_to_file(tensors, Some(meta), tmp)
             .map_err(|e| Error::format(dst, format!("safetensors write failed: {e}")))

@@ -1,0 +1,122 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use layercake::Artifacts;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `tests/fixtures`.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// Every fixture case (a directory under tests/fixtures with a model.json), sorted.
+pub fn fixtures() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fixtures_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("model.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 10, "fixtures missing: {names:?}");
+    names
+}
+
+/// Open fixture `name`.
+pub fn open_fixture(name: &str) -> Artifacts {
+    layercake::open(&fixtures_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Copy fixture `name` into a fresh temporary directory (for corruption tests).
+pub fn copy_fixture(name: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixtures_dir().join(name)).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), tmp.path().join(entry.file_name())).unwrap();
+    }
+    tmp
+}
+
+/// Both artifacts hold the same weights (names, order, shapes, dtypes) with identical stored
+/// and decoded bytes.
+pub fn assert_same_weights(a: &Artifacts, b: &Artifacts, what: &str) {
+    let (wa, wb) = (&a.spec.weights, &b.spec.weights);
+    assert_eq!(wa.len(), wb.len(), "{what}: weight count");
+    for (i, (x, y)) in wa.iter().zip(wb).enumerate() {
+        assert_eq!(
+            (&x.name, &x.shape, x.dtype),
+            (&y.name, &y.shape, y.dtype),
+            "{what}: weight {i}"
+        );
+        assert_eq!(x.group, y.group, "{what}: {} group", x.name);
+        assert!(
+            a.logical(i) == b.logical(i),
+            "{what}: {} decoded bytes differ",
+            x.name
+        );
+    }
+}
+
+/// True when the tests must not skip for lack of an external tool (set by .ci/run).
+pub fn tools_required() -> bool {
+    std::env::var("LAYERCAKE_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
+}
+
+/// The TF.js checker's directory, if its node modules are installed; skips (or fails when
+/// tools are required) otherwise.
+pub fn tfjs_tools() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/tfjs-fixtures");
+    let ready = dir.join("node_modules/@tensorflow/tfjs").is_dir()
+        && Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if ready {
+        return Some(dir);
+    }
+    let reason = "TF.js not installed (run `npm ci` in tools/tfjs-fixtures)";
+    assert!(!tools_required(), "LAYERCAKE_REQUIRE_TOOLS=1 but {reason}");
+    eprintln!("skipped: {reason}");
+    None
+}
+
+/// Open the GPU, or skip (None) with a printed reason; with LAYERCAKE_REQUIRE_GPU=1 a missing
+/// adapter fails the test instead.
+pub fn gpu() -> Option<layercake::gpu::Device> {
+    match layercake::gpu::Device::open() {
+        Ok(d) => Some(d),
+        Err(e) => {
+            let required = std::env::var("LAYERCAKE_REQUIRE_GPU").is_ok_and(|v| v == "1");
+            assert!(!required, "LAYERCAKE_REQUIRE_GPU=1 but no GPU: {e}");
+            eprintln!("skipped: no GPU adapter ({e})");
+            None
+        }
+    }
+}
+
+/// Run the TF.js checker on (model dir, expected.json) pairs; panics with its output on failure.
+pub fn tfjs_check(tools: &Path, pairs: &[(PathBuf, PathBuf)]) {
+    let mut cmd = Command::new("node");
+    cmd.arg(tools.join("check.mjs"));
+    for (m, e) in pairs {
+        cmd.arg(m).arg(e);
+    }
+    let out = cmd.output().expect("running node");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "TF.js rejected layercake's output:\n{text}"
+    );
+    eprintln!(
+        "{}",
+        text.lines()
+            .filter(|l| l.starts_with("ok") || l.starts_with("tfjs check"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

@@ -1,0 +1,74 @@
+// Checks that real TensorFlow.js (4.22, pure-JS CPU backend) loads models written by layercake
+// and reproduces the fixtures' expected outputs.
+//
+//   node check.mjs MODEL_DIR EXPECTED_JSON [--atol 1e-5] [--rtol 1e-4] [MODEL_DIR EXPECTED_JSON ...]
+//
+// Prints one line per model and exits 1 if any model fails to load or any output is out of
+// tolerance (|a - b| <= atol + rtol * |b|, the same rule layercake's tests use).
+import * as tf from '@tensorflow/tfjs';
+import fs from 'node:fs';
+import { loadModelDir, predictBundle } from './tfjs-io.mjs';
+
+function parseArgs(argv) {
+  const opts = { atol: 1e-5, rtol: 1e-4, pairs: [] };
+  const rest = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--atol') opts.atol = Number(argv[++i]);
+    else if (argv[i] === '--rtol') opts.rtol = Number(argv[++i]);
+    else rest.push(argv[i]);
+  }
+  if (rest.length === 0 || rest.length % 2 !== 0) {
+    console.error('usage: node check.mjs MODEL_DIR EXPECTED_JSON [...] [--atol A] [--rtol R]');
+    process.exit(2);
+  }
+  for (let i = 0; i < rest.length; i += 2) opts.pairs.push([rest[i], rest[i + 1]]);
+  return opts;
+}
+
+function compare(got, want, atol, rtol) {
+  if (JSON.stringify(got.shape) !== JSON.stringify(want.shape)) {
+    return `shape [${got.shape}] != expected [${want.shape}]`;
+  }
+  let worst = 0;
+  for (let i = 0; i < want.data.length; i++) {
+    const err = Math.abs(got.data[i] - want.data[i]);
+    const allowed = atol + rtol * Math.abs(want.data[i]);
+    if (!(err <= allowed)) return `element ${i}: ${got.data[i]} vs expected ${want.data[i]}`;
+    worst = Math.max(worst, err);
+  }
+  return { worst };
+}
+
+async function checkOne(dir, expectedPath, atol, rtol) {
+  const expected = JSON.parse(fs.readFileSync(expectedPath, 'utf8'));
+  const model = await loadModelDir(dir);
+  const { outputs } = predictBundle(model, expected.inputs);
+  const notes = [];
+  let ok = outputs.length === expected.outputs.length;
+  outputs.forEach((out, k) => {
+    const r = compare(out, expected.outputs[k], atol, rtol);
+    if (typeof r === 'string') { ok = false; notes.push(`output ${k}: ${r}`); }
+    else notes.push(`output ${k} max abs err ${r.worst.toExponential(2)}`);
+  });
+  return { ok, notes };
+}
+
+async function main() {
+  await tf.setBackend('cpu');
+  const { atol, rtol, pairs } = parseArgs(process.argv.slice(2));
+  let failed = 0;
+  for (const [dir, expected] of pairs) {
+    try {
+      const { ok, notes } = await checkOne(dir, expected, atol, rtol);
+      console.log(`${ok ? 'ok  ' : 'FAIL'} ${dir}: ${notes.join('; ')}`);
+      if (!ok) failed++;
+    } catch (e) {
+      failed++;
+      console.log(`FAIL ${dir}: ${e.message}`);
+    }
+  }
+  console.log(`tfjs check: ${pairs.length - failed} of ${pairs.length} models ok`);
+  process.exit(failed ? 1 : 0);
+}
+
+main();
