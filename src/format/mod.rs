@@ -10,7 +10,7 @@ pub mod safetensors;
 pub mod store;
 pub mod tfjs;
 
-use crate::dtype::Encoding;
+use crate::dtype::{DType, QuantDType};
 use crate::error::{Error, Result};
 use manifest::WeightSpec;
 use serde_json::{Map, Value};
@@ -168,6 +168,9 @@ pub trait WeightBytes {
     fn stored(&self, i: usize) -> Option<Cow<'_, [u8]>>;
     /// Weight `i` decoded to its logical dtype (little-endian float32 / int32 / bool).
     fn logical(&self, i: usize) -> Result<Cow<'_, [u8]>>;
+    /// A hint: the writer is about to read these weights in this order (a GPU reader batches
+    /// its readback along it).
+    fn will_read(&self, _order: &[usize]) {}
 }
 
 impl Artifacts {
@@ -231,47 +234,69 @@ pub enum QuantizeChoice {
     To(crate::dtype::QuantDType),
 }
 
-/// Encode weight `i` for output under `choice`: returns the output spec and its bytes.
-pub fn encode_for_output<'a>(
-    spec: &WeightSpec,
-    i: usize,
-    data: &'a dyn WeightBytes,
-    choice: QuantizeChoice,
-) -> Result<(WeightSpec, Cow<'a, [u8]>)> {
-    let quantizable = spec.dtype == crate::dtype::DType::Float32 && !spec.is_optimizer();
-    match choice {
-        QuantizeChoice::To(q) if quantizable => {
-            let logical = data.logical(i)?;
-            let floats: Vec<f32> = bytemuck::pod_collect_to_vec(&logical);
-            let (bytes, params) = quant::quantize(q, &floats);
-            let mut out = spec.clone();
-            out.quantization = Some(Quantization::new(q, params.map(|p| (p.min, p.scale))));
-            Ok((out, Cow::Owned(bytes)))
-        }
-        QuantizeChoice::None | QuantizeChoice::To(_) if spec.quantization.is_some() => {
-            let mut out = spec.clone();
-            out.quantization = None;
-            Ok((out, data.logical(i)?))
-        }
-        _ => Ok((spec.clone(), stored_or_encoded(spec, i, data)?)),
-    }
+/// True for weights `--quantize` applies to: float32 model weights (never optimizer state,
+/// mirroring the converter, which quantizes float32 tensors only).
+pub fn quantizable(spec: &WeightSpec) -> bool {
+    spec.dtype == DType::Float32 && !spec.is_optimizer()
 }
 
-/// Weight `i`'s bytes in `spec`'s own encoding: the stored bytes when held, else re-encoded from
-/// the logical values (re-quantizing with the manifest's own min/scale gives the original bytes).
-fn stored_or_encoded<'a>(
+/// The spec weight `i` is written with under `choice`. Reads the weight's values only to choose
+/// affine `min`/`scale` when quantizing to uint8/uint16.
+pub fn output_spec(
     spec: &WeightSpec,
+    i: usize,
+    data: &dyn WeightBytes,
+    choice: QuantizeChoice,
+) -> Result<WeightSpec> {
+    let mut out = spec.clone();
+    match choice {
+        QuantizeChoice::To(QuantDType::Float16) if quantizable(spec) => {
+            out.quantization = Some(Quantization::new(QuantDType::Float16, None));
+        }
+        QuantizeChoice::To(q) if quantizable(spec) => {
+            let floats: Vec<f32> = bytemuck::pod_collect_to_vec(&data.logical(i)?);
+            let p = quant::affine_params(q, &floats);
+            out.quantization = Some(Quantization::new(q, Some((p.min, p.scale))));
+        }
+        QuantizeChoice::None | QuantizeChoice::To(_) => out.quantization = None,
+        QuantizeChoice::Keep => {}
+    }
+    Ok(out)
+}
+
+/// Weight `i`'s bytes in `out`'s encoding (`src` is the spec the data was loaded with): the
+/// stored bytes when the encodings agree and are held, else encoded from the logical values.
+/// Re-quantizing with a manifest's own min/scale reproduces the original bytes.
+pub fn output_bytes<'a>(
+    src: &WeightSpec,
+    out: &WeightSpec,
     i: usize,
     data: &'a dyn WeightBytes,
 ) -> Result<Cow<'a, [u8]>> {
-    if let Some(bytes) = data.stored(i) {
-        return Ok(bytes);
+    let enc = out.encoding();
+    if enc == src.encoding() {
+        if let Some(bytes) = data.stored(i) {
+            return Ok(bytes);
+        }
     }
     let logical = data.logical(i)?;
-    match spec.encoding() {
-        Encoding::Plain(_) => Ok(logical),
-        enc => Ok(Cow::Owned(quant::encode(enc, spec.dtype, &logical))),
+    if enc.is_plain() {
+        return Ok(logical);
     }
+    Ok(Cow::Owned(quant::encode(enc, out.dtype, &logical)))
+}
+
+/// Output specs of every weight under `choice` (see [`output_spec`]).
+pub fn output_specs(
+    spec: &ModelSpec,
+    data: &dyn WeightBytes,
+    choice: QuantizeChoice,
+) -> Result<Vec<WeightSpec>> {
+    spec.weights
+        .iter()
+        .enumerate()
+        .map(|(i, w)| output_spec(w, i, data, choice))
+        .collect()
 }
 
 /// The container to save into.

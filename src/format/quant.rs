@@ -94,7 +94,8 @@ pub fn quantize(storage: QuantDType, values: &[f32]) -> (Vec<u8>, Option<AffineP
     }
 }
 
-fn affine_params(storage: QuantDType, values: &[f32]) -> AffineParams {
+/// The converter's affine parameters for `values` (range nudged to hold zero exactly).
+pub fn affine_params(storage: QuantDType, values: &[f32]) -> AffineParams {
     let lo = values.iter().copied().fold(f32::INFINITY, f32::min) as f64;
     let hi = values.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
     if values.is_empty() || lo == hi {

@@ -14,17 +14,17 @@
 use super::manifest::WeightSpec;
 use super::store::{Backing, Span, WeightStore};
 use super::{
-    encode_for_output, Artifacts, Container, GroupLayout, Layout, ModelSpec, QuantizeChoice, Style,
-    WeightBytes,
+    output_bytes, output_specs, Artifacts, Container, GroupLayout, Layout, ModelSpec,
+    QuantizeChoice, Style, WeightBytes,
 };
 use crate::atomic;
 use crate::dtype::{DType, Encoding, QuantDType};
 use crate::error::{Error, Result};
 use safetensors::tensor::{Dtype, Metadata, TensorInfo};
 use serde_json::{json, Map, Value};
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 /// The `__metadata__` key holding layercake's description of the model.
@@ -275,50 +275,59 @@ fn st_dtype(enc: Encoding) -> Dtype {
     }
 }
 
-/// One tensor handed to the safetensors serializer.
-struct Tensor<'a> {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    bytes: Cow<'a, [u8]>,
-}
-
-impl safetensors::View for Tensor<'_> {
-    fn dtype(&self) -> Dtype {
-        self.dtype
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.bytes)
-    }
-    fn data_len(&self) -> usize {
-        self.bytes.len()
-    }
-}
-
 /// Write `spec` + weights as one safetensors file at `dst` (atomically replaced).
+///
+/// The header is the `safetensors` crate's own `Metadata` type serialized as the crate does
+/// (padded to 8 bytes); the data is streamed tensor by tensor, so a GPU-backed source is read
+/// back in bounded batches instead of all at once (the crate's `serialize_to_file` needs every
+/// tensor as an infallible in-memory view and sorts them itself). Tensors are ordered by element
+/// size, largest first, then by manifest order, so every tensor is aligned to its element size.
 pub fn write(
     dst: &Path,
     spec: &ModelSpec,
     data: &dyn WeightBytes,
     quantize: QuantizeChoice,
 ) -> Result<u64> {
-    let mut entries = Vec::with_capacity(spec.weights.len());
-    let mut tensors = Vec::with_capacity(spec.weights.len());
-    for (i, w) in spec.weights.iter().enumerate() {
-        let (out, bytes) = encode_for_output(w, i, data, quantize)?;
-        entries.push(out.to_json());
-        tensors.push((
-            out.name.clone(),
-            Tensor {
-                dtype: st_dtype(out.encoding()),
-                shape: out.shape.clone(),
-                bytes,
-            },
-        ));
+    let out_specs = output_specs(spec, data, quantize)?;
+    let mut order: Vec<usize> = (0..out_specs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(out_specs[i].encoding().size()));
+    let mut infos = Vec::with_capacity(order.len());
+    let mut offset = 0usize;
+    for &i in &order {
+        let w = &out_specs[i];
+        let len = w.stored_len();
+        let info = TensorInfo {
+            dtype: st_dtype(w.encoding()),
+            shape: w.shape.clone(),
+            data_offsets: (offset, offset + len),
+        };
+        infos.push((w.name.clone(), info));
+        offset += len;
     }
-    let total = tensors.iter().map(|t| t.1.bytes.len() as u64).sum();
+    let header = header_bytes(dst, spec, &out_specs, infos)?;
+    data.will_read(&order);
+    atomic::replace_file(dst, |tmp| {
+        let file = File::create(tmp).map_err(|e| Error::io(tmp, e))?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        let io = |e| Error::io(dst, e);
+        w.write_all(&(header.len() as u64).to_le_bytes())
+            .map_err(io)?;
+        w.write_all(&header).map_err(io)?;
+        for &i in &order {
+            let bytes = output_bytes(&spec.weights[i], &out_specs[i], i, data)?;
+            w.write_all(&bytes).map_err(io)?;
+        }
+        w.flush().map_err(io)
+    })?;
+    Ok(offset as u64)
+}
+
+fn header_bytes(
+    dst: &Path,
+    spec: &ModelSpec,
+    out_specs: &[WeightSpec],
+    infos: Vec<(String, TensorInfo)>,
+) -> Result<Vec<u8>> {
     let mut fields = spec.fields.clone();
     fields.remove("weightsManifest");
     let layout = &spec.layout;
@@ -330,13 +339,13 @@ pub fn write(
     let description = json!({
         "version": 1,
         MODEL_JSON_KEY: Value::Object(fields),
-        WEIGHTS_KEY: Value::Array(entries),
+        WEIGHTS_KEY: out_specs.iter().map(WeightSpec::to_json).collect::<Vec<_>>(),
         LAYOUT_KEY: {"style": layout.style.to_string(), "groups": groups, "group_of": layout.group_of},
     });
     let meta = HashMap::from([(METADATA_KEY.to_string(), description.to_string())]);
-    atomic::replace_file(dst, |tmp| {
-        safetensors::serialize_to_file(tensors, Some(meta), tmp)
-            .map_err(|e| Error::format(dst, format!("safetensors write failed: {e}")))
-    })?;
-    Ok(total)
+    let bad = |e: &dyn std::fmt::Display| Error::format(dst, format!("safetensors header: {e}"));
+    let metadata = Metadata::new(Some(meta), infos).map_err(|e| bad(&e))?;
+    let mut header = serde_json::to_vec(&metadata).map_err(|e| bad(&e))?;
+    header.resize(header.len().next_multiple_of(8), b' ');
+    Ok(header)
 }

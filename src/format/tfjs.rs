@@ -3,8 +3,8 @@
 use super::manifest::{parse_manifest, ManifestGroup};
 use super::store::{Backing, Span, WeightStore};
 use super::{
-    encode_for_output, Artifacts, Container, GroupLayout, Layout, ModelSpec, QuantizeChoice, Style,
-    WeightBytes, DEFAULT_SHARD_SIZE,
+    output_bytes, output_specs, Artifacts, Container, GroupLayout, Layout, ModelSpec,
+    QuantizeChoice, Style, WeightBytes, DEFAULT_SHARD_SIZE,
 };
 use crate::atomic;
 use crate::error::{Error, Result};
@@ -517,16 +517,6 @@ fn plan_groups(spec: &ModelSpec, style: Style, out_sizes: &[u64]) -> (Style, Vec
     }
 }
 
-fn output_size(spec: &super::manifest::WeightSpec, choice: QuantizeChoice) -> u64 {
-    let quantizable = spec.dtype == crate::dtype::DType::Float32 && !spec.is_optimizer();
-    let n = spec.numel() as u64;
-    match choice {
-        QuantizeChoice::To(q) if quantizable => n * q.size() as u64,
-        QuantizeChoice::None | QuantizeChoice::To(_) => n * spec.dtype.size() as u64,
-        QuantizeChoice::Keep => spec.stored_len() as u64,
-    }
-}
-
 /// Write the model's files into `dir` (no atomicity here; see [`write`]).
 pub fn write_into(
     dir: &Path,
@@ -535,12 +525,11 @@ pub fn write_into(
     opts: WriteOptions,
 ) -> Result<WriteReport> {
     let style = opts.style.unwrap_or(spec.layout.style);
-    let sizes: Vec<u64> = spec
-        .weights
-        .iter()
-        .map(|w| output_size(w, opts.quantize))
-        .collect();
+    let out_specs = output_specs(spec, data, opts.quantize)?;
+    let sizes: Vec<u64> = out_specs.iter().map(|w| w.stored_len() as u64).collect();
     let (style, groups) = plan_groups(spec, style, &sizes);
+    let order: Vec<usize> = groups.iter().flat_map(|g| g.weights.iter().copied()).collect();
+    data.will_read(&order);
     let mut manifest = Vec::new();
     let mut files = Vec::new();
     let mut weight_bytes = 0;
@@ -548,10 +537,10 @@ pub fn write_into(
         let mut out = ShardWriter::new(dir, &group.files);
         let mut entries = Vec::new();
         for &i in &group.weights {
-            let (out_spec, bytes) = encode_for_output(&spec.weights[i], i, data, opts.quantize)?;
+            let bytes = output_bytes(&spec.weights[i], &out_specs[i], i, data)?;
             out.write_all(&bytes).map_err(|e| out.error(e))?;
             weight_bytes += bytes.len() as u64;
-            entries.push(out_spec.to_json());
+            entries.push(out_specs[i].to_json());
         }
         out.finish()?;
         let mut obj = Map::new();
