@@ -9,6 +9,7 @@
 //! - [`inspect`]: a summary of a model's layers and weights.
 
 pub mod atomic;
+pub mod check;
 pub mod dtype;
 pub mod error;
 pub mod format;

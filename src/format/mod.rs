@@ -8,6 +8,7 @@ pub mod manifest;
 pub mod quant;
 pub mod safetensors;
 pub mod store;
+pub mod synthetic;
 pub mod tfjs;
 
 use crate::dtype::{DType, QuantDType};

@@ -67,6 +67,25 @@ fn decode_affine(
     }
 }
 
+/// The decoded bits of every code of `enc` (256 entries for uint8, 65536 for uint16/float16),
+/// computed with [`decode`] itself: a GPU gather through this table equals the CPU decoding
+/// bit for bit. `None` for encodings that are not quantized.
+pub fn lookup_table(enc: Encoding, dtype: DType) -> Option<Vec<u32>> {
+    let codes: Vec<u8> = match enc {
+        Encoding::Affine {
+            storage: QuantDType::Uint8,
+            ..
+        } => (0..=255u8).collect(),
+        Encoding::Affine { .. } | Encoding::Float16 | Encoding::BFloat16 => {
+            (0..=u16::MAX).flat_map(u16::to_le_bytes).collect()
+        }
+        Encoding::Plain(_) => return None,
+    };
+    let mut out = vec![0u8; codes.len() / enc.size() * 4];
+    decode(enc, dtype, &codes, &mut out);
+    Some(bytemuck::pod_collect_to_vec(&out))
+}
+
 /// Parameters chosen by [`quantize`] for an affine encoding.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AffineParams {

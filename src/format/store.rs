@@ -120,6 +120,17 @@ impl WeightStore {
         }
     }
 
+    /// The pieces of weight `i` covering its bytes `start..end`, in order.
+    pub fn pieces_in(&self, i: usize, start: usize, end: usize) -> impl Iterator<Item = &[u8]> {
+        let mut at = 0usize;
+        self.pieces(i).filter_map(move |p| {
+            let (lo, hi) = (at, at + p.len());
+            at = hi;
+            let (a, b) = (start.max(lo), end.min(hi));
+            (a < b).then(|| &p[a - lo..b - lo])
+        })
+    }
+
     /// Copy weight `i`'s stored bytes into `dst` (exactly `stored_len(i)` bytes), assembling a
     /// straddling weight in place: the path used to fill mapped GPU buffers.
     pub fn copy_into(&self, i: usize, dst: &mut [u8]) {
@@ -165,6 +176,12 @@ mod tests {
         let mut dst = [0u8; 3];
         store.copy_into(1, &mut dst);
         assert_eq!(dst, [3, 4, 5]);
+        let middle: Vec<&[u8]> = store.pieces_in(1, 0, 2).collect();
+        assert_eq!(middle, vec![&[3u8][..], &[4u8][..]]);
+        assert_eq!(
+            store.pieces_in(1, 1, 3).collect::<Vec<_>>(),
+            vec![&[4u8, 5][..]]
+        );
     }
 
     #[test]

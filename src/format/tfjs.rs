@@ -528,7 +528,10 @@ pub fn write_into(
     let out_specs = output_specs(spec, data, opts.quantize)?;
     let sizes: Vec<u64> = out_specs.iter().map(|w| w.stored_len() as u64).collect();
     let (style, groups) = plan_groups(spec, style, &sizes);
-    let order: Vec<usize> = groups.iter().flat_map(|g| g.weights.iter().copied()).collect();
+    let order: Vec<usize> = groups
+        .iter()
+        .flat_map(|g| g.weights.iter().copied())
+        .collect();
     data.will_read(&order);
     let mut manifest = Vec::new();
     let mut files = Vec::new();

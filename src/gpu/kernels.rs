@@ -15,8 +15,26 @@ pub const AXPY: Kernel = Kernel {
     source: include_str!("../../shaders/axpy.wgsl"),
 };
 
+/// Lookup-table dequantization of uint8 / uint16 / float16 codes.
+pub const DEQUANTIZE: Kernel = Kernel {
+    name: "dequantize",
+    source: include_str!("../../shaders/dequantize.wgsl"),
+};
+
 /// Every kernel, for validation.
-pub const ALL: &[Kernel] = &[AXPY];
+pub const ALL: &[Kernel] = &[AXPY, DEQUANTIZE];
+
+/// Uniforms of [`DEQUANTIZE`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct DequantizeParams {
+    /// Elements in the chunk.
+    pub n: u32,
+    /// Code width: 8 or 16.
+    pub bits: u32,
+    /// Padding to 16 bytes.
+    pub pad: [u32; 2],
+}
 
 /// Uniforms of [`AXPY`].
 #[repr(C)]

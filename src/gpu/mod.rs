@@ -1,9 +1,11 @@
 //! The wgpu device: adapter choice, the adapter's own limits, buffers and kernels.
 
 pub mod kernels;
+pub mod residency;
 
 use crate::error::{Error, Result};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
 /// What kind of adapter a device runs on.
@@ -44,7 +46,8 @@ impl AdapterKind {
     }
 }
 
-/// A wgpu device and queue with the adapter's limits.
+/// A wgpu device and queue with the adapter's limits. Cheap to clone (handles are shared).
+#[derive(Clone)]
 pub struct Device {
     /// The wgpu device.
     pub device: wgpu::Device,
@@ -56,6 +59,10 @@ pub struct Device {
     pub limits: wgpu::Limits,
     /// Adapter kind.
     pub kind: AdapterKind,
+    /// Features enabled on the device.
+    pub features: wgpu::Features,
+    pipelines: Arc<Mutex<HashMap<kernels::Kernel, wgpu::ComputePipeline>>>,
+    lost: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for Device {
@@ -107,9 +114,18 @@ impl Device {
     fn from_adapter(adapter: wgpu::Adapter) -> Result<Device> {
         let info = adapter.get_info();
         let limits = adapter.limits();
+        let kind = AdapterKind::of(info.device_type);
+        // Where the GPU shares memory with the host, mappable storage buffers let weights be
+        // written into (and read from) the buffers themselves: no staging copy.
+        let shared_memory = kind != AdapterKind::Discrete;
+        let features = if shared_memory {
+            adapter.features() & wgpu::Features::MAPPABLE_PRIMARY_BUFFERS
+        } else {
+            wgpu::Features::empty()
+        };
         let desc = wgpu::DeviceDescriptor {
             label: Some("layercake"),
-            required_features: wgpu::Features::empty(),
+            required_features: features,
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -120,14 +136,50 @@ impl Device {
         device.on_uncaptured_error(Arc::new(|e: wgpu::Error| {
             eprintln!("layercake: uncaptured GPU error: {e}");
         }));
-        let kind = AdapterKind::of(info.device_type);
+        let lost = Arc::new(Mutex::new(None));
+        let flag = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut l) = flag.lock() {
+                *l = Some(format!("{reason:?}: {message}"));
+            }
+        });
         Ok(Device {
             device,
             queue,
             info,
             limits,
             kind,
+            features,
+            pipelines: Arc::default(),
+            lost,
         })
+    }
+
+    /// True when storage buffers can be mapped directly (shared-memory adapters).
+    pub fn mappable_primary(&self) -> bool {
+        self.features
+            .contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS)
+    }
+
+    /// Open a hardware adapter (discrete, integrated or virtual GPU), `Ok(None)` when only
+    /// software adapters (or none) exist.
+    pub fn open_hardware() -> Result<Option<Device>> {
+        match Device::open() {
+            Ok(d) if d.kind != AdapterKind::Software => Ok(Some(d)),
+            Ok(_) => Ok(None),
+            Err(Error::Gpu(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn check_lost(&self) -> Result<()> {
+        match self.lost.lock().ok().and_then(|l| l.clone()) {
+            Some(reason) => Err(Error::Gpu(format!(
+                "{}: device lost ({reason})",
+                self.info.name
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// One line: adapter, backend, driver and the limits that matter.
@@ -159,12 +211,13 @@ impl Device {
         }
     }
 
-    /// Wait for all submitted work.
+    /// Wait for all submitted work; a lost device is an error.
     pub fn wait(&self) -> Result<()> {
+        self.check_lost()?;
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map(|_| ())
-            .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))
+            .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))?;
+        self.check_lost()
     }
 
     /// Copy `src` (a COPY_SRC buffer) back to the host.
@@ -259,8 +312,25 @@ impl Device {
         Ok(bytemuck::pod_collect_to_vec::<u8, f32>(&out)[..x.len()].to_vec())
     }
 
-    /// Build the compute pipeline of `kernel` (entry point `main`), with shader errors as `Err`.
+    /// The compute pipeline of `kernel` (entry point `main`), built once per device and cached;
+    /// shader errors are `Err`.
     pub fn pipeline(&self, kernel: kernels::Kernel) -> Result<wgpu::ComputePipeline> {
+        if let Some(p) = self
+            .pipelines
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&kernel).cloned())
+        {
+            return Ok(p);
+        }
+        let pipeline = self.build_pipeline(kernel)?;
+        if let Ok(mut m) = self.pipelines.lock() {
+            m.insert(kernel, pipeline.clone());
+        }
+        Ok(pipeline)
+    }
+
+    fn build_pipeline(&self, kernel: kernels::Kernel) -> Result<wgpu::ComputePipeline> {
         self.checked(&format!("compiling shaders/{}.wgsl", kernel.name), || {
             let module = self
                 .device

@@ -1,0 +1,698 @@
+//! Weights resident on the GPU: files → GPU buffers in one copy, GPU → host in batched readbacks.
+//!
+//! Load: every weight gets a place in a GPU buffer. Small tensors (biases, normalization vectors)
+//! share arenas, so hundreds of them cost a few allocations and mappings; a tensor larger than the
+//! device's storage binding limit is split into chunks, each its own buffer. Buffers are created
+//! mapped, and each weight's bytes are copied straight from the memory-mapped shard files into the
+//! mapping (a weight that straddles shards is assembled in place). Quantized weights are uploaded
+//! in their compact form and expanded by the `dequantize` kernel.
+//!
+//! Readback: on adapters sharing memory with the host the storage buffers themselves are mapped
+//! (wgpu's `MAPPABLE_PRIMARY_BUFFERS`); otherwise one encoder copies a batch of weights into a
+//! MAP_READ staging buffer, one submit, one map, one wait per batch, batches bounded by a budget.
+
+use super::{kernels, Device};
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::format::{quant, Artifacts, WeightBytes};
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use wgpu::util::DeviceExt;
+
+/// Where one piece of a weight lives: a byte range of one GPU buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// Index of the buffer in [`GpuWeights`].
+    pub buffer: usize,
+    /// Byte offset (aligned to the device's storage offset alignment).
+    pub offset: u64,
+    /// Bytes of the weight in this piece.
+    pub len: u64,
+}
+
+/// A weight on the GPU in its logical dtype (float32 / int32 / bool bytes).
+#[derive(Clone, Debug)]
+pub struct Resident {
+    /// Logical dtype.
+    pub dtype: DType,
+    /// Logical byte length.
+    pub len: u64,
+    /// Pieces in order: one, unless the weight is larger than the binding limit.
+    pub chunks: Vec<Placement>,
+}
+
+/// How bytes reach GPU memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UploadPath {
+    /// Buffers created mapped; wgpu stages the bytes and copies them on unmap. Readback through
+    /// MAP_READ staging buffers. Right for discrete GPUs.
+    Staged,
+    /// Storage buffers that are themselves mappable (`MAPPABLE_PRIMARY_BUFFERS`): bytes are
+    /// written into, and read from, the buffer's own memory. Right where the GPU shares memory
+    /// with the host (integrated GPUs, software adapters such as lavapipe).
+    Mapped,
+}
+
+/// Upload tuning.
+#[derive(Clone, Debug)]
+pub struct UploadOptions {
+    /// Force a path (default: [`UploadPath::Mapped`] when the device supports it, else staged;
+    /// `LAYERCAKE_UPLOAD=staged|mapped` overrides).
+    pub path: Option<UploadPath>,
+    /// Tensors up to this size share arenas.
+    pub small_tensor_bytes: u64,
+    /// Arena size.
+    pub arena_bytes: u64,
+    /// Largest piece of one tensor (default: the device's storage binding / buffer limit).
+    pub max_chunk_bytes: Option<u64>,
+}
+
+impl Default for UploadOptions {
+    fn default() -> Self {
+        UploadOptions {
+            path: None,
+            small_tensor_bytes: 1 << 20,
+            arena_bytes: 64 << 20,
+            max_chunk_bytes: None,
+        }
+    }
+}
+
+/// What an upload did and how long each stage took.
+#[derive(Clone, Debug, Default)]
+pub struct UploadStats {
+    /// Buffer creation + copying bytes into mappings + unmapping.
+    pub copy: Duration,
+    /// The dequantization dispatches (submit to completion).
+    pub dequantize: Duration,
+    /// Bytes copied from the files (compact form for quantized weights).
+    pub uploaded_bytes: u64,
+    /// Bytes resident after dequantization.
+    pub resident_bytes: u64,
+    /// GPU buffers holding the weights.
+    pub buffers: usize,
+    /// Tensors split into several chunks.
+    pub split_tensors: usize,
+    /// Tensors dequantized on the GPU.
+    pub dequantized_tensors: usize,
+}
+
+/// Every weight of a model, resident on one device.
+pub struct GpuWeights {
+    device: Device,
+    buffers: Vec<wgpu::Buffer>,
+    /// Per weight (manifest order): where it lives.
+    pub weights: Vec<Resident>,
+    /// The path used.
+    pub path: UploadPath,
+    /// Upload statistics.
+    pub stats: UploadStats,
+}
+
+/// Packs tensors into buffers: arenas for small ones, own buffers (chunked) for large ones.
+struct Placer {
+    align: u64,
+    small: u64,
+    arena: u64,
+    max_chunk: u64,
+    sizes: Vec<u64>,
+    open_arena: Option<usize>,
+}
+
+impl Placer {
+    fn new(device: &Device, opts: &UploadOptions) -> Placer {
+        let limit = device
+            .limits
+            .max_buffer_size
+            .min(device.limits.max_storage_buffer_binding_size);
+        let align = u64::from(device.limits.min_storage_buffer_offset_alignment).max(4);
+        let max_chunk = opts.max_chunk_bytes.unwrap_or(limit).min(limit);
+        let max_chunk = (max_chunk / 256 * 256).max(256);
+        Placer {
+            align,
+            small: opts.small_tensor_bytes.min(max_chunk),
+            arena: opts.arena_bytes.clamp(1, max_chunk),
+            max_chunk,
+            sizes: Vec::new(),
+            open_arena: None,
+        }
+    }
+
+    fn place(&mut self, len: u64) -> Vec<Placement> {
+        if len == 0 {
+            return Vec::new();
+        }
+        if len <= self.small {
+            return vec![self.in_arena(len)];
+        }
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < len {
+            let n = (len - at).min(self.max_chunk);
+            out.push(Placement {
+                buffer: self.new_buffer(n),
+                offset: 0,
+                len: n,
+            });
+            at += n;
+        }
+        out
+    }
+
+    fn in_arena(&mut self, len: u64) -> Placement {
+        if let Some(b) = self.open_arena {
+            let offset = self.sizes[b].next_multiple_of(self.align);
+            if offset + len <= self.arena {
+                self.sizes[b] = offset + len;
+                return Placement {
+                    buffer: b,
+                    offset,
+                    len,
+                };
+            }
+        }
+        let buffer = self.new_buffer(len);
+        self.open_arena = Some(buffer);
+        Placement {
+            buffer,
+            offset: 0,
+            len,
+        }
+    }
+
+    fn new_buffer(&mut self, len: u64) -> usize {
+        self.sizes.push(len);
+        self.sizes.len() - 1
+    }
+
+    /// Buffer sizes, padded to the 4-byte copy alignment.
+    fn buffer_sizes(&self) -> Vec<u64> {
+        self.sizes.iter().map(|s| s.next_multiple_of(4)).collect()
+    }
+}
+
+/// One GPU dequantization: a chunk of compact codes into a chunk of a resident weight.
+struct DequantJob {
+    weight: usize,
+    codes: Placement,
+    out: Placement,
+    elements: u64,
+}
+
+/// A byte range of a weight's stored bytes to copy into a buffer at an offset.
+struct Fill {
+    weight: usize,
+    start: u64,
+    end: u64,
+    offset: u64,
+}
+
+fn upload_path(device: &Device, opts: &UploadOptions) -> Result<UploadPath> {
+    let forced = match std::env::var("LAYERCAKE_UPLOAD").ok().as_deref() {
+        None | Some("") => opts.path,
+        Some("staged") => Some(UploadPath::Staged),
+        Some("mapped") => Some(UploadPath::Mapped),
+        Some(other) => {
+            return Err(Error::Usage(format!(
+                "LAYERCAKE_UPLOAD={other}: expected staged or mapped"
+            )))
+        }
+    };
+    match forced {
+        Some(UploadPath::Mapped) if !device.mappable_primary() => Err(Error::Gpu(format!(
+            "{}: the mapped upload path needs MAPPABLE_PRIMARY_BUFFERS, which this device lacks",
+            device.info.name
+        ))),
+        Some(p) => Ok(p),
+        None if device.mappable_primary() => Ok(UploadPath::Mapped),
+        None => Ok(UploadPath::Staged),
+    }
+}
+
+impl Device {
+    /// Upload every weight of `a` (model and optimizer state) to this device.
+    /// `progress(done, total)` is called with uploaded bytes after each buffer.
+    pub fn upload(
+        &self,
+        a: &Artifacts,
+        opts: &UploadOptions,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<GpuWeights> {
+        let started = Instant::now();
+        let path = upload_path(self, opts)?;
+        let mut resident_placer = Placer::new(self, opts);
+        let mut code_placer = Placer::new(self, opts);
+        let mut weights = Vec::with_capacity(a.spec.weights.len());
+        let mut jobs = Vec::new();
+        let mut resident_fills: Vec<Vec<Fill>> = Vec::new();
+        let mut code_fills: Vec<Vec<Fill>> = Vec::new();
+        for (i, spec) in a.spec.weights.iter().enumerate() {
+            let len = spec.logical_len() as u64;
+            let chunks = resident_placer.place(len);
+            let quantized = !spec.encoding().is_plain();
+            let code_size = spec.encoding().size() as u64;
+            let mut start = 0;
+            for &c in &chunks {
+                if quantized {
+                    let elements = c.len / spec.dtype.size() as u64;
+                    let codes = code_placer.place(elements * code_size);
+                    let codes = *codes.first().expect("a chunk of at least one element");
+                    push_fill(
+                        &mut code_fills,
+                        codes.buffer,
+                        Fill {
+                            weight: i,
+                            start: start * code_size / 4,
+                            end: (start + c.len) * code_size / 4,
+                            offset: codes.offset,
+                        },
+                    );
+                    jobs.push(DequantJob {
+                        weight: i,
+                        codes,
+                        out: c,
+                        elements,
+                    });
+                } else {
+                    push_fill(
+                        &mut resident_fills,
+                        c.buffer,
+                        Fill {
+                            weight: i,
+                            start,
+                            end: start + c.len,
+                            offset: c.offset,
+                        },
+                    );
+                }
+                start += c.len;
+            }
+            weights.push(Resident {
+                dtype: spec.dtype,
+                len,
+                chunks,
+            });
+        }
+        let total = a.spec.stored_bytes();
+        let mut done = 0u64;
+        let mut report = |n: u64| {
+            done += n;
+            progress(done, total);
+        };
+        let buffers = self.create_filled(
+            &resident_placer.buffer_sizes(),
+            &resident_fills,
+            path,
+            a,
+            &mut report,
+        )?;
+        let code_buffers = self.create_filled(
+            &code_placer.buffer_sizes(),
+            &code_fills,
+            path,
+            a,
+            &mut report,
+        )?;
+        let copy = started.elapsed();
+        let started = Instant::now();
+        self.dequantize(a, &jobs, &buffers, &code_buffers)?;
+        let stats = UploadStats {
+            copy,
+            dequantize: if jobs.is_empty() {
+                Duration::ZERO
+            } else {
+                started.elapsed()
+            },
+            uploaded_bytes: total,
+            resident_bytes: weights.iter().map(|w| w.len).sum(),
+            buffers: buffers.len(),
+            split_tensors: weights.iter().filter(|w| w.chunks.len() > 1).count(),
+            dequantized_tensors: a
+                .spec
+                .weights
+                .iter()
+                .filter(|w| !w.encoding().is_plain())
+                .count(),
+        };
+        Ok(GpuWeights {
+            device: self.clone(),
+            buffers,
+            weights,
+            path,
+            stats,
+        })
+    }
+
+    /// Create buffers mapped, copy their fills from the artifacts' files, unmap.
+    fn create_filled(
+        &self,
+        sizes: &[u64],
+        fills: &[Vec<Fill>],
+        path: UploadPath,
+        a: &Artifacts,
+        report: &mut dyn FnMut(u64),
+    ) -> Result<Vec<wgpu::Buffer>> {
+        let mut usage = wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST;
+        if path == UploadPath::Mapped {
+            usage |= wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::MAP_WRITE;
+        }
+        let mut buffers = Vec::with_capacity(sizes.len());
+        for (b, &size) in sizes.iter().enumerate() {
+            let buffer = self.checked(
+                &format!("allocating GPU buffer {b} ({size} bytes) for weights"),
+                || {
+                    self.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("weights"),
+                        size,
+                        usage,
+                        mapped_at_creation: true,
+                    })
+                },
+            )?;
+            let mut view = buffer
+                .get_mapped_range_mut(..)
+                .map_err(|e| Error::Gpu(format!("mapping weight buffer {b}: {e}")))?;
+            let mut copied = 0;
+            for f in fills.get(b).into_iter().flatten() {
+                let mut at = f.offset as usize;
+                for piece in a
+                    .store
+                    .pieces_in(f.weight, f.start as usize, f.end as usize)
+                {
+                    view.slice(at..at + piece.len()).copy_from_slice(piece);
+                    at += piece.len();
+                }
+                copied += f.end - f.start;
+            }
+            drop(view);
+            buffer.unmap();
+            report(copied);
+            buffers.push(buffer);
+        }
+        Ok(buffers)
+    }
+
+    /// Expand compact codes into resident float32/int32 weights with the lookup-table kernel.
+    fn dequantize(
+        &self,
+        a: &Artifacts,
+        jobs: &[DequantJob],
+        out: &[wgpu::Buffer],
+        codes: &[wgpu::Buffer],
+    ) -> Result<()> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let pipeline = self.pipeline(kernels::DEQUANTIZE)?;
+        let layout = pipeline.get_bind_group_layout(0);
+        let mut tables: HashMap<usize, wgpu::Buffer> = HashMap::new();
+        let mut groups = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let spec = &a.spec.weights[job.weight];
+            let table = tables.entry(job.weight).or_insert_with(|| {
+                let lut = quant::lookup_table(spec.encoding(), spec.dtype).unwrap_or_default();
+                self.device
+                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some("dequantize table"),
+                        contents: bytemuck::cast_slice(&lut),
+                        usage: wgpu::BufferUsages::STORAGE,
+                    })
+            });
+            let params = kernels::DequantizeParams {
+                n: u32::try_from(job.elements).map_err(|_| {
+                    Error::Gpu(format!(
+                        "weight '{}': chunk too large to dequantize",
+                        spec.name
+                    ))
+                })?,
+                bits: spec.encoding().size() as u32 * 8,
+                pad: [0; 2],
+            };
+            let uniform = self
+                .device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("dequantize params"),
+                    contents: bytemuck::bytes_of(&params),
+                    usage: wgpu::BufferUsages::UNIFORM,
+                });
+            fn bind(b: &wgpu::Buffer, p: Placement) -> wgpu::BufferBinding<'_> {
+                wgpu::BufferBinding {
+                    buffer: b,
+                    offset: p.offset,
+                    size: wgpu::BufferSize::new(p.len.next_multiple_of(4)),
+                }
+            }
+            let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("dequantize"),
+                layout: &layout,
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: uniform.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: wgpu::BindingResource::Buffer(bind(
+                            &codes[job.codes.buffer],
+                            job.codes,
+                        )),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: table.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 3,
+                        resource: wgpu::BindingResource::Buffer(bind(
+                            &out[job.out.buffer],
+                            job.out,
+                        )),
+                    },
+                ],
+            });
+            groups.push((group, params.n));
+        }
+        self.checked("dequantizing weights on the GPU", || {
+            let mut enc = self.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                pass.set_pipeline(&pipeline);
+                for (group, n) in &groups {
+                    let (gx, gy) =
+                        kernels::grid_for(*n, self.limits.max_compute_workgroups_per_dimension);
+                    pass.set_bind_group(0, group, &[]);
+                    pass.dispatch_workgroups(gx, gy, 1);
+                }
+            }
+            self.queue.submit([enc.finish()]);
+        })?;
+        self.wait()
+    }
+}
+
+fn push_fill(fills: &mut Vec<Vec<Fill>>, buffer: usize, fill: Fill) {
+    if fills.len() <= buffer {
+        fills.resize_with(buffer + 1, Vec::new);
+    }
+    fills[buffer].push(fill);
+}
+
+impl GpuWeights {
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The GPU buffer behind `placement`.
+    pub fn buffer(&self, placement: Placement) -> &wgpu::Buffer {
+        &self.buffers[placement.buffer]
+    }
+
+    /// A reader of the weights' logical bytes. `staging_budget` bounds the host memory of one
+    /// readback batch on the staged path (the mapped path maps the buffers themselves).
+    pub fn reader(&self, staging_budget: u64) -> Result<GpuReader<'_>> {
+        let views = match self.path {
+            UploadPath::Mapped => self.map_all()?,
+            UploadPath::Staged => Vec::new(),
+        };
+        let n = self.weights.len();
+        Ok(GpuReader {
+            weights: self,
+            views,
+            budget: staging_budget.max(4),
+            staged: RefCell::new(Staged {
+                order: (0..n).collect(),
+                position: (0..n).collect(),
+                cache: HashMap::new(),
+                staging: None,
+            }),
+        })
+    }
+
+    fn map_all(&self) -> Result<Vec<wgpu::BufferView>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        for (b, buffer) in self.buffers.iter().enumerate() {
+            let tx = tx.clone();
+            buffer.map_async(wgpu::MapMode::Read, .., move |r| {
+                let _ = tx.send((b, r));
+            });
+        }
+        drop(tx);
+        self.device.wait()?;
+        for (b, r) in rx.iter() {
+            r.map_err(|e| Error::Gpu(format!("mapping weight buffer {b} for reading: {e}")))?;
+        }
+        self.buffers
+            .iter()
+            .enumerate()
+            .map(|(b, buffer)| {
+                buffer
+                    .get_mapped_range(..)
+                    .map_err(|e| Error::Gpu(format!("reading weight buffer {b}: {e}")))
+            })
+            .collect()
+    }
+}
+
+struct Staged {
+    order: Vec<usize>,
+    position: Vec<usize>,
+    cache: HashMap<usize, Vec<u8>>,
+    staging: Option<wgpu::Buffer>,
+}
+
+/// Reads resident weights back to the host; implements [`WeightBytes`] so any writer can save
+/// straight from the GPU.
+pub struct GpuReader<'a> {
+    weights: &'a GpuWeights,
+    views: Vec<wgpu::BufferView>,
+    budget: u64,
+    staged: RefCell<Staged>,
+}
+
+impl GpuReader<'_> {
+    fn mapped(&self, i: usize) -> Cow<'_, [u8]> {
+        let w = &self.weights.weights[i];
+        let slice =
+            |p: &Placement| &self.views[p.buffer][p.offset as usize..(p.offset + p.len) as usize];
+        match w.chunks.as_slice() {
+            [] => Cow::Borrowed(&[]),
+            [one] => Cow::Borrowed(slice(one)),
+            many => Cow::Owned(many.iter().flat_map(|p| slice(p).iter().copied()).collect()),
+        }
+    }
+
+    /// Read back the batch of weights that starts at position `start` of the reading order.
+    fn fetch(&self, st: &mut Staged, start: usize) -> Result<()> {
+        let gw = self.weights;
+        let dev = &gw.device;
+        let mut batch = Vec::new();
+        let mut total = 0u64;
+        for &i in &st.order[start..] {
+            let size: u64 = gw.weights[i]
+                .chunks
+                .iter()
+                .map(|c| c.len.next_multiple_of(4))
+                .sum();
+            if !batch.is_empty() && total + size > self.budget {
+                break;
+            }
+            batch.push((i, total));
+            total += size;
+        }
+        let total = total.max(4);
+        let reuse = st.staging.as_ref().is_some_and(|s| s.size() >= total);
+        if !reuse {
+            st.staging = Some(dev.checked("allocating a readback staging buffer", || {
+                dev.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("weights readback"),
+                    size: total,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            })?);
+        }
+        let staging = st.staging.as_ref().expect("created above");
+        let mut enc = dev.device.create_command_encoder(&Default::default());
+        for &(i, at) in &batch {
+            let mut at = at;
+            for c in &gw.weights[i].chunks {
+                let n = c.len.next_multiple_of(4);
+                enc.copy_buffer_to_buffer(&gw.buffers[c.buffer], c.offset, staging, at, n);
+                at += n;
+            }
+        }
+        dev.queue.submit([enc.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, ..total, move |r| {
+            let _ = tx.send(r);
+        });
+        dev.wait()?;
+        rx.recv()
+            .map_err(|_| Error::Gpu("readback mapping was dropped".into()))?
+            .map_err(|e| Error::Gpu(format!("mapping the readback buffer: {e}")))?;
+        {
+            let view = staging
+                .get_mapped_range(..total)
+                .map_err(|e| Error::Gpu(format!("reading the readback buffer: {e}")))?;
+            for &(i, at) in &batch {
+                let mut bytes = Vec::with_capacity(gw.weights[i].len as usize);
+                let mut at = at as usize;
+                for c in &gw.weights[i].chunks {
+                    bytes.extend_from_slice(&view[at..at + c.len as usize]);
+                    at += c.len.next_multiple_of(4) as usize;
+                }
+                st.cache.insert(i, bytes);
+            }
+        }
+        staging.unmap();
+        Ok(())
+    }
+}
+
+impl WeightBytes for GpuReader<'_> {
+    fn stored(&self, _i: usize) -> Option<Cow<'_, [u8]>> {
+        None
+    }
+
+    fn logical(&self, i: usize) -> Result<Cow<'_, [u8]>> {
+        if self.weights.path == UploadPath::Mapped {
+            return Ok(self.mapped(i));
+        }
+        let mut st = self.staged.borrow_mut();
+        if let Some(bytes) = st.cache.remove(&i) {
+            return Ok(Cow::Owned(bytes));
+        }
+        let start = st.position[i];
+        self.fetch(&mut st, start)?;
+        Ok(Cow::Owned(st.cache.remove(&i).unwrap_or_default()))
+    }
+
+    fn will_read(&self, order: &[usize]) {
+        let mut st = self.staged.borrow_mut();
+        let n = self.weights.weights.len();
+        if order.len() != n || order.iter().any(|&i| i >= n) {
+            return;
+        }
+        st.order = order.to_vec();
+        for (p, &i) in order.iter().enumerate() {
+            st.position[i] = p;
+        }
+        st.cache.clear();
+    }
+}
+
+impl Drop for GpuReader<'_> {
+    fn drop(&mut self) {
+        if !self.views.is_empty() {
+            self.views.clear();
+            for b in &self.weights.buffers {
+                b.unmap();
+            }
+        }
+    }
+}
