@@ -2,11 +2,15 @@
 //!
 //! Exit codes: 0 success, 1 a check failed, 2 bad input or usage.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
 use layercake::format::{self, safetensors};
+use layercake::gpu::residency::UploadOptions;
+use layercake::gpu::Device;
 use layercake::{Error, QuantDType, QuantizeChoice, SaveOptions, Style, Target};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 #[derive(Parser)]
 #[command(
@@ -33,29 +37,43 @@ enum Command {
         topology: Option<PathBuf>,
     },
     /// Convert between TF.js styles, quantizations and safetensors.
-    Convert {
-        /// model.json, a directory holding one, or a .safetensors file.
-        src: PathBuf,
-        /// A directory (TF.js) or a path ending in .safetensors.
-        dst: PathBuf,
-        /// Output container (default: from DST).
-        #[arg(long, value_enum)]
-        to: Option<ToArg>,
-        /// TF.js file style (default: the source's).
-        #[arg(long, value_enum)]
-        style: Option<StyleArg>,
-        /// Converter shard size in bytes (with --style shards; default 4194304).
-        #[arg(long)]
-        shard_size: Option<u64>,
-        /// Quantize float32 weights on save, or `none` to write them unquantized.
-        #[arg(long, value_enum)]
-        quantize: Option<QuantArg>,
-        /// Topology JSON for a plain safetensors weights file.
-        #[arg(long)]
-        topology: Option<PathBuf>,
-    },
+    Convert(ConvertArgs),
     /// Prove the GPU works: open the adapter, run a kernel, read the result back.
     Device,
+}
+
+#[derive(Args)]
+struct ConvertArgs {
+    /// model.json, a directory holding one, or a .safetensors file.
+    src: PathBuf,
+    /// A directory (TF.js) or a path ending in .safetensors.
+    dst: PathBuf,
+    /// Output container (default: from DST).
+    #[arg(long, value_enum)]
+    to: Option<ToArg>,
+    /// TF.js file style (default: the source's).
+    #[arg(long, value_enum)]
+    style: Option<StyleArg>,
+    /// Converter shard size in bytes (with --style shards; default 4194304).
+    #[arg(long)]
+    shard_size: Option<u64>,
+    /// Quantize float32 weights on save, or `none` to write them unquantized.
+    #[arg(long, value_enum)]
+    quantize: Option<QuantArg>,
+    /// Topology JSON for a plain safetensors weights file.
+    #[arg(long)]
+    topology: Option<PathBuf>,
+    /// Where the weights go between load and save: through a GPU (load, read back, save) or
+    /// straight on the CPU. `auto` takes a hardware GPU when there is one.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceArg,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DeviceArg {
+    Auto,
+    Gpu,
+    Cpu,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -112,51 +130,47 @@ fn run(command: Command) -> Result<(), Failure> {
             json,
             topology,
         } => inspect(&model, json, topology.as_deref()),
-        Command::Convert {
-            src,
-            dst,
-            to,
-            style,
-            shard_size,
-            quantize,
-            topology,
-        } => {
-            let style = match (style, shard_size) {
-                (Some(StyleArg::Node), _) => Some(Style::Node),
-                (Some(StyleArg::Downloads), _) => Some(Style::Downloads),
-                (Some(StyleArg::Shards), size) | (None, size @ Some(_)) => {
-                    let shard_size = size.unwrap_or(format::DEFAULT_SHARD_SIZE);
-                    if shard_size == 0 {
-                        return Err(Error::Usage("--shard-size must be positive".into()).into());
-                    }
-                    Some(Style::Shards { shard_size })
-                }
-                (None, None) => None,
-            };
-            let quantize = match quantize {
-                None => QuantizeChoice::Keep,
-                Some(QuantArg::None) => QuantizeChoice::None,
-                Some(QuantArg::Uint8) => QuantizeChoice::To(QuantDType::Uint8),
-                Some(QuantArg::Uint16) => QuantizeChoice::To(QuantDType::Uint16),
-                Some(QuantArg::Float16) => QuantizeChoice::To(QuantDType::Float16),
-            };
-            let target = to.map(|t| match t {
-                ToArg::Tfjs => Target::Tfjs,
-                ToArg::Safetensors => Target::Safetensors,
-            });
-            convert(
-                &src,
-                &dst,
-                topology.as_deref(),
-                SaveOptions {
-                    target,
-                    style,
-                    quantize,
-                },
-            )
-        }
+        Command::Convert(args) => convert_command(args),
         Command::Device => device(),
     }
+}
+
+fn convert_command(args: ConvertArgs) -> Result<(), Failure> {
+    let style = match (args.style, args.shard_size) {
+        (Some(StyleArg::Node), _) => Some(Style::Node),
+        (Some(StyleArg::Downloads), _) => Some(Style::Downloads),
+        (Some(StyleArg::Shards), size) | (None, size @ Some(_)) => {
+            let shard_size = size.unwrap_or(format::DEFAULT_SHARD_SIZE);
+            if shard_size == 0 {
+                return Err(Error::Usage("--shard-size must be positive".into()).into());
+            }
+            Some(Style::Shards { shard_size })
+        }
+        (None, None) => None,
+    };
+    let quantize = match args.quantize {
+        None => QuantizeChoice::Keep,
+        Some(QuantArg::None) => QuantizeChoice::None,
+        Some(QuantArg::Uint8) => QuantizeChoice::To(QuantDType::Uint8),
+        Some(QuantArg::Uint16) => QuantizeChoice::To(QuantDType::Uint16),
+        Some(QuantArg::Float16) => QuantizeChoice::To(QuantDType::Float16),
+    };
+    let target = args.to.map(|t| match t {
+        ToArg::Tfjs => Target::Tfjs,
+        ToArg::Safetensors => Target::Safetensors,
+    });
+    let opts = SaveOptions {
+        target,
+        style,
+        quantize,
+    };
+    convert(
+        &args.src,
+        &args.dst,
+        args.topology.as_deref(),
+        args.device,
+        opts,
+    )
 }
 
 fn open(path: &Path, topology: Option<&Path>) -> Result<layercake::Artifacts, Error> {
@@ -183,15 +197,81 @@ fn inspect(model: &Path, json: bool, topology: Option<&Path>) -> Result<(), Fail
     Ok(())
 }
 
+/// The GPU to use for `arg`, or `None` for the CPU path; says which and why on stderr.
+fn choose_device(arg: DeviceArg) -> Result<Option<Device>, Failure> {
+    match arg {
+        DeviceArg::Cpu => {
+            eprintln!("device: CPU (--device cpu)");
+            Ok(None)
+        }
+        DeviceArg::Gpu => {
+            let d = Device::open()?;
+            eprintln!("device: GPU {}", d.describe());
+            Ok(Some(d))
+        }
+        DeviceArg::Auto => match Device::open_hardware()? {
+            Some(d) => {
+                eprintln!("device: GPU {}", d.describe());
+                Ok(Some(d))
+            }
+            None => {
+                let why = match Device::open() {
+                    Ok(d) => format!("the only adapter, {}, is a software rasterizer, slower than the CPU backend", d.info.name),
+                    Err(e) => e.to_string(),
+                };
+                eprintln!("device: CPU ({why}; --device gpu forces the GPU)");
+                Ok(None)
+            }
+        },
+    }
+}
+
+/// A byte progress bar on stderr for models above 8 MiB (hidden otherwise).
+fn progress_bar(total: u64, what: &str) -> ProgressBar {
+    if total < 8 << 20 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    let style =
+        ProgressStyle::with_template("{msg:>8} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style.progress_chars("=> "));
+    bar.set_message(what.to_string());
+    bar
+}
+
 fn convert(
     src: &Path,
     dst: &Path,
     topology: Option<&Path>,
+    device: DeviceArg,
     opts: SaveOptions,
 ) -> Result<(), Failure> {
-    let started = std::time::Instant::now();
+    let dev = choose_device(device)?;
+    let started = Instant::now();
     let artifacts = open(src, topology)?;
-    let report = layercake::save(dst, &artifacts.spec, &artifacts, opts)?;
+    let (report, path) = match &dev {
+        None => (
+            layercake::save(dst, &artifacts.spec, &artifacts, opts)?,
+            "CPU path".to_string(),
+        ),
+        Some(dev) => {
+            let bar = progress_bar(artifacts.spec.stored_bytes(), "upload");
+            let gw = dev.upload(&artifacts, &UploadOptions::default(), &mut |done, _| {
+                bar.set_position(done)
+            })?;
+            bar.finish_and_clear();
+            let reader = gw.reader(256 << 20)?;
+            let report = layercake::save(dst, &artifacts.spec, &reader, opts)?;
+            (
+                report,
+                format!(
+                    "GPU path: files → {} → files, {:?} upload",
+                    dev.info.name, gw.path
+                ),
+            )
+        }
+    };
     let secs = started.elapsed().as_secs_f64();
     let what = match (report.target, report.style) {
         (Target::Safetensors, _) => "safetensors".to_string(),
@@ -199,17 +279,16 @@ fn convert(
         (Target::Tfjs, None) => "tfjs".to_string(),
     };
     eprintln!(
-        "wrote {} as {what}: {} weights, {} bytes in {:.3} s (CPU path)",
+        "wrote {} as {what}: {} weights, {} bytes in {secs:.3} s ({path})",
         dst.display(),
         artifacts.spec.weights.len(),
         report.weight_bytes,
-        secs
     );
     Ok(())
 }
 
 fn device() -> Result<(), Failure> {
-    let dev = layercake::gpu::Device::open()?;
+    let dev = Device::open()?;
     println!("adapter: {}", dev.describe());
     let x: Vec<f32> = (0..1000).map(|i| i as f32).collect();
     let y = dev.axpy(&x, 2.0, 1.0)?;

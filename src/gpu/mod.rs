@@ -185,7 +185,7 @@ impl Device {
     /// One line: adapter, backend, driver and the limits that matter.
     pub fn describe(&self) -> String {
         format!(
-            "{} ({:?}, {:?}, driver {} {}); max buffer {} B, max storage binding {} B, workgroup storage {} B",
+            "{} ({:?}, {:?}, driver {} {}); max buffer {} B, max storage binding {} B, workgroup storage {} B, mappable storage buffers: {}",
             self.info.name,
             self.kind,
             self.info.backend,
@@ -194,6 +194,7 @@ impl Device {
             self.limits.max_buffer_size,
             self.limits.max_storage_buffer_binding_size,
             self.limits.max_compute_workgroup_storage_size,
+            if self.mappable_primary() { "yes" } else { "no" },
         )
     }
 
