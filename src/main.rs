@@ -38,6 +38,13 @@ enum Command {
     },
     /// Convert between TF.js styles, quantizations and safetensors.
     Convert(ConvertArgs),
+    /// The main job on a bundled model: load onto the device, check, save from it, reload, check.
+    Demo {
+        /// `auto` uses any GPU adapter (the demo model is tiny, so a software adapter is quick
+        /// too) and falls back to the CPU without one.
+        #[arg(long, value_enum, default_value = "auto")]
+        device: DeviceArg,
+    },
     /// Prove the GPU works: open the adapter, run a kernel, read the result back.
     Device,
 }
@@ -97,6 +104,9 @@ enum QuantArg {
     None,
 }
 
+#[path = "cli/demo.rs"]
+mod demo;
+
 /// A failure and the exit code it maps to.
 struct Failure {
     code: u8,
@@ -132,6 +142,7 @@ fn run(command: Command) -> Result<(), Failure> {
         } => inspect(&model, json, topology.as_deref()),
         Command::Convert(args) => convert_command(args),
         Command::Device => device(),
+        Command::Demo { device } => demo::run(device),
     }
 }
 

@@ -18,6 +18,7 @@ use crate::format::{quant, Artifacts, WeightBytes};
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use wgpu::util::DeviceExt;
 
@@ -345,7 +346,9 @@ impl Device {
         })
     }
 
-    /// Create buffers mapped, copy their fills from the artifacts' files, unmap.
+    /// Create buffers mapped, copy their fills from the artifacts' files, unmap. Buffers are
+    /// spread over the cores: a fresh mapping is paid for in page faults (and wgpu's zeroing of
+    /// it), which parallelize well, while one thread tops out near a single core's fault rate.
     fn create_filled(
         &self,
         sizes: &[u64],
@@ -360,40 +363,86 @@ impl Device {
         if path == UploadPath::Mapped {
             usage |= wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::MAP_WRITE;
         }
-        let mut buffers = Vec::with_capacity(sizes.len());
-        for (b, &size) in sizes.iter().enumerate() {
-            let buffer = self.checked(
-                &format!("allocating GPU buffer {b} ({size} bytes) for weights"),
-                || {
-                    self.device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some("weights"),
-                        size,
-                        usage,
-                        mapped_at_creation: true,
+        let assignment = spread(sizes, upload_threads());
+        let done = AtomicU64::new(0);
+        let mut reported = 0;
+        let results = std::thread::scope(|s| {
+            let workers: Vec<_> = assignment
+                .iter()
+                .map(|list| {
+                    let done = &done;
+                    s.spawn(move || {
+                        list.iter()
+                            .map(|&b| {
+                                self.create_one(
+                                    b,
+                                    sizes[b],
+                                    fills.get(b).map_or(&[][..], Vec::as_slice),
+                                    usage,
+                                    a,
+                                    done,
+                                )
+                                .map(|buf| (b, buf))
+                            })
+                            .collect::<Result<Vec<_>>>()
                     })
-                },
-            )?;
-            let mut view = buffer
-                .get_mapped_range_mut(..)
-                .map_err(|e| Error::Gpu(format!("mapping weight buffer {b}: {e}")))?;
-            let mut copied = 0;
-            for f in fills.get(b).into_iter().flatten() {
-                let mut at = f.offset as usize;
-                for piece in a
-                    .store
-                    .pieces_in(f.weight, f.start as usize, f.end as usize)
-                {
-                    view.slice(at..at + piece.len()).copy_from_slice(piece);
-                    at += piece.len();
-                }
-                copied += f.end - f.start;
+                })
+                .collect();
+            while !workers.iter().all(|w| w.is_finished()) {
+                std::thread::sleep(Duration::from_millis(10));
+                let now = done.load(Ordering::Relaxed);
+                report(now - reported);
+                reported = now;
             }
-            drop(view);
-            buffer.unmap();
-            report(copied);
-            buffers.push(buffer);
+            workers.into_iter().map(|w| w.join()).collect::<Vec<_>>()
+        });
+        report(done.load(Ordering::Relaxed) - reported);
+        let mut buffers: Vec<Option<wgpu::Buffer>> = (0..sizes.len()).map(|_| None).collect();
+        for r in results {
+            for (b, buf) in r.map_err(|_| Error::Gpu("an upload thread panicked".into()))?? {
+                buffers[b] = Some(buf);
+            }
         }
-        Ok(buffers)
+        Ok(buffers.into_iter().flatten().collect())
+    }
+
+    fn create_one(
+        &self,
+        b: usize,
+        size: u64,
+        fills: &[Fill],
+        usage: wgpu::BufferUsages,
+        a: &Artifacts,
+        done: &AtomicU64,
+    ) -> Result<wgpu::Buffer> {
+        let buffer = self.checked(
+            &format!("allocating GPU buffer {b} ({size} bytes) for weights"),
+            || {
+                self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("weights"),
+                    size,
+                    usage,
+                    mapped_at_creation: true,
+                })
+            },
+        )?;
+        let mut view = buffer
+            .get_mapped_range_mut(..)
+            .map_err(|e| Error::Gpu(format!("mapping weight buffer {b}: {e}")))?;
+        for f in fills {
+            let mut at = f.offset as usize;
+            for piece in a
+                .store
+                .pieces_in(f.weight, f.start as usize, f.end as usize)
+            {
+                view.slice(at..at + piece.len()).copy_from_slice(piece);
+                at += piece.len();
+            }
+            done.fetch_add(f.end - f.start, Ordering::Relaxed);
+        }
+        drop(view);
+        buffer.unmap();
+        Ok(buffer)
     }
 
     /// Expand compact codes into resident float32/int32 weights with the lookup-table kernel.
@@ -492,6 +541,28 @@ impl Device {
         })?;
         self.wait()
     }
+}
+
+/// Threads for uploads: the available cores, at most 8.
+fn upload_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+}
+
+/// Assign buffers to `threads` lists with balanced byte totals (largest first, to the lightest).
+fn spread(sizes: &[u64], threads: usize) -> Vec<Vec<usize>> {
+    let threads = threads.min(sizes.len()).max(1);
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by_key(|&b| std::cmp::Reverse(sizes[b]));
+    let mut loads = vec![0u64; threads];
+    let mut lists = vec![Vec::new(); threads];
+    for b in order {
+        let t = (0..threads).min_by_key(|&t| loads[t]).unwrap_or(0);
+        loads[t] += sizes[b];
+        lists[t].push(b);
+    }
+    lists
 }
 
 fn push_fill(fills: &mut Vec<Vec<Fill>>, buffer: usize, fill: Fill) {
