@@ -9,7 +9,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use layercake::format::synthetic;
-use layercake::gpu::residency::UploadOptions;
+use layercake::gpu::residency::{UploadOptions, UploadPath};
 use layercake::gpu::Device;
 use layercake::{save, SaveOptions, Style};
 use std::io::Read;
@@ -117,6 +117,30 @@ fn bench(c: &mut Criterion) {
                 .weight_bytes
         })
     });
+    g.finish();
+    many_small_tensors(c, &dev, root.path());
+}
+
+/// 20,000 tensors of 256 bytes: packed into arenas versus one buffer each.
+fn many_small_tensors(c: &mut Criterion, dev: &Device, root: &Path) {
+    let a = synthetic::from_shapes(&synthetic::uniform_shapes(20_000 * 256, 20_000), 2).unwrap();
+    let dir = root.join("small");
+    save(&dir, &a.spec, &a, SaveOptions::default()).unwrap();
+    let mut g = c.benchmark_group("small_tensors");
+    g.sample_size(10)
+        .throughput(Throughput::Bytes(a.spec.stored_bytes()));
+    for (label, small) in [("arenas", 1u64 << 20), ("one buffer each", 0)] {
+        let opts = UploadOptions {
+            small_tensor_bytes: small,
+            ..Default::default()
+        };
+        g.bench_function(label, |b| {
+            b.iter(|| {
+                let a = layercake::open(&dir).unwrap();
+                dev.upload(&a, &opts, &mut |_, _| {}).unwrap().stats.buffers
+            })
+        });
+    }
     g.finish();
 }
 

@@ -14,9 +14,13 @@ use std::path::{Path, PathBuf};
 /// Write a directory at `dst` atomically: `fill` writes the new contents into a temporary
 /// directory; files of an existing `dst` that `keep` says are not part of the old model are
 /// carried over, then the new directory replaces `dst`.
+///
+/// With `durable` false the fsyncs are skipped (the switch is still atomic for readers, but a
+/// power loss may lose the new contents): for measuring write speed without the disk's flush.
 pub fn replace_dir(
     dst: &Path,
     keep: impl Fn(&str) -> bool,
+    durable: bool,
     fill: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<()> {
     let parent = parent_of(dst);
@@ -35,19 +39,28 @@ pub fn replace_dir(
     if dst.is_dir() {
         carry_over(dst, tmp.path(), &keep)?;
     }
-    sync_dir_files(tmp.path())?;
+    if durable {
+        sync_dir_files(tmp.path())?;
+    }
     let tmp_path = tmp.keep();
     let result = switch(&tmp_path, dst);
     if result.is_err() {
         let _ = fs::remove_dir_all(&tmp_path);
     }
     result?;
-    sync_path(&parent)
+    if durable {
+        sync_path(&parent)?;
+    }
+    Ok(())
 }
 
 /// Write one file at `dst` atomically: `fill` writes a temporary path in the same directory,
-/// which is then made durable and renamed over `dst`.
-pub fn replace_file(dst: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+/// which is then made durable (unless `durable` is false) and renamed over `dst`.
+pub fn replace_file(
+    dst: &Path,
+    durable: bool,
+    fill: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
     let parent = parent_of(dst);
     fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
     if dst.is_dir() {
@@ -59,9 +72,14 @@ pub fn replace_file(dst: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Resul
         .map_err(|e| Error::io(&parent, e))?
         .into_temp_path();
     fill(&tmp)?;
-    sync_path(&tmp)?;
+    if durable {
+        sync_path(&tmp)?;
+    }
     tmp.persist(dst).map_err(|e| Error::io(dst, e.error))?;
-    sync_path(&parent)
+    if durable {
+        sync_path(&parent)?;
+    }
+    Ok(())
 }
 
 fn parent_of(dst: &Path) -> PathBuf {
@@ -184,7 +202,7 @@ mod tests {
         fs::write(dst.join("weights.bin"), "old").unwrap();
         fs::write(dst.join("notes.txt"), "mine").unwrap();
         let keep = |n: &str| n != "model.json" && n != "weights.bin";
-        replace_dir(&dst, keep, |tmp| {
+        replace_dir(&dst, keep, true, |tmp| {
             fs::write(tmp.join("model.json"), "new").map_err(|e| Error::io(tmp, e))
         })
         .unwrap();
@@ -201,7 +219,12 @@ mod tests {
         let dst = root.path().join("m");
         fs::create_dir(&dst).unwrap();
         fs::write(dst.join("model.json"), "old").unwrap();
-        let r = replace_dir(&dst, |_| true, |_| Err(Error::Usage("disk full".into())));
+        let r = replace_dir(
+            &dst,
+            |_| true,
+            true,
+            |_| Err(Error::Usage("disk full".into())),
+        );
         assert!(r.is_err());
         assert_eq!(fs::read_to_string(dst.join("model.json")).unwrap(), "old");
         assert_eq!(fs::read_dir(root.path()).unwrap().count(), 1);
@@ -212,7 +235,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dst = root.path().join("m.safetensors");
         fs::write(&dst, "old").unwrap();
-        replace_file(&dst, |tmp| {
+        replace_file(&dst, true, |tmp| {
             fs::write(tmp, "new").map_err(|e| Error::io(tmp, e))
         })
         .unwrap();

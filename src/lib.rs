@@ -9,6 +9,7 @@
 //! - [`inspect`]: a summary of a model's layers and weights.
 
 pub mod atomic;
+pub mod bench;
 pub mod check;
 pub mod dtype;
 pub mod error;

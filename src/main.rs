@@ -45,6 +45,8 @@ enum Command {
         #[arg(long, value_enum, default_value = "auto")]
         device: DeviceArg,
     },
+    /// Measure load/save throughput against this machine's limits.
+    Bench(bench::BenchArgs),
     /// Prove the GPU works: open the adapter, run a kernel, read the result back.
     Device,
 }
@@ -104,6 +106,8 @@ enum QuantArg {
     None,
 }
 
+#[path = "cli/bench.rs"]
+mod bench;
 #[path = "cli/demo.rs"]
 mod demo;
 
@@ -142,6 +146,7 @@ fn run(command: Command) -> Result<(), Failure> {
         } => inspect(&model, json, topology.as_deref()),
         Command::Convert(args) => convert_command(args),
         Command::Device => device(),
+        Command::Bench(args) => bench::run(args),
         Command::Demo { device } => demo::run(device),
     }
 }
@@ -174,6 +179,7 @@ fn convert_command(args: ConvertArgs) -> Result<(), Failure> {
         target,
         style,
         quantize,
+        ..Default::default()
     };
     convert(
         &args.src,

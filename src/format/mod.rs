@@ -310,7 +310,7 @@ pub enum Target {
 }
 
 /// How to save a model.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct SaveOptions {
     /// Container; `None` picks safetensors for a path ending in `.safetensors`, else TF.js.
     pub target: Option<Target>,
@@ -318,6 +318,19 @@ pub struct SaveOptions {
     pub style: Option<Style>,
     /// Quantization policy.
     pub quantize: QuantizeChoice,
+    /// fsync the files and directory before and after the switch (default true).
+    pub durable: bool,
+}
+
+impl Default for SaveOptions {
+    fn default() -> Self {
+        SaveOptions {
+            target: None,
+            style: None,
+            quantize: QuantizeChoice::Keep,
+            durable: true,
+        }
+    }
 }
 
 /// What a save wrote.
@@ -345,7 +358,7 @@ pub fn save(
     });
     match target {
         Target::Safetensors => {
-            let weight_bytes = safetensors::write(dst, spec, data, opts.quantize)?;
+            let weight_bytes = safetensors::write(dst, spec, data, opts.quantize, opts.durable)?;
             Ok(SaveReport {
                 target,
                 style: None,
@@ -366,6 +379,7 @@ pub fn save(
                 tfjs::WriteOptions {
                     style: opts.style,
                     quantize: opts.quantize,
+                    durable: opts.durable,
                 },
             )?;
             Ok(SaveReport {

@@ -287,6 +287,7 @@ pub fn write(
     spec: &ModelSpec,
     data: &dyn WeightBytes,
     quantize: QuantizeChoice,
+    durable: bool,
 ) -> Result<u64> {
     let out_specs = output_specs(spec, data, quantize)?;
     let mut order: Vec<usize> = (0..out_specs.len()).collect();
@@ -306,7 +307,7 @@ pub fn write(
     }
     let header = header_bytes(dst, spec, &out_specs, infos)?;
     data.will_read(&order);
-    atomic::replace_file(dst, |tmp| {
+    atomic::replace_file(dst, durable, |tmp| {
         let file = File::create(tmp).map_err(|e| Error::io(tmp, e))?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
         let io = |e| Error::io(dst, e);

@@ -131,6 +131,31 @@ impl WeightStore {
         })
     }
 
+    /// Drop the mapped pages behind weight `i`'s bytes `start..end` from this process's resident
+    /// set once they are copied elsewhere (`madvise(DONTNEED)`; the page cache keeps them and a
+    /// later read maps them again). Keeps a load's peak memory at the model size, not twice it.
+    pub fn release(&self, i: usize, start: usize, end: usize) {
+        let mut at = 0usize;
+        for s in &self.spans[i] {
+            let (lo, hi) = (start.max(at), end.min(at + s.len));
+            if let (true, Backing::Mapped(map)) = (lo < hi, &self.buffers[s.buffer]) {
+                #[cfg(unix)]
+                // SAFETY: a read-only, file-backed mapping: DONTNEED only unmaps its pages, and the
+                // next access reads them again from the file.
+                let _ = unsafe {
+                    map.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        s.start + lo - at,
+                        hi - lo,
+                    )
+                };
+                #[cfg(not(unix))]
+                let _ = map;
+            }
+            at += s.len;
+        }
+    }
+
     /// Copy weight `i`'s stored bytes into `dst` (exactly `stored_len(i)` bytes), assembling a
     /// straddling weight in place: the path used to fill mapped GPU buffers.
     pub fn copy_into(&self, i: usize, dst: &mut [u8]) {

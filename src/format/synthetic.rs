@@ -9,8 +9,47 @@ use crate::error::Result;
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
 
-/// A model whose weights are `shapes` (float32), values from a seeded generator.
+/// A model whose weights are `shapes` (float32, named `synthetic/w<i>`, no layers), values from
+/// a seeded generator.
 pub fn from_shapes(shapes: &[Vec<usize>], seed: u64) -> Result<Artifacts> {
+    let named: Vec<(String, Vec<usize>)> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (format!("synthetic/w{i}"), s.clone()))
+        .collect();
+    build(
+        &named,
+        json!({"class_name": "Sequential", "config": {"name": "synthetic", "layers": []}}),
+        seed,
+    )
+}
+
+/// A Sequential stack of square Dense layers (`dense_<k>/kernel` `[d, d]`, `dense_<k>/bias`
+/// `[d]`) with `tensors` weights summing to about `total_bytes`: a model real TF.js loads, with
+/// the realistic mix of large kernels and small biases. An odd `tensors` drops the last bias.
+pub fn mlp(total_bytes: u64, tensors: usize) -> Result<Artifacts> {
+    let tensors = tensors.max(1);
+    let layers = tensors.div_ceil(2);
+    let d = ((total_bytes / 4 / layers as u64) as f64).sqrt().max(1.0) as usize;
+    let mut named = Vec::with_capacity(tensors);
+    let mut configs = Vec::with_capacity(layers);
+    for k in 1..=layers {
+        let bias = named.len() + 2 <= tensors;
+        named.push((format!("dense_{k}/kernel"), vec![d, d]));
+        if bias {
+            named.push((format!("dense_{k}/bias"), vec![d]));
+        }
+        let mut config = json!({"units": d, "activation": "linear", "use_bias": bias, "name": format!("dense_{k}"), "trainable": true, "dtype": "float32"});
+        if k == 1 {
+            config["batch_input_shape"] = json!([null, d]);
+        }
+        configs.push(json!({"class_name": "Dense", "config": config}));
+    }
+    let topology = json!({"class_name": "Sequential", "config": {"name": "synthetic", "layers": configs}, "keras_version": "tfjs-layers 4.22.0", "backend": "tensor_flow.js"});
+    build(&named, topology, 1)
+}
+
+fn build(named: &[(String, Vec<usize>)], topology: Value, seed: u64) -> Result<Artifacts> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut next = move || {
         // xorshift64*: fast, seeded, good enough for test data.
@@ -20,11 +59,11 @@ pub fn from_shapes(shapes: &[Vec<usize>], seed: u64) -> Result<Artifacts> {
         let bits = state.wrapping_mul(0x2545_F491_4F6C_DD1D);
         ((bits >> 40) as f32 / (1u64 << 24) as f32) - 0.5
     };
-    let mut specs = Vec::with_capacity(shapes.len());
-    let mut buffers = Vec::with_capacity(shapes.len());
-    let mut spans = Vec::with_capacity(shapes.len());
-    for (i, shape) in shapes.iter().enumerate() {
-        let spec = WeightSpec::new(format!("synthetic/w{i}"), shape.clone(), DType::Float32);
+    let mut specs = Vec::with_capacity(named.len());
+    let mut buffers = Vec::with_capacity(named.len());
+    let mut spans = Vec::with_capacity(named.len());
+    for (i, (name, shape)) in named.iter().enumerate() {
+        let spec = WeightSpec::new(name.clone(), shape.clone(), DType::Float32);
         let data: Vec<u8> = (0..spec.numel())
             .flat_map(|_| next().to_le_bytes())
             .collect();
@@ -37,10 +76,7 @@ pub fn from_shapes(shapes: &[Vec<usize>], seed: u64) -> Result<Artifacts> {
         specs.push(spec);
     }
     let mut fields = Map::new();
-    fields.insert(
-        "modelTopology".into(),
-        json!({"class_name": "Sequential", "config": {"name": "synthetic", "layers": []}}),
-    );
+    fields.insert("modelTopology".into(), topology);
     fields.insert("format".into(), Value::from("layers-model"));
     fields.insert("generatedBy".into(), Value::from("layercake synthetic"));
     fields.insert("convertedBy".into(), Value::Null);

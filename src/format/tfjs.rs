@@ -355,12 +355,24 @@ fn shard_names(g: usize, n: usize) -> Vec<String> {
 }
 
 /// Options for writing TF.js artifacts.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct WriteOptions {
     /// Style to write; `None` keeps the source's style.
     pub style: Option<Style>,
     /// Quantization policy.
     pub quantize: QuantizeChoice,
+    /// fsync before and after the switch.
+    pub durable: bool,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            style: None,
+            quantize: QuantizeChoice::Keep,
+            durable: true,
+        }
+    }
 }
 
 /// What a write produced.
@@ -385,7 +397,7 @@ pub fn write(
     let old = old_model_files(dst);
     let keep = |name: &str| !old.iter().any(|f| f == name);
     let mut report = None;
-    atomic::replace_dir(dst, keep, |tmp| {
+    atomic::replace_dir(dst, keep, opts.durable, |tmp| {
         report = Some(write_into(tmp, spec, data, opts)?);
         Ok(())
     })?;

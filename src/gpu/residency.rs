@@ -438,6 +438,7 @@ impl Device {
                 view.slice(at..at + piece.len()).copy_from_slice(piece);
                 at += piece.len();
             }
+            a.store.release(f.weight, f.start as usize, f.end as usize);
             done.fetch_add(f.end - f.start, Ordering::Relaxed);
         }
         drop(view);

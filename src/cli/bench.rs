@@ -1,0 +1,150 @@
+//! `layercake bench`: load/save throughput against this machine's own limits.
+
+use super::{choose_device, DeviceArg, Failure};
+use layercake::bench::{self, Options};
+use layercake::format::{self, synthetic};
+use layercake::{Error, SaveOptions, Target};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Arguments of `layercake bench`.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Measure this model (model.json, its directory, or .safetensors) instead of a synthetic one.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Size of the synthetic model, e.g. 256MiB, 1GiB, 64MB (default 256MiB).
+    #[arg(long, default_value = "256MiB")]
+    size: String,
+    /// Tensors in the synthetic model (a stack of square Dense layers: kernels and biases).
+    #[arg(long, default_value_t = 64)]
+    tensors: usize,
+    /// Container of the synthetic model.
+    #[arg(long, value_enum, default_value = "tfjs")]
+    format: FormatArg,
+    /// Repeats per measurement (median and min–max are reported).
+    #[arg(long, default_value_t = 5)]
+    repeat: usize,
+    /// Drop the model files from the page cache before each load.
+    #[arg(long)]
+    cold: bool,
+    /// Sweep the tensor count (10 … 100,000) at a fixed total size instead.
+    #[arg(long)]
+    sweep: bool,
+    /// Keep the synthetic model in this directory (e.g. to measure TF.js on the same files).
+    #[arg(long)]
+    keep_model: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// Device: `auto` uses a hardware GPU, else the CPU path; `gpu` takes any adapter.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceArg,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FormatArg {
+    Tfjs,
+    Safetensors,
+}
+
+/// Parse `256MiB`, `1GiB`, `64MB`, `4096` into bytes.
+fn parse_size(s: &str) -> Result<u64, Failure> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "kib" | "k" => 1024.0,
+        "mib" | "m" => 1048576.0,
+        "gib" | "g" => 1073741824.0,
+        _ => return Err(Error::Usage(format!("--size {s}: unknown unit '{unit}'")).into()),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| Error::Usage(format!("--size {s}: not a number")))?;
+    Ok((n * factor) as u64)
+}
+
+/// Run `layercake bench`.
+pub fn run(args: BenchArgs) -> Result<(), Failure> {
+    let t = Instant::now();
+    let dev = choose_device(args.device)?;
+    let device_secs = t.elapsed().as_secs_f64();
+    let scratch = tempfile::tempdir().map_err(|e| Error::io("temporary directory", e))?;
+    let opts = Options {
+        repeat: args.repeat,
+        cold: args.cold,
+        scratch: scratch.path().to_path_buf(),
+    };
+    let size = parse_size(&args.size)?;
+    if args.sweep {
+        let counts = [10, 100, 1_000, 10_000, 100_000];
+        let rows = bench::sweep(size, &counts, dev.as_ref(), &opts)?;
+        for (n, row) in &rows {
+            let (med, lo, hi) = row.gbps();
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"tensors": n, "bytes": row.bytes, "gbps": {"median": med, "min": lo, "max": hi}})
+                );
+            } else {
+                println!("{n:>7} tensors  load {med:>7.3} GB/s  ({lo:.3}–{hi:.3})");
+            }
+        }
+        return Ok(());
+    }
+    let model = match &args.model {
+        Some(m) => m.clone(),
+        None => {
+            let a = synthetic::mlp(size, args.tensors)?;
+            let root = args
+                .keep_model
+                .clone()
+                .unwrap_or_else(|| scratch.path().join("model"));
+            let (path, target) = match args.format {
+                FormatArg::Tfjs => (root.clone(), Target::Tfjs),
+                FormatArg::Safetensors => (root.join("model.safetensors"), Target::Safetensors),
+            };
+            format::save(
+                &path,
+                &a.spec,
+                &a,
+                SaveOptions {
+                    target: Some(target),
+                    ..Default::default()
+                },
+            )?;
+            path
+        }
+    };
+    let report = bench::run(&model, dev.as_ref(), device_secs, &opts)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.json()).unwrap_or_default()
+        );
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("256MiB").ok(), Some(256 << 20));
+        assert_eq!(parse_size("64MB").ok(), Some(64_000_000));
+        assert_eq!(parse_size("1.5GiB").ok(), Some(1_610_612_736));
+        assert_eq!(parse_size("4096").ok(), Some(4096));
+        assert!(parse_size("12 parsecs").is_err());
+    }
+}
