@@ -106,6 +106,22 @@ fn bench(c: &mut Criterion) {
                 .resident_bytes
         })
     });
+    if dev.mappable_primary() {
+        // The same load through wgpu's staging (the discrete-GPU path), for the ratio.
+        let staged = UploadOptions {
+            path: Some(UploadPath::Staged),
+            ..Default::default()
+        };
+        g.bench_function("load: files → GPU, staged path", |b| {
+            b.iter(|| {
+                let a = layercake::open(&dir).unwrap();
+                dev.upload(&a, &staged, &mut |_, _| {})
+                    .unwrap()
+                    .stats
+                    .resident_bytes
+            })
+        });
+    }
     let a = layercake::open(&dir).unwrap();
     let gw = dev.upload(&a, &opts, &mut |_, _| {}).unwrap();
     let out = root.path().join("saved");
