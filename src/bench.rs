@@ -349,6 +349,9 @@ pub fn run(
     })
 }
 
+/// Saves from the device, interleaved with the raw write of the same bytes from memory, so both
+/// meet the same page-cache and writeback conditions. Each lands in a fresh location that is
+/// removed (untimed) afterwards.
 fn save_rows(
     path: &Path,
     device: Option<&Device>,
@@ -357,47 +360,71 @@ fn save_rows(
     bytes: u64,
 ) -> Result<Vec<Row>> {
     let a = format::open(path)?;
+    let files = weight_files(&a);
+    let source: Vec<u8> = files
+        .iter()
+        .map(std::fs::read)
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(io(scratch))?
+        .concat();
     let dst = scratch.join(if format::is_safetensors_path(path) {
         "saved.safetensors"
     } else {
         "saved"
     });
+    let raw = scratch.join("limit-write.bin");
     let gw = match device {
         Some(dev) => Some(dev.upload(&a, &UploadOptions::default(), &mut |_, _| {})?),
         None => None,
     };
-    let mut rows = Vec::new();
-    for durable in [false, true] {
-        let mut samples = Vec::new();
-        for _ in 0..repeat {
+    let mut samples: [Vec<f64>; 4] = Default::default();
+    for _ in 0..repeat {
+        for (k, durable) in [false, true].into_iter().enumerate() {
             let opts = SaveOptions {
                 durable,
                 ..Default::default()
             };
             let t = Instant::now();
             match &gw {
-                Some(gw) => {
-                    let reader = gw.reader(256 << 20)?;
-                    format::save(&dst, &a.spec, &reader, opts)?;
-                }
-                None => {
-                    format::save(&dst, &a.spec, &a, opts)?;
-                }
+                Some(gw) => format::save(&dst, &a.spec, &gw.reader(256 << 20)?, opts)?,
+                None => format::save(&dst, &a.spec, &a, opts)?,
+            };
+            samples[k].push(secs(t.elapsed()));
+            remove(&dst);
+            let t = Instant::now();
+            let mut f = std::fs::File::create(&raw).map_err(io(&raw))?;
+            f.write_all(&source).map_err(io(&raw))?;
+            if durable {
+                f.sync_all().map_err(io(&raw))?;
             }
-            samples.push(secs(t.elapsed()));
+            drop(f);
+            samples[2 + k].push(secs(t.elapsed()));
+            remove(&raw);
         }
-        let name = if durable {
-            "save (fsync)"
-        } else {
-            "save (no fsync)"
-        };
-        rows.push(Row {
-            name: name.into(),
-            secs: Stat::of(&samples),
-            bytes,
-        });
     }
-    Ok(rows)
+    let names = [
+        "save (no fsync)",
+        "save (fsync)",
+        "limit: write (no fsync)",
+        "limit: write (fsync)",
+    ];
+    Ok(names
+        .iter()
+        .zip(&samples)
+        .map(|(n, s)| Row {
+            name: n.to_string(),
+            secs: Stat::of(s),
+            bytes,
+        })
+        .collect())
+}
+
+fn remove(path: &Path) {
+    let _ = if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
 }
 
 fn io(p: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
@@ -432,54 +459,27 @@ fn limit_rows(files: &[PathBuf], scratch: &Path, repeat: usize, bytes: u64) -> R
         .collect::<std::io::Result<Vec<_>>>()
         .map_err(io(scratch))?
         .concat();
-    let target = scratch.join("limit-write.bin");
-    let mut write = [Vec::new(), Vec::new()];
     let mut copy = Vec::new();
     let mut dst = vec![1u8; source.len()];
     for _ in 0..repeat {
-        for (k, durable) in [false, true].into_iter().enumerate() {
-            let t = Instant::now();
-            let mut f = std::fs::File::create(&target).map_err(io(&target))?;
-            f.write_all(&source).map_err(io(&target))?;
-            if durable {
-                f.sync_all().map_err(io(&target))?;
-            }
-            drop(f);
-            write[k].push(secs(t.elapsed()));
-        }
         let t = Instant::now();
         dst.copy_from_slice(&source);
         std::hint::black_box(&dst);
         copy.push(secs(t.elapsed()));
     }
-    let _ = std::fs::remove_file(&target);
-    Ok(vec![
-        Row {
-            name: "limit: read into fresh memory".into(),
-            secs: Stat::of(&fresh),
+    let rows = [
+        ("limit: read into fresh memory", fresh),
+        ("limit: read into a reused buffer", reused_t),
+        ("limit: memcpy", copy),
+    ];
+    Ok(rows
+        .into_iter()
+        .map(|(n, s)| Row {
+            name: n.into(),
+            secs: Stat::of(&s),
             bytes,
-        },
-        Row {
-            name: "limit: read into a reused buffer".into(),
-            secs: Stat::of(&reused_t),
-            bytes,
-        },
-        Row {
-            name: "limit: write (no fsync)".into(),
-            secs: Stat::of(&write[0]),
-            bytes,
-        },
-        Row {
-            name: "limit: write (fsync)".into(),
-            secs: Stat::of(&write[1]),
-            bytes,
-        },
-        Row {
-            name: "limit: memcpy".into(),
-            secs: Stat::of(&copy),
-            bytes,
-        },
-    ])
+        })
+        .collect())
 }
 
 /// Load throughput over tensor counts at a fixed total size: the per-tensor overhead.

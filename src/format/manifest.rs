@@ -130,11 +130,19 @@ impl WeightSpec {
 
     /// Parse and validate one manifest entry. `file` names the document for errors.
     pub fn from_json(value: &Value, file: &Path) -> Result<WeightSpec> {
-        let obj = value
-            .as_object()
-            .ok_or_else(|| Error::format(file, "a weightsManifest entry is not an object"))?;
-        let name = match obj.get("name") {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Self::from_value(value.clone(), file)
+    }
+
+    /// [`WeightSpec::from_json`], consuming the entry (no copies of its strings or keys).
+    pub fn from_value(value: Value, file: &Path) -> Result<WeightSpec> {
+        let Value::Object(mut obj) = value else {
+            return Err(Error::format(
+                file,
+                "a weightsManifest entry is not an object",
+            ));
+        };
+        let name = match obj.shift_remove("name") {
+            Some(Value::String(s)) if !s.is_empty() => s,
             _ => {
                 return Err(Error::format(
                     file,
@@ -143,46 +151,39 @@ impl WeightSpec {
             }
         };
         let err = |m: String| Error::weight(file, &name, m);
-        let shape = parse_shape(obj.get("shape")).map_err(err)?;
-        let dtype_name = obj.get("dtype").and_then(Value::as_str).unwrap_or("");
+        let shape = parse_shape(obj.shift_remove("shape").as_ref()).map_err(err)?;
+        let dtype_value = obj.shift_remove("dtype");
+        let dtype_name = dtype_value.as_ref().and_then(Value::as_str).unwrap_or("");
         let dtype = DType::parse(dtype_name).ok_or_else(|| {
-            err(format!(
-                "dtype '{dtype_name}' is not supported (layercake reads float32, int32 and bool weights)"
-            ))
+            err(format!("dtype '{dtype_name}' is not supported (layercake reads float32, int32 and bool weights)"))
         })?;
-        let group = match obj.get("group") {
+        let group = match obj.shift_remove("group") {
             None | Some(Value::Null) => None,
-            Some(Value::String(g)) => Some(g.clone()),
+            Some(Value::String(g)) => Some(g),
             Some(_) => return Err(err("'group' is not a string".into())),
         };
-        let quantization = match obj.get("quantization") {
+        let quantization = match obj.shift_remove("quantization") {
             None | Some(Value::Null) => None,
-            Some(q) => Some(parse_quantization(q, dtype).map_err(err)?),
+            Some(q) => Some(parse_quantization(&q, dtype).map_err(err)?),
         };
-        let mut extra = obj.clone();
-        for key in ["name", "shape", "dtype", "group", "quantization"] {
-            extra.remove(key);
+        let elem = quantization
+            .as_ref()
+            .map_or(dtype.size(), |q| q.dtype.size())
+            .max(dtype.size());
+        if shape::byte_len(&shape, elem).is_none() {
+            return Err(err(format!(
+                "shape {} is too large (its byte size overflows)",
+                shape::show(&shape)
+            )));
         }
-        let spec = WeightSpec {
-            name: name.clone(),
+        Ok(WeightSpec {
+            name,
             shape,
             dtype,
             group,
             quantization,
-            extra,
-        };
-        let elem = spec.encoding().size().max(spec.dtype.size());
-        if shape::byte_len(&spec.shape, elem).is_none() {
-            return Err(Error::weight(
-                file,
-                &name,
-                format!(
-                    "shape {} is too large (its byte size overflows)",
-                    shape::show(&spec.shape)
-                ),
-            ));
-        }
-        Ok(spec)
+            extra: obj,
+        })
     }
 }
 
@@ -241,7 +242,7 @@ fn parse_quantization(value: &Value, dtype: DType) -> std::result::Result<Quanti
     }
     let mut extra = obj.clone();
     for key in ["dtype", "min", "scale"] {
-        extra.remove(key);
+        extra.shift_remove(key);
     }
     Ok(Quantization {
         dtype: qdtype,
@@ -253,67 +254,49 @@ fn parse_quantization(value: &Value, dtype: DType) -> std::result::Result<Quanti
 
 /// Parse a `weightsManifest` into its groups' paths and the flat weight list (manifest order),
 /// each weight tagged with the index of its group. Names must be unique.
-pub fn parse_manifest(value: &Value, file: &Path) -> Result<(Vec<ManifestGroup>, Vec<WeightSpec>)> {
-    let groups = value
-        .as_array()
-        .ok_or_else(|| Error::format(file, "'weightsManifest' is not a list"))?;
+pub fn parse_manifest(value: Value, file: &Path) -> Result<(Vec<ManifestGroup>, Vec<WeightSpec>)> {
+    let Value::Array(groups) = value else {
+        return Err(Error::format(file, "'weightsManifest' is not a list"));
+    };
     let mut out_groups = Vec::with_capacity(groups.len());
     let mut specs = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for (g, group) in groups.iter().enumerate() {
-        let obj = group.as_object().ok_or_else(|| {
-            Error::format(
-                file,
-                format!("weightsManifest group {} is not an object", g + 1),
-            )
-        })?;
-        let paths = obj
-            .get("paths")
-            .and_then(Value::as_array)
-            .and_then(|p| {
-                p.iter()
-                    .map(|s| s.as_str().map(String::from))
-                    .collect::<Option<Vec<_>>>()
-            })
-            .ok_or_else(|| {
-                Error::format(
-                    file,
-                    format!(
-                        "weightsManifest group {} has no list of string 'paths'",
-                        g + 1
-                    ),
-                )
-            })?;
-        let weights = obj
-            .get("weights")
-            .and_then(Value::as_array)
-            .ok_or_else(|| {
-                Error::format(
-                    file,
-                    format!("weightsManifest group {} has no 'weights' list", g + 1),
-                )
-            })?;
-        let mut count = 0;
-        for w in weights {
-            let spec = WeightSpec::from_json(w, file)?;
-            if !seen.insert(spec.name.clone()) {
-                return Err(Error::weight(
-                    file,
-                    &spec.name,
-                    "the name appears twice in the manifest",
-                ));
-            }
-            specs.push(spec);
-            count += 1;
+    for (g, group) in groups.into_iter().enumerate() {
+        let bad =
+            |what: &str| Error::format(file, format!("weightsManifest group {} {what}", g + 1));
+        let Value::Object(mut obj) = group else {
+            return Err(bad("is not an object"));
+        };
+        let paths = match obj.shift_remove("paths") {
+            Some(Value::Array(p)) => p
+                .into_iter()
+                .map(|s| match s {
+                    Value::String(s) => Some(s),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>(),
+            _ => None,
         }
-        let mut extra = obj.clone();
-        extra.remove("paths");
-        extra.remove("weights");
+        .ok_or_else(|| bad("has no list of string 'paths'"))?;
+        let Some(Value::Array(weights)) = obj.shift_remove("weights") else {
+            return Err(bad("has no 'weights' list"));
+        };
+        let count = weights.len();
+        for w in weights {
+            specs.push(WeightSpec::from_value(w, file)?);
+        }
         out_groups.push(ManifestGroup {
             paths,
             count,
-            extra,
+            extra: obj,
         });
+    }
+    let mut seen = std::collections::HashSet::with_capacity(specs.len());
+    if let Some(dup) = specs.iter().find(|s| !seen.insert(s.name.as_str())) {
+        return Err(Error::weight(
+            file,
+            &dup.name,
+            "the name appears twice in the manifest",
+        ));
     }
     Ok((out_groups, specs))
 }
@@ -392,7 +375,7 @@ mod tests {
         let m = json!([{"paths": ["a.bin"], "weights": [
             {"name": "w", "shape": [], "dtype": "float32"},
             {"name": "w", "shape": [], "dtype": "float32"}]}]);
-        let e = parse_manifest(&m, Path::new("m.json"))
+        let e = parse_manifest(m, Path::new("m.json"))
             .unwrap_err()
             .to_string();
         assert!(e.contains("'w'") && e.contains("twice"), "{e}");

@@ -330,7 +330,7 @@ fn header_bytes(
     infos: Vec<(String, TensorInfo)>,
 ) -> Result<Vec<u8>> {
     let mut fields = spec.fields.clone();
-    fields.remove("weightsManifest");
+    fields.insert("weightsManifest".into(), Value::Null); // keeps its position, holds no copy
     let layout = &spec.layout;
     let groups: Vec<Value> = layout
         .groups

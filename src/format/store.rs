@@ -131,28 +131,47 @@ impl WeightStore {
         })
     }
 
-    /// Drop the mapped pages behind weight `i`'s bytes `start..end` from this process's resident
-    /// set once they are copied elsewhere (`madvise(DONTNEED)`; the page cache keeps them and a
-    /// later read maps them again). Keeps a load's peak memory at the model size, not twice it.
-    pub fn release(&self, i: usize, start: usize, end: usize) {
+    /// Where weight `i`'s bytes `start..end` lie: (buffer, offset, len) runs.
+    pub fn source_ranges(
+        &self,
+        i: usize,
+        start: usize,
+        end: usize,
+    ) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
         let mut at = 0usize;
-        for s in &self.spans[i] {
+        self.spans[i].iter().filter_map(move |s| {
             let (lo, hi) = (start.max(at), end.min(at + s.len));
-            if let (true, Backing::Mapped(map)) = (lo < hi, &self.buffers[s.buffer]) {
+            let run = (lo < hi).then(|| (s.buffer, s.start + lo - at, hi - lo));
+            at += s.len;
+            run
+        })
+    }
+
+    /// Drop the mapped pages behind `ranges` (from [`WeightStore::source_ranges`]) from this
+    /// process's resident set once their bytes are copied elsewhere: `madvise(DONTNEED)`, after
+    /// merging adjacent runs so a buffer of many small tensors costs one call. The page cache
+    /// keeps the pages; a later read maps them again. Keeps a load's peak memory near the model
+    /// size instead of twice it.
+    pub fn release(&self, ranges: &mut [(usize, usize, usize)]) {
+        ranges.sort_unstable();
+        let mut merged: Vec<(usize, usize, usize)> = Vec::new();
+        for &(b, off, len) in ranges.iter() {
+            match merged.last_mut() {
+                Some(m) if m.0 == b && m.1 + m.2 >= off => m.2 = m.2.max(off + len - m.1),
+                _ => merged.push((b, off, len)),
+            }
+        }
+        for (b, off, len) in merged {
+            if let Backing::Mapped(map) = &self.buffers[b] {
                 #[cfg(unix)]
                 // SAFETY: a read-only, file-backed mapping: DONTNEED only unmaps its pages, and the
                 // next access reads them again from the file.
                 let _ = unsafe {
-                    map.unchecked_advise_range(
-                        memmap2::UncheckedAdvice::DontNeed,
-                        s.start + lo - at,
-                        hi - lo,
-                    )
+                    map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, off, len)
                 };
                 #[cfg(not(unix))]
-                let _ = map;
+                let _ = (map, off, len);
             }
-            at += s.len;
         }
     }
 

@@ -20,8 +20,9 @@ pub const MAX_MODEL_JSON_BYTES: u64 = 1 << 30;
 /// path is checked to stay inside the model's directory and every group's declared byte count
 /// equals the size of its files.
 pub fn read(json_path: &Path) -> Result<Artifacts> {
-    let fields = read_model_json(json_path)?;
-    let (groups, weights) = match fields.get("weightsManifest") {
+    let mut fields = read_model_json(json_path)?;
+    // Take the manifest out (a Null stays in its place, so a re-save writes it there again).
+    let (groups, weights) = match fields.get_mut("weightsManifest").map(std::mem::take) {
         None | Some(Value::Null) => (Vec::new(), Vec::new()),
         Some(m) => parse_manifest(m, json_path)?,
     };

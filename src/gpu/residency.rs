@@ -75,7 +75,7 @@ impl Default for UploadOptions {
         UploadOptions {
             path: None,
             small_tensor_bytes: 1 << 20,
-            arena_bytes: 64 << 20,
+            arena_bytes: 8 << 20,
             max_chunk_bytes: None,
         }
     }
@@ -438,11 +438,18 @@ impl Device {
                 view.slice(at..at + piece.len()).copy_from_slice(piece);
                 at += piece.len();
             }
-            a.store.release(f.weight, f.start as usize, f.end as usize);
             done.fetch_add(f.end - f.start, Ordering::Relaxed);
         }
         drop(view);
         buffer.unmap();
+        let mut copied: Vec<_> = fills
+            .iter()
+            .flat_map(|f| {
+                a.store
+                    .source_ranges(f.weight, f.start as usize, f.end as usize)
+            })
+            .collect();
+        a.store.release(&mut copied);
         Ok(buffer)
     }
 

@@ -1,7 +1,10 @@
 // Times TensorFlow.js (4.22, pure-JS CPU backend) loading and saving a model's files, runs
 // `layercake bench --model` on the same files in the same run, and prints the ratios.
 //
-//   node bench.mjs MODEL_DIR [--repeat 5] [--layercake ../../target/release/layercake]
+//   node bench.mjs MODEL_DIR [--repeat 5] [--device gpu|cpu|auto] [--layercake ../../target/release/layercake]
+//
+// layercake runs with --device gpu by default (any adapter, lavapipe included), so its load
+// materializes every tensor in device buffers as TF.js materializes them in tensors.
 //
 // A synthetic model TF.js can load: `layercake bench --size 256MiB --keep-model DIR`.
 // TF.js load = reading model.json and every weight file + tf.loadLayersModel; TF.js save =
@@ -14,11 +17,12 @@ import { spawnSync } from 'node:child_process';
 import { loadModelDir } from './tfjs-io.mjs';
 
 function args(argv) {
-  const o = { repeat: 5, layercake: path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../target/release/layercake') };
+  const o = { repeat: 5, device: 'gpu', layercake: path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../target/release/layercake') };
   const rest = [];
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--repeat') o.repeat = Number(argv[++i]);
     else if (argv[i] === '--layercake') o.layercake = argv[++i];
+    else if (argv[i] === '--device') o.device = argv[++i];
     else rest.push(argv[i]);
   }
   if (rest.length !== 1) { console.error('usage: node bench.mjs MODEL_DIR [--repeat N] [--layercake BIN]'); process.exit(2); }
@@ -65,7 +69,7 @@ async function main() {
   const o = args(process.argv.slice(2));
   const bytes = weightBytes(o.dir);
   const t = await timeTfjs(o.dir, o.repeat);
-  const res = spawnSync(o.layercake, ['bench', '--model', o.dir, '--json', '--repeat', String(o.repeat)], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const res = spawnSync(o.layercake, ['bench', '--model', o.dir, '--json', '--repeat', String(o.repeat), '--device', o.device], { encoding: 'utf8', maxBuffer: 1 << 26 });
   if (res.status !== 0) { console.error(res.stderr || res.error); process.exit(1); }
   const lc = JSON.parse(res.stdout);
   const row = (name) => lc.rows.find((r) => r.name === name).gbps.median;
