@@ -63,6 +63,11 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    /// A model that cannot be rebuilt or run: unsupported layer, bad config, missing or misshapen
+    /// weight, wrong input. The message names the layer.
+    #[error("{0}")]
+    Model(String),
+
     /// A GPU adapter or device problem.
     #[error("GPU: {0}")]
     Gpu(String),

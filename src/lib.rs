@@ -11,12 +11,16 @@
 pub mod atomic;
 pub mod bench;
 pub mod check;
+pub mod cpu;
 pub mod dtype;
 pub mod error;
 pub mod format;
 pub mod gpu;
 pub mod inspect;
+pub mod layers;
+pub mod model;
 pub mod shape;
+pub mod tensor;
 
 pub use dtype::{DType, Encoding, QuantDType};
 pub use error::{Error, Result};

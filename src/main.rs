@@ -45,6 +45,40 @@ enum Command {
         #[arg(long, value_enum, default_value = "auto")]
         device: DeviceArg,
     },
+    /// Run a model on inputs from a tensor JSON file.
+    Predict {
+        /// model.json, a directory holding one, or a .safetensors file.
+        model: PathBuf,
+        /// `{"inputs": [{"name", "shape", "dtype", "data"}]}` (other keys ignored).
+        #[arg(long)]
+        inputs: PathBuf,
+        /// Write `{"outputs": [...]}` here instead of stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Where to run.
+        #[arg(long, value_enum, default_value = "auto")]
+        device: predict::PredictDevice,
+    },
+    /// Check a model's predictions against expected outputs.
+    Verify {
+        /// model.json, a directory holding one, or a .safetensors file.
+        model: PathBuf,
+        /// Inputs and expected outputs (the fixtures' expected.json form).
+        #[arg(long)]
+        expect: PathBuf,
+        /// Absolute tolerance.
+        #[arg(long, default_value_t = 1e-5)]
+        atol: f64,
+        /// Relative tolerance.
+        #[arg(long, default_value_t = 1e-4)]
+        rtol: f64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Where to run.
+        #[arg(long, value_enum, default_value = "auto")]
+        device: predict::PredictDevice,
+    },
     /// Measure load/save throughput against this machine's limits.
     Bench(bench::BenchArgs),
     /// Prove the GPU works: open the adapter, run a kernel, read the result back.
@@ -110,6 +144,8 @@ enum QuantArg {
 mod bench;
 #[path = "cli/demo.rs"]
 mod demo;
+#[path = "cli/predict.rs"]
+mod predict;
 
 /// A failure and the exit code it maps to.
 struct Failure {
@@ -147,6 +183,20 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Convert(args) => convert_command(args),
         Command::Device => device(),
         Command::Bench(args) => bench::run(args),
+        Command::Predict {
+            model,
+            inputs,
+            output,
+            device,
+        } => predict::predict(&model, &inputs, output.as_ref(), device),
+        Command::Verify {
+            model,
+            expect,
+            atol,
+            rtol,
+            json,
+            device,
+        } => predict::verify(&model, &expect, atol, rtol, json, device),
         Command::Demo { device } => demo::run(device),
     }
 }

@@ -10,8 +10,8 @@ use layercake::{Artifacts, SaveOptions, WeightBytes};
 use std::path::Path;
 use std::time::Instant;
 
-/// The bundled model: tests/fixtures/cnn (browser-downloads style).
-const FILES: [(&str, &[u8]); 2] = [
+/// The bundled model: tests/fixtures/cnn (browser-downloads style) and TF.js's predictions.
+const FILES: [(&str, &[u8]); 3] = [
     (
         "model.json",
         include_bytes!("../../tests/fixtures/cnn/model.json"),
@@ -19,6 +19,10 @@ const FILES: [(&str, &[u8]); 2] = [
     (
         "model.weights.bin",
         include_bytes!("../../tests/fixtures/cnn/model.weights.bin"),
+    ),
+    (
+        "expected.json",
+        include_bytes!("../../tests/fixtures/cnn/expected.json"),
     ),
 ];
 
@@ -117,6 +121,31 @@ pub fn run(arg: DeviceArg) -> Result<(), Failure> {
     let nan = non_finite(&a, data)?;
     println!("  NaN/Inf scan: {nan} non-finite values");
 
+    println!("  predictions vs TF.js (CPU reference backend; GPU layer kernels are in progress):");
+    let model = layercake::model::Model::load(&src)?;
+    let expected = src.join("expected.json");
+    let inputs: Vec<_> = layercake::model::read_bundle(&expected, "inputs")?
+        .into_iter()
+        .map(|n| n.tensor)
+        .collect();
+    let want = layercake::model::read_bundle(&expected, "outputs")?;
+    let got = model.predict(&inputs)?;
+    let mut off = 0;
+    for (g, w) in got.iter().zip(&want) {
+        let (abs, _, ok) = super::predict::compare(&g.data, &w.tensor.data, 1e-5, 1e-4);
+        off += usize::from(!ok);
+        println!(
+            "    {}: shape {:?}, max abs error {abs:.2e} ({})",
+            w.name,
+            g.shape,
+            if ok {
+                "within atol 1e-5 / rtol 1e-4"
+            } else {
+                "OUT OF TOLERANCE"
+            }
+        );
+    }
+
     println!("4. save from the device, reload, check again");
     let dst = work.path().join("saved");
     let t = Instant::now();
@@ -140,7 +169,7 @@ pub fn run(arg: DeviceArg) -> Result<(), Failure> {
         save * 1e3,
         gbps(bytes, save)
     );
-    if mismatched + nan + differ > 0 {
+    if mismatched + nan + differ + off > 0 {
         return Err(Failure {
             code: 1,
             message: "demo checks failed".into(),

@@ -198,9 +198,13 @@ function convMisc() {
 function convChannelsFirst() {
   const m = tf.sequential();
   m.add(L.conv2d({ filters: 4, kernelSize: 3, padding: 'same', dataFormat: 'channelsFirst', inputShape: [3, 9, 9] }));
-  m.add(L.batchNormalization({ axis: 1 }));
+  // No BatchNormalization(axis: 1) here: TF.js's CPU batchNorm kernel cycles its parameters
+  // over the innermost axis instead of broadcasting them along axis 1, so its outputs for that
+  // case are not Keras's (layercake follows Keras; see ARCHITECTURE.md).
   m.add(L.maxPooling2d({ poolSize: 2, dataFormat: 'channelsFirst' }));
+  m.add(L.conv2d({ filters: 5, kernelSize: 2, strides: 2, padding: 'same', dataFormat: 'channelsFirst', activation: 'relu' }));
   m.add(L.globalAveragePooling2d({ dataFormat: 'channelsFirst' }));
+  m.add(L.batchNormalization({ axis: -1 }));
   m.add(L.dense({ units: 3 }));
   return m;
 }

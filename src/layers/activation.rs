@@ -1,0 +1,387 @@
+//! Activation functions with TF.js's formulas (spec §6.1), and the activation layers: Activation,
+//! ReLU, LeakyReLU, ELU, ThresholdedReLU, Softmax, PReLU.
+
+use super::{normalize_axis, one, Layer, LayerCtx, Shape};
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+use serde_json::Value;
+
+/// An activation function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// `x`.
+    Linear,
+    /// `max(x, 0)`.
+    Relu,
+    /// `min(max(x, 0), 6)`.
+    Relu6,
+    /// `x > 0 ? x : exp(x) - 1`.
+    Elu,
+    /// Scaled ELU.
+    Selu,
+    /// `1 / (1 + exp(-x))`.
+    Sigmoid,
+    /// TF.js / Keras 2: `clip(0.2x + 0.5, 0, 1)`.
+    HardSigmoid,
+    /// Keras 3: `clip(x/6 + 0.5, 0, 1)`.
+    HardSigmoidKeras3,
+    /// `tanh(x)`.
+    Tanh,
+    /// Softmax over the last axis.
+    Softmax,
+    /// Log-softmax over the last axis.
+    LogSoftmax,
+    /// `log(1 + exp(x))`.
+    Softplus,
+    /// `x / (|x| + 1)`.
+    Softsign,
+    /// `x * sigmoid(x)`.
+    Swish,
+    /// `0.5x(1 + erf(x/√2))`.
+    Gelu,
+    /// `x * tanh(softplus(x))`.
+    Mish,
+}
+
+const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
+const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
+
+/// erf by Abramowitz–Stegun 7.1.26, the polynomial TF.js's CPU kernel uses.
+fn erf(x: f64) -> f64 {
+    let (p, a1, a2, a3, a4, a5) = (
+        0.327_591_1,
+        0.254_829_592,
+        -0.284_496_736,
+        1.421_413_741,
+        -1.453_152_027,
+        1.061_405_429,
+    );
+    let sign = x.signum();
+    let x = x.abs();
+    let t = 1.0 / (1.0 + p * x);
+    sign * (1.0 - (((((a5 * t + a4) * t) + a3) * t + a2) * t + a1) * t * (-x * x).exp())
+}
+
+fn softplus(x: f64) -> f64 {
+    // Stable: log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)).
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+impl Activation {
+    /// Parse a config value (`null` is linear). Accepts the snake_case and camelCase spellings.
+    pub fn parse(value: Option<&Value>, keras3: bool) -> std::result::Result<Activation, String> {
+        let name = match value {
+            None | Some(Value::Null) => return Ok(Activation::Linear),
+            Some(Value::String(s)) => s.as_str(),
+            Some(Value::Object(o)) => o.get("class_name").and_then(Value::as_str).unwrap_or(""),
+            Some(other) => return Err(format!("activation {other} is not a name")),
+        };
+        Ok(match name {
+            "linear" => Activation::Linear,
+            "relu" => Activation::Relu,
+            "relu6" => Activation::Relu6,
+            "elu" => Activation::Elu,
+            "selu" => Activation::Selu,
+            "sigmoid" => Activation::Sigmoid,
+            "hard_sigmoid" | "hardSigmoid" if keras3 => Activation::HardSigmoidKeras3,
+            "hard_sigmoid" | "hardSigmoid" => Activation::HardSigmoid,
+            "tanh" => Activation::Tanh,
+            "softmax" => Activation::Softmax,
+            "log_softmax" | "logSoftmax" => Activation::LogSoftmax,
+            "softplus" => Activation::Softplus,
+            "softsign" => Activation::Softsign,
+            "swish" | "silu" => Activation::Swish,
+            "gelu" => Activation::Gelu,
+            "mish" => Activation::Mish,
+            other => return Err(format!("activation '{other}' is not supported")),
+        })
+    }
+
+    fn scalar(self, x: f64) -> f64 {
+        match self {
+            Activation::Linear | Activation::Softmax | Activation::LogSoftmax => x,
+            Activation::Relu => x.max(0.0),
+            Activation::Relu6 => x.clamp(0.0, 6.0),
+            Activation::Elu => {
+                if x > 0.0 {
+                    x
+                } else {
+                    x.exp() - 1.0
+                }
+            }
+            Activation::Selu => {
+                if x > 0.0 {
+                    SELU_SCALE * x
+                } else {
+                    SELU_SCALE * SELU_ALPHA * (x.exp() - 1.0)
+                }
+            }
+            Activation::Sigmoid => sigmoid(x),
+            Activation::HardSigmoid => (0.2 * x + 0.5).clamp(0.0, 1.0),
+            Activation::HardSigmoidKeras3 => (x / 6.0 + 0.5).clamp(0.0, 1.0),
+            Activation::Tanh => x.tanh(),
+            Activation::Softplus => softplus(x),
+            Activation::Softsign => x / (x.abs() + 1.0),
+            Activation::Swish => x * sigmoid(x),
+            Activation::Gelu => 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2)),
+            Activation::Mish => x * softplus(x).tanh(),
+        }
+    }
+
+    /// Apply in place to `data` whose last axis has `last` elements.
+    pub fn apply(self, data: &mut [f32], last: usize) {
+        match self {
+            Activation::Linear => {}
+            Activation::Softmax | Activation::LogSoftmax => {
+                for row in data.chunks_mut(last.max(1)) {
+                    softmax_row(row, self == Activation::LogSoftmax);
+                }
+            }
+            f => data
+                .iter_mut()
+                .for_each(|x| *x = f.scalar(*x as f64) as f32),
+        }
+    }
+}
+
+fn softmax_row(row: &mut [f32], log: bool) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
+    for x in row.iter_mut() {
+        let shifted = *x as f64 - max;
+        *x = if log {
+            (shifted - sum.ln()) as f32
+        } else {
+            (shifted.exp() / sum) as f32
+        };
+    }
+}
+
+/// An element-wise function with an optional parameter, as a layer.
+struct Elementwise {
+    f: Box<dyn Fn(f32) -> f32 + Send + Sync>,
+}
+
+impl Layer for Elementwise {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        Ok(inputs[0].clone())
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let mut t = one(inputs, "activation")?.clone();
+        t.data.iter_mut().for_each(|x| *x = (self.f)(*x));
+        Ok(t)
+    }
+}
+
+/// `Activation(activation)`.
+struct ActivationLayer {
+    f: Activation,
+}
+
+impl Layer for ActivationLayer {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        Ok(inputs[0].clone())
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let mut t = one(inputs, "Activation")?.clone();
+        let last = t.shape.last().copied().unwrap_or(1);
+        self.f.apply(&mut t.data, last);
+        Ok(t)
+    }
+}
+
+pub(super) fn build_activation_layer(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    Ok(Box::new(ActivationLayer {
+        f: ctx.activation()?,
+    }))
+}
+
+pub(super) fn build_relu(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    let max = ctx
+        .get("max_value")
+        .and_then(Value::as_f64)
+        .map(|m| m as f32);
+    Ok(Box::new(Elementwise {
+        f: Box::new(move |x| {
+            let r = x.max(0.0);
+            max.map_or(r, |m| r.min(m))
+        }),
+    }))
+}
+
+pub(super) fn build_leaky_relu(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    let alpha = ctx.f64_or("alpha", 0.3)? as f32;
+    Ok(Box::new(Elementwise {
+        f: Box::new(move |x| if x < 0.0 { alpha * x } else { x }),
+    }))
+}
+
+pub(super) fn build_elu(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    let alpha = ctx.f64_or("alpha", 1.0)?;
+    Ok(Box::new(Elementwise {
+        f: Box::new(move |x| {
+            if x > 0.0 {
+                x
+            } else {
+                (alpha * ((x as f64).exp() - 1.0)) as f32
+            }
+        }),
+    }))
+}
+
+pub(super) fn build_thresholded_relu(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    let theta = ctx.f64_or("theta", 1.0)? as f32;
+    Ok(Box::new(Elementwise {
+        f: Box::new(move |x| if x > theta { x } else { 0.0 }),
+    }))
+}
+
+/// Softmax along one axis.
+struct Softmax {
+    axis: isize,
+    name: String,
+}
+
+impl Layer for Softmax {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        Ok(inputs[0].clone())
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let t = one(inputs, &self.name)?;
+        let rank = t.rank();
+        let axis = normalize_axis(self.axis, rank).ok_or_else(|| {
+            Error::Model(format!(
+                "layer '{}': softmax axis {} out of range",
+                self.name, self.axis
+            ))
+        })?;
+        // Move the axis last, apply, move it back.
+        let mut perm: Vec<usize> = (0..rank).filter(|&a| a != axis).collect();
+        perm.push(axis);
+        let mut moved = t.permuted(&perm);
+        Activation::Softmax.apply(&mut moved.data, t.shape[axis]);
+        let mut back = vec![0; rank];
+        for (i, &p) in perm.iter().enumerate() {
+            back[p] = i;
+        }
+        Ok(moved.permuted(&back))
+    }
+}
+
+pub(super) fn build_softmax(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    // TF.js's Softmax layer defaults to axis 1 (Keras: -1).
+    let axis = match ctx.get("axis") {
+        None => 1,
+        Some(Value::Array(a)) if a.len() == 1 => a[0].as_i64().unwrap_or(1) as isize,
+        Some(v) => v
+            .as_i64()
+            .ok_or_else(|| ctx.err("config 'axis' is not an integer"))? as isize,
+    };
+    Ok(Box::new(Softmax {
+        axis,
+        name: ctx.name.to_string(),
+    }))
+}
+
+/// `x >= 0 ? x : alpha * x` with a learned, broadcast alpha.
+struct PRelu {
+    alpha: Tensor,
+}
+
+impl Layer for PRelu {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        Ok(inputs[0].clone())
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let x = one(inputs, "PReLU")?;
+        let alpha = super::merge::broadcast_to(&self.alpha, &x.shape[1..])?;
+        let per = alpha.data.len();
+        let mut out = x.clone();
+        for (i, v) in out.data.iter_mut().enumerate() {
+            if *v < 0.0 {
+                *v *= alpha.data[i % per];
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub(super) fn build_prelu(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    let input = ctx.input()?;
+    let mut shape: Vec<usize> = input[1..]
+        .iter()
+        .map(|d| d.ok_or_else(|| ctx.err("PReLU needs known input dimensions")))
+        .collect::<Result<_>>()?;
+    let shared: Vec<usize> = match ctx.get("shared_axes") {
+        None => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_u64)
+            .map(|v| v as usize)
+            .collect(),
+        Some(v) => v.as_u64().map(|v| vec![v as usize]).unwrap_or_default(),
+    };
+    for a in shared {
+        if a >= 1 && a <= shape.len() {
+            shape[a - 1] = 1;
+        }
+    }
+    Ok(Box::new(PRelu {
+        alpha: ctx.weight("alpha", &shape)?,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(f: Activation) -> Vec<f32> {
+        let mut x = vec![-2.0f32, -0.5, 0.5, 3.0];
+        f.apply(&mut x, 4);
+        x
+    }
+
+    #[test]
+    #[allow(clippy::excessive_precision)] // the spec's reference values, as printed by TF.js
+    fn match_tfjs_reference_values() {
+        // Spec §6.1: TF.js CPU at x = [-2, -0.5, 0.5, 3].
+        let cases = [
+            (
+                Activation::Selu,
+                [-1.5201665, -0.6917582, 0.5253505, 3.1521029],
+            ),
+            (Activation::HardSigmoid, [0.1, 0.4, 0.6, 1.0]),
+            (
+                Activation::Gelu,
+                [-0.0455002, -0.1542688, 0.3457312, 2.9959502],
+            ),
+            (
+                Activation::Swish,
+                [-0.2384058, -0.1887703, 0.3112297, 2.8577223],
+            ),
+            (
+                Activation::Mish,
+                [-0.2525015, -0.2207438, 0.3752452, 2.9865351],
+            ),
+        ];
+        for (f, want) in cases {
+            for (a, b) in run(f).iter().zip(want) {
+                assert!((a - b).abs() < 2e-6, "{f:?}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn names_parse_in_both_spellings() {
+        let p = |s: &str| Activation::parse(Some(&Value::from(s)), false).unwrap();
+        assert_eq!(p("hard_sigmoid"), Activation::HardSigmoid);
+        assert_eq!(p("hardSigmoid"), Activation::HardSigmoid);
+        assert_eq!(p("log_softmax"), Activation::LogSoftmax);
+        assert_eq!(Activation::parse(None, false).unwrap(), Activation::Linear);
+        assert!(Activation::parse(Some(&Value::from("gelu_new")), false).is_err());
+    }
+}

@@ -1,0 +1,560 @@
+//! Convolutions: Conv1D/2D/3D (im2col + GEMM), Conv2DTranspose, DepthwiseConv2D and
+//! SeparableConv2D, channels_last and channels_first, with TF's padding semantics (spec §6.2).
+
+use super::{one, Activation, Layer, LayerCtx, Shape};
+use crate::cpu;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// Padding mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Padding {
+    Valid,
+    Same,
+    Causal,
+}
+
+impl Padding {
+    pub(super) fn parse(ctx: &LayerCtx) -> Result<Padding> {
+        match ctx.str_or("padding", "valid") {
+            "valid" => Ok(Padding::Valid),
+            "same" => Ok(Padding::Same),
+            "causal" => Ok(Padding::Causal),
+            other => Err(ctx.err(format!("padding '{other}' is not supported"))),
+        }
+    }
+}
+
+/// Output length and padding before, per TF: valid `ceil((n - k_eff + 1)/s)`; same `ceil(n/s)` with
+/// the odd padded pixel at the end.
+pub(super) fn out_len(n: usize, k: usize, s: usize, d: usize, pad: Padding) -> (usize, usize) {
+    let k_eff = (k - 1) * d + 1;
+    match pad {
+        Padding::Valid => ((n + 1).saturating_sub(k_eff).div_ceil(s), 0),
+        Padding::Same => {
+            let out = n.div_ceil(s);
+            let total = ((out.max(1) - 1) * s + k_eff).saturating_sub(n);
+            (out, total / 2)
+        }
+        Padding::Causal => (n.div_ceil(s), k_eff - 1),
+    }
+}
+
+/// Spatial geometry of one convolution.
+#[derive(Clone, Debug)]
+pub(super) struct Geometry {
+    pub kernel: Vec<usize>,
+    pub strides: Vec<usize>,
+    pub dilation: Vec<usize>,
+    pub padding: Padding,
+}
+
+impl Geometry {
+    pub(super) fn output(&self, input: &[usize]) -> (Vec<usize>, Vec<usize>) {
+        input
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                out_len(
+                    n,
+                    self.kernel[i],
+                    self.strides[i],
+                    self.dilation[i],
+                    self.padding,
+                )
+            })
+            .unzip()
+    }
+
+    fn output_symbolic(&self, input: &[Option<usize>]) -> Vec<Option<usize>> {
+        input
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                n.map(|n| {
+                    out_len(
+                        n,
+                        self.kernel[i],
+                        self.strides[i],
+                        self.dilation[i],
+                        self.padding,
+                    )
+                    .0
+                })
+            })
+            .collect()
+    }
+}
+
+/// Calls `f(out_index, in_spatial_index or None for padding, kernel_index)` in row-major order of
+/// (output position, kernel position): the im2col walk shared by the convolutions.
+pub(super) fn for_each_tap(
+    g: &Geometry,
+    input: &[usize],
+    out: &[usize],
+    pads: &[usize],
+    mut f: impl FnMut(usize, Option<usize>, usize),
+) {
+    let rank = input.len();
+    let n_out: usize = out.iter().product();
+    let n_k: usize = g.kernel.iter().product();
+    let mut o_idx = vec![0usize; rank];
+    for o in 0..n_out {
+        let mut k_idx = vec![0usize; rank];
+        for k in 0..n_k {
+            let mut flat = 0usize;
+            let mut inside = true;
+            for d in 0..rank {
+                let pos = (o_idx[d] * g.strides[d] + k_idx[d] * g.dilation[d]) as isize
+                    - pads[d] as isize;
+                if pos < 0 || pos >= input[d] as isize {
+                    inside = false;
+                    break;
+                }
+                flat = flat * input[d] + pos as usize;
+            }
+            f(o, inside.then_some(flat), k);
+            increment(&mut k_idx, &g.kernel);
+        }
+        increment(&mut o_idx, out);
+    }
+}
+
+fn increment(idx: &mut [usize], bounds: &[usize]) {
+    for d in (0..idx.len()).rev() {
+        idx[d] += 1;
+        if idx[d] < bounds[d] {
+            return;
+        }
+        idx[d] = 0;
+    }
+}
+
+/// Move channels last (`channels_first` inputs), and back.
+fn to_channels_last(x: &Tensor, channels_first: bool) -> Tensor {
+    if !channels_first {
+        return x.clone();
+    }
+    let rank = x.rank();
+    x.permuted(
+        &[0].into_iter()
+            .chain(2..rank)
+            .chain([1])
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn from_channels_last(x: Tensor, channels_first: bool) -> Tensor {
+    if !channels_first {
+        return x;
+    }
+    let rank = x.rank();
+    x.permuted(
+        &[0, rank - 1]
+            .into_iter()
+            .chain(1..rank - 1)
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn symbolic_shape(input: &Shape, channels_first: bool, g: &Geometry, channels: usize) -> Shape {
+    let rank = input.len();
+    let spatial: Vec<Option<usize>> = if channels_first {
+        input[2..].to_vec()
+    } else {
+        input[1..rank - 1].to_vec()
+    };
+    let out = g.output_symbolic(&spatial);
+    if channels_first {
+        [input[0], Some(channels)].into_iter().chain(out).collect()
+    } else {
+        [input[0]]
+            .into_iter()
+            .chain(out)
+            .chain([Some(channels)])
+            .collect()
+    }
+}
+
+/// Conv1D/2D/3D.
+struct Conv {
+    name: String,
+    geometry: Geometry,
+    kernel: Tensor, // [*k, cin, f]
+    bias: Option<Tensor>,
+    activation: Activation,
+    channels_first: bool,
+}
+
+impl Layer for Conv {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        Ok(symbolic_shape(
+            &inputs[0],
+            self.channels_first,
+            &self.geometry,
+            *self.kernel.shape.last().unwrap_or(&0),
+        ))
+    }
+
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let x = to_channels_last(one(inputs, &self.name)?, self.channels_first);
+        let rank = x.rank();
+        let (batch, cin) = (x.shape[0], x.shape[rank - 1]);
+        let spatial = &x.shape[1..rank - 1];
+        let f = *self.kernel.shape.last().unwrap_or(&0);
+        if self.kernel.shape[rank - 2] != cin {
+            return Err(Error::Model(format!(
+                "layer '{}': input has {cin} channels, the kernel expects {}",
+                self.name,
+                self.kernel.shape[rank - 2]
+            )));
+        }
+        let (out, pads) = self.geometry.output(spatial);
+        let n_out: usize = out.iter().product();
+        let n_k: usize = self.geometry.kernel.iter().product();
+        let kk = n_k * cin;
+        let n_in: usize = spatial.iter().product();
+        let mut cols = vec![0.0f32; n_out * kk];
+        let mut result = vec![0.0f32; batch * n_out * f];
+        for b in 0..batch {
+            let xb = &x.data[b * n_in * cin..(b + 1) * n_in * cin];
+            cols.iter_mut().for_each(|v| *v = 0.0);
+            for_each_tap(&self.geometry, spatial, &out, &pads, |o, src, k| {
+                if let Some(s) = src {
+                    cols[o * kk + k * cin..o * kk + (k + 1) * cin]
+                        .copy_from_slice(&xb[s * cin..(s + 1) * cin]);
+                }
+            });
+            let dst = &mut result[b * n_out * f..(b + 1) * n_out * f];
+            cpu::matmul(&cols, &self.kernel.data, dst, n_out, kk, f);
+            if let Some(bias) = &self.bias {
+                cpu::add_bias(dst, &bias.data);
+            }
+            self.activation.apply(dst, f);
+        }
+        let shape = [batch].into_iter().chain(out).chain([f]).collect();
+        Ok(from_channels_last(
+            Tensor::new(shape, result)?,
+            self.channels_first,
+        ))
+    }
+}
+
+fn spatial_rank(class: &str) -> usize {
+    if class.contains("1D") {
+        1
+    } else if class.contains("3D") {
+        3
+    } else {
+        2
+    }
+}
+
+fn geometry(ctx: &LayerCtx, n: usize, with_dilation: bool) -> Result<Geometry> {
+    Ok(Geometry {
+        kernel: ctx.ints("kernel_size", n, None)?,
+        strides: ctx.ints("strides", n, Some(1))?,
+        dilation: if with_dilation {
+            ctx.ints("dilation_rate", n, Some(1))?
+        } else {
+            vec![1; n]
+        },
+        padding: Padding::parse(ctx)?,
+    })
+}
+
+fn input_channels(ctx: &LayerCtx, channels_first: bool) -> Result<usize> {
+    ctx.input_dim(if channels_first { 1 } else { -1 })
+}
+
+fn bias(ctx: &LayerCtx, n: usize) -> Result<Option<Tensor>> {
+    if ctx.bool_or("use_bias", true) {
+        Ok(Some(ctx.weight("bias", &[n])?))
+    } else {
+        Ok(None)
+    }
+}
+
+pub(super) fn conv(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    let n = spatial_rank(ctx.class);
+    let channels_first = ctx.channels_first();
+    let geometry = geometry(ctx, n, true)?;
+    let cin = input_channels(ctx, channels_first)?;
+    let f = ctx.usize("filters")?;
+    let kshape: Vec<usize> = geometry.kernel.iter().copied().chain([cin, f]).collect();
+    Ok(Box::new(Conv {
+        name: ctx.name.to_string(),
+        kernel: ctx.weight("kernel", &kshape)?,
+        bias: bias(ctx, f)?,
+        activation: ctx.activation()?,
+        channels_first,
+        geometry,
+    }))
+}
+
+/// Conv2DTranspose: the gradient of a convolution; kernel `[kh, kw, filters, in]`.
+struct ConvTranspose {
+    name: String,
+    geometry: Geometry,
+    kernel: Tensor,
+    bias: Option<Tensor>,
+    activation: Activation,
+    channels_first: bool,
+}
+
+fn transpose_len(n: usize, k: usize, s: usize, pad: Padding) -> (usize, usize) {
+    let out = match pad {
+        Padding::Same => n * s,
+        _ => n * s + k.saturating_sub(s),
+    };
+    let total = ((n.max(1) - 1) * s + k).saturating_sub(out);
+    (out, if pad == Padding::Same { total / 2 } else { 0 })
+}
+
+impl Layer for ConvTranspose {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        let input = &inputs[0];
+        let f = self.kernel.shape[2];
+        let g = &self.geometry;
+        let sp: Vec<Option<usize>> = if self.channels_first {
+            input[2..].to_vec()
+        } else {
+            input[1..3].to_vec()
+        };
+        let out: Vec<Option<usize>> = sp
+            .iter()
+            .enumerate()
+            .map(|(i, n)| n.map(|n| transpose_len(n, g.kernel[i], g.strides[i], g.padding).0))
+            .collect();
+        Ok(if self.channels_first {
+            [input[0], Some(f)].into_iter().chain(out).collect()
+        } else {
+            [input[0]].into_iter().chain(out).chain([Some(f)]).collect()
+        })
+    }
+
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let x = to_channels_last(one(inputs, &self.name)?, self.channels_first);
+        let (batch, h, w, cin) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+        let (kh, kw, f) = (
+            self.kernel.shape[0],
+            self.kernel.shape[1],
+            self.kernel.shape[2],
+        );
+        let g = &self.geometry;
+        let (oh, ph) = transpose_len(h, kh, g.strides[0], g.padding);
+        let (ow, pw) = transpose_len(w, kw, g.strides[1], g.padding);
+        let mut out = vec![0.0f32; batch * oh * ow * f];
+        for b in 0..batch {
+            for i in 0..h {
+                for j in 0..w {
+                    let xin = &x.data[((b * h + i) * w + j) * cin..][..cin];
+                    for ki in 0..kh {
+                        let oi = (i * g.strides[0] + ki) as isize - ph as isize;
+                        if oi < 0 || oi >= oh as isize {
+                            continue;
+                        }
+                        for kj in 0..kw {
+                            let oj = (j * g.strides[1] + kj) as isize - pw as isize;
+                            if oj < 0 || oj >= ow as isize {
+                                continue;
+                            }
+                            let dst =
+                                &mut out[((b * oh + oi as usize) * ow + oj as usize) * f..][..f];
+                            let wk = &self.kernel.data[(ki * kw + kj) * f * cin..][..f * cin];
+                            for (fo, d) in dst.iter_mut().enumerate() {
+                                *d += xin
+                                    .iter()
+                                    .zip(&wk[fo * cin..(fo + 1) * cin])
+                                    .map(|(a, b)| a * b)
+                                    .sum::<f32>();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(bias) = &self.bias {
+            cpu::add_bias(&mut out, &bias.data);
+        }
+        self.activation.apply(&mut out, f);
+        Ok(from_channels_last(
+            Tensor::new(vec![batch, oh, ow, f], out)?,
+            self.channels_first,
+        ))
+    }
+}
+
+pub(super) fn conv_transpose(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    let channels_first = ctx.channels_first();
+    // TF.js drops dilation_rate (and ignores output_padding) for Conv2DTranspose.
+    let geometry = geometry(ctx, 2, false)?;
+    let cin = input_channels(ctx, channels_first)?;
+    let f = ctx.usize("filters")?;
+    let kshape = [geometry.kernel[0], geometry.kernel[1], f, cin];
+    Ok(Box::new(ConvTranspose {
+        name: ctx.name.to_string(),
+        kernel: ctx.weight("kernel", &kshape)?,
+        bias: bias(ctx, f)?,
+        activation: ctx.activation()?,
+        channels_first,
+        geometry,
+    }))
+}
+
+/// Depthwise 2D convolution: kernel `[kh, kw, in, m]`, output channel `c*m + j`.
+fn depthwise_forward(x: &Tensor, kernel: &Tensor, g: &Geometry) -> Result<Tensor> {
+    let (batch, cin) = (x.shape[0], x.shape[3]);
+    let spatial = &x.shape[1..3];
+    let m = kernel.shape[3];
+    let (out, pads) = g.output(spatial);
+    let n_out: usize = out.iter().product();
+    let n_in: usize = spatial.iter().product();
+    let mut result = vec![0.0f32; batch * n_out * cin * m];
+    for b in 0..batch {
+        let xb = &x.data[b * n_in * cin..];
+        let rb = &mut result[b * n_out * cin * m..];
+        for_each_tap(g, spatial, &out, &pads, |o, src, k| {
+            if let Some(s) = src {
+                for c in 0..cin {
+                    let v = xb[s * cin + c];
+                    for j in 0..m {
+                        rb[(o * cin + c) * m + j] += v * kernel.data[(k * cin + c) * m + j];
+                    }
+                }
+            }
+        });
+    }
+    Tensor::new(vec![batch, out[0], out[1], cin * m], result)
+}
+
+struct Depthwise {
+    name: String,
+    geometry: Geometry,
+    depthwise: Tensor,
+    pointwise: Option<Tensor>,
+    bias: Option<Tensor>,
+    activation: Activation,
+    channels_first: bool,
+}
+
+impl Layer for Depthwise {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        let channels = match &self.pointwise {
+            Some(p) => p.shape[3],
+            None => self.depthwise.shape[2] * self.depthwise.shape[3],
+        };
+        Ok(symbolic_shape(
+            &inputs[0],
+            self.channels_first,
+            &self.geometry,
+            channels,
+        ))
+    }
+
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let x = to_channels_last(one(inputs, &self.name)?, self.channels_first);
+        let mut y = depthwise_forward(&x, &self.depthwise, &self.geometry)?;
+        if let Some(p) = &self.pointwise {
+            let (k, f) = (p.shape[2], p.shape[3]);
+            let rows = y.data.len() / k.max(1);
+            let mut z = vec![0.0; rows * f];
+            cpu::matmul(&y.data, &p.data, &mut z, rows, k, f);
+            let mut shape = y.shape.clone();
+            shape[3] = f;
+            y = Tensor::new(shape, z)?;
+        }
+        let c = y.shape[3];
+        if let Some(bias) = &self.bias {
+            cpu::add_bias(&mut y.data, &bias.data);
+        }
+        self.activation.apply(&mut y.data, c);
+        Ok(from_channels_last(y, self.channels_first))
+    }
+}
+
+pub(super) fn depthwise(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    let channels_first = ctx.channels_first();
+    // TF.js passes no dilation to DepthwiseConv2D.
+    let geometry = geometry(ctx, 2, false)?;
+    let cin = input_channels(ctx, channels_first)?;
+    let m = ctx
+        .get("depth_multiplier")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(1) as usize;
+    let depthwise = ctx.weight(
+        "depthwise_kernel",
+        &[geometry.kernel[0], geometry.kernel[1], cin, m],
+    )?;
+    Ok(Box::new(Depthwise {
+        name: ctx.name.to_string(),
+        bias: bias(ctx, cin * m)?,
+        activation: ctx.activation()?,
+        depthwise,
+        pointwise: None,
+        channels_first,
+        geometry,
+    }))
+}
+
+pub(super) fn separable(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    let channels_first = ctx.channels_first();
+    let geometry = geometry(ctx, 2, true)?;
+    let cin = input_channels(ctx, channels_first)?;
+    let m = ctx
+        .get("depth_multiplier")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(1) as usize;
+    let f = ctx.usize("filters")?;
+    let depthwise = ctx.weight(
+        "depthwise_kernel",
+        &[geometry.kernel[0], geometry.kernel[1], cin, m],
+    )?;
+    let pointwise = ctx.weight("pointwise_kernel", &[1, 1, cin * m, f])?;
+    Ok(Box::new(Depthwise {
+        name: ctx.name.to_string(),
+        bias: bias(ctx, f)?,
+        activation: ctx.activation()?,
+        depthwise,
+        pointwise: Some(pointwise),
+        channels_first,
+        geometry,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_padding_puts_the_odd_pixel_at_the_end() {
+        assert_eq!(out_len(4, 3, 2, 1, Padding::Same), (2, 0));
+        assert_eq!(out_len(5, 3, 2, 1, Padding::Same), (3, 1));
+        assert_eq!(out_len(5, 3, 1, 2, Padding::Valid), (1, 0));
+        assert_eq!(out_len(7, 3, 2, 1, Padding::Valid), (3, 0));
+    }
+
+    #[test]
+    fn spec_example_4x4_ones_stride_2_same() {
+        // Spec §6.2: a 4×4 input 1..16, 3×3 kernel of ones, stride 2, same → [54, 45, 72, 54].
+        let g = Geometry {
+            kernel: vec![3, 3],
+            strides: vec![2, 2],
+            dilation: vec![1, 1],
+            padding: Padding::Same,
+        };
+        let conv = Conv {
+            name: "c".into(),
+            geometry: g,
+            kernel: Tensor::new(vec![3, 3, 1, 1], vec![1.0; 9]).unwrap(),
+            bias: None,
+            activation: Activation::Linear,
+            channels_first: false,
+        };
+        let x = Tensor::new(vec![1, 4, 4, 1], (1..=16).map(|v| v as f32).collect()).unwrap();
+        assert_eq!(
+            conv.forward(&[&x]).unwrap().data,
+            vec![54.0, 45.0, 72.0, 54.0]
+        );
+    }
+}

@@ -1,0 +1,364 @@
+//! Merge layers: Add, Multiply, Average, Maximum, Minimum (element-wise with broadcasting),
+//! Concatenate and Dot. The five element-wise merges share one implementation.
+
+use super::{normalize_axis, Layer, LayerCtx, Shape};
+use crate::error::{Error, Result};
+use crate::tensor::{strides, Tensor};
+use serde_json::Value;
+
+#[derive(Clone, Copy)]
+enum Op {
+    Add,
+    Multiply,
+    Average,
+    Maximum,
+    Minimum,
+}
+
+struct Elementwise {
+    op: Op,
+    name: String,
+}
+
+/// Broadcast two shapes (numpy rules, aligned on the right).
+fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    let rank = a.len().max(b.len());
+    (0..rank)
+        .map(|i| {
+            let x = if i + a.len() >= rank {
+                a[i + a.len() - rank]
+            } else {
+                1
+            };
+            let y = if i + b.len() >= rank {
+                b[i + b.len() - rank]
+            } else {
+                1
+            };
+            match (x, y) {
+                (x, y) if x == y => Some(x),
+                (1, y) => Some(y),
+                (x, 1) => Some(x),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// `t` broadcast to `shape`.
+pub(crate) fn broadcast_to(t: &Tensor, shape: &[usize]) -> Result<Tensor> {
+    if t.shape == shape {
+        return Ok(t.clone());
+    }
+    let ok = broadcast_shape(&t.shape, shape).is_some_and(|s| s == shape);
+    if !ok {
+        return Err(Error::Model(format!(
+            "cannot broadcast {:?} to {:?}",
+            t.shape, shape
+        )));
+    }
+    let rank = shape.len();
+    let offset = rank - t.rank();
+    let src_strides = strides(&t.shape);
+    let n: usize = shape.iter().product();
+    let mut index = vec![0usize; rank];
+    let mut data = Vec::with_capacity(n);
+    for _ in 0..n {
+        let src: usize = (offset..rank)
+            .map(|d| {
+                if t.shape[d - offset] == 1 {
+                    0
+                } else {
+                    index[d] * src_strides[d - offset]
+                }
+            })
+            .sum();
+        data.push(t.data[src]);
+        for d in (0..rank).rev() {
+            index[d] += 1;
+            if index[d] < shape[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
+    Tensor::new(shape.to_vec(), data)
+}
+
+fn shape_err(name: &str, a: &Shape, b: &Shape) -> Error {
+    Error::Model(format!(
+        "layer '{name}': input shapes {a:?} and {b:?} cannot be merged"
+    ))
+}
+
+impl Layer for Elementwise {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        let mut out = inputs
+            .first()
+            .cloned()
+            .ok_or_else(|| Error::Model(format!("layer '{}': no inputs", self.name)))?;
+        for s in &inputs[1..] {
+            let rank = out.len().max(s.len());
+            let pad = |v: &Shape| -> Shape {
+                std::iter::repeat_n(Some(1), rank - v.len())
+                    .chain(v.iter().copied())
+                    .collect()
+            };
+            let (a, b) = (pad(&out), pad(s));
+            out = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| match (x, y) {
+                    (Some(1), y) => Ok(*y),
+                    (x, Some(1)) => Ok(*x),
+                    (Some(x), Some(y)) if x != y => Err(shape_err(&self.name, &a, &b)),
+                    (x, None) => Ok(*x),
+                    (x, _) => Ok(*x),
+                })
+                .collect::<Result<_>>()?;
+        }
+        Ok(out)
+    }
+
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let shape = inputs
+            .iter()
+            .try_fold(inputs[0].shape.clone(), |s, t| {
+                broadcast_shape(&s, &t.shape)
+            })
+            .ok_or_else(|| {
+                Error::Model(format!("layer '{}': inputs do not broadcast", self.name))
+            })?;
+        let mut acc = broadcast_to(inputs[0], &shape)?;
+        for t in &inputs[1..] {
+            let b = broadcast_to(t, &shape)?;
+            for (x, y) in acc.data.iter_mut().zip(&b.data) {
+                *x = match self.op {
+                    Op::Add | Op::Average => *x + y,
+                    Op::Multiply => *x * y,
+                    Op::Maximum => x.max(*y),
+                    Op::Minimum => x.min(*y),
+                };
+            }
+        }
+        if let Op::Average = self.op {
+            let n = inputs.len() as f32;
+            acc.data.iter_mut().for_each(|x| *x /= n);
+        }
+        Ok(acc)
+    }
+}
+
+fn elementwise(ctx: &LayerCtx, op: Op) -> Result<Box<dyn Layer>> {
+    Ok(Box::new(Elementwise {
+        op,
+        name: ctx.name.to_string(),
+    }))
+}
+
+pub(super) fn add(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    elementwise(ctx, Op::Add)
+}
+pub(super) fn multiply(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    elementwise(ctx, Op::Multiply)
+}
+pub(super) fn average(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    elementwise(ctx, Op::Average)
+}
+pub(super) fn maximum(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    elementwise(ctx, Op::Maximum)
+}
+pub(super) fn minimum(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    elementwise(ctx, Op::Minimum)
+}
+
+struct Concatenate {
+    axis: isize,
+    name: String,
+}
+
+impl Layer for Concatenate {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        let rank = inputs[0].len();
+        let axis = normalize_axis(self.axis, rank).ok_or_else(|| {
+            Error::Model(format!(
+                "layer '{}': axis {} out of range",
+                self.name, self.axis
+            ))
+        })?;
+        let mut out = inputs[0].clone();
+        out[axis] = inputs.iter().map(|s| s[axis]).sum::<Option<usize>>();
+        Ok(out)
+    }
+
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let rank = inputs[0].rank();
+        let axis = normalize_axis(self.axis, rank).ok_or_else(|| {
+            Error::Model(format!(
+                "layer '{}': axis {} out of range",
+                self.name, self.axis
+            ))
+        })?;
+        let outer: usize = inputs[0].shape[..axis].iter().product();
+        let mut shape = inputs[0].shape.clone();
+        shape[axis] = inputs.iter().map(|t| t.shape[axis]).sum();
+        for t in inputs {
+            if t.rank() != rank
+                || t.shape[..axis] != shape[..axis]
+                || t.shape[axis + 1..] != shape[axis + 1..]
+            {
+                return Err(Error::Model(format!(
+                    "layer '{}': input shape {:?} does not concatenate with {:?} on axis {axis}",
+                    self.name, t.shape, inputs[0].shape
+                )));
+            }
+        }
+        let mut data = Vec::with_capacity(shape.iter().product());
+        for o in 0..outer {
+            for t in inputs {
+                let block = t.data.len() / outer.max(1);
+                data.extend_from_slice(&t.data[o * block..(o + 1) * block]);
+            }
+        }
+        Tensor::new(shape, data)
+    }
+}
+
+pub(super) fn concatenate(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    let axis = ctx.get("axis").and_then(Value::as_i64).unwrap_or(-1) as isize;
+    Ok(Box::new(Concatenate {
+        axis,
+        name: ctx.name.to_string(),
+    }))
+}
+
+/// Dot of two rank-2 or rank-3 inputs over one axis each (batch kept), optionally L2-normalized.
+struct Dot {
+    axes: [usize; 2],
+    normalize: bool,
+    name: String,
+}
+
+fn l2_normalize(t: &Tensor, axis: usize) -> Tensor {
+    let mut out = t.clone();
+    let inner: usize = t.shape[axis + 1..].iter().product();
+    let len = t.shape[axis];
+    let outer = t.data.len() / (len * inner).max(1);
+    for o in 0..outer {
+        for i in 0..inner {
+            let idx = |k: usize| o * len * inner + k * inner + i;
+            let sum: f64 = (0..len).map(|k| (t.data[idx(k)] as f64).powi(2)).sum();
+            let norm = sum.max(1e-12).sqrt();
+            for k in 0..len {
+                out.data[idx(k)] = (t.data[idx(k)] as f64 / norm) as f32;
+            }
+        }
+    }
+    out
+}
+
+impl Layer for Dot {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        let (a, b) = (&inputs[0], &inputs[1]);
+        let mut out: Shape = vec![a[0]];
+        out.extend(
+            a.iter()
+                .enumerate()
+                .skip(1)
+                .filter(|(i, _)| *i != self.axes[0])
+                .map(|(_, d)| *d),
+        );
+        out.extend(
+            b.iter()
+                .enumerate()
+                .skip(1)
+                .filter(|(i, _)| *i != self.axes[1])
+                .map(|(_, d)| *d),
+        );
+        if out.len() == 1 {
+            out.push(Some(1));
+        }
+        Ok(out)
+    }
+
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let [a, b] = inputs else {
+            return Err(Error::Model(format!(
+                "layer '{}' expects two inputs",
+                self.name
+            )));
+        };
+        let (a, b) = if self.normalize {
+            (l2_normalize(a, self.axes[0]), l2_normalize(b, self.axes[1]))
+        } else {
+            ((*a).clone(), (*b).clone())
+        };
+        // Move the contracted axis last in a and first (after batch) in b, then batch matmul.
+        let perm_a: Vec<usize> = (0..a.rank())
+            .filter(|&i| i != self.axes[0])
+            .chain([self.axes[0]])
+            .collect();
+        let perm_b: Vec<usize> = [0, self.axes[1]]
+            .into_iter()
+            .chain((1..b.rank()).filter(|&i| i != self.axes[1]))
+            .collect();
+        let (a, b) = (a.permuted(&perm_a), b.permuted(&perm_b));
+        let batch = a.shape[0];
+        let k = a.shape[a.rank() - 1];
+        if b.shape[1] != k {
+            return Err(Error::Model(format!(
+                "layer '{}': contracted dimensions differ ({k} vs {})",
+                self.name, b.shape[1]
+            )));
+        }
+        let m = a.data.len() / (batch * k).max(1);
+        let n = b.data.len() / (batch * k).max(1);
+        let mut data = vec![0.0; batch * m * n];
+        for i in 0..batch {
+            crate::cpu::matmul(
+                &a.data[i * m * k..],
+                &b.data[i * k * n..],
+                &mut data[i * m * n..(i + 1) * m * n],
+                m,
+                k,
+                n,
+            );
+        }
+        let mut shape: Vec<usize> = vec![batch];
+        shape.extend(&a.shape[1..a.rank() - 1]);
+        shape.extend(&b.shape[2..]);
+        if shape.len() == 1 {
+            shape.push(1);
+        }
+        Tensor::new(shape, data)
+    }
+}
+
+pub(super) fn dot(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    let ranks: Vec<usize> = ctx.inputs.iter().map(Vec::len).collect();
+    if ranks.len() != 2 {
+        return Err(ctx.err("Dot expects two inputs"));
+    }
+    let axis = |v: i64, rank: usize| {
+        normalize_axis(v as isize, rank).ok_or_else(|| ctx.err(format!("axis {v} out of range")))
+    };
+    let axes = match ctx.get("axes") {
+        Some(Value::Number(n)) => {
+            let v = n.as_i64().unwrap_or(-1);
+            [axis(v, ranks[0])?, axis(v, ranks[1])?]
+        }
+        Some(Value::Array(a)) if a.len() == 2 => [
+            axis(a[0].as_i64().unwrap_or(-1), ranks[0])?,
+            axis(a[1].as_i64().unwrap_or(-1), ranks[1])?,
+        ],
+        _ => return Err(ctx.err("config 'axes' must be an integer or two integers")),
+    };
+    if axes.contains(&0) {
+        return Err(ctx.err("Dot over the batch axis is not supported"));
+    }
+    Ok(Box::new(Dot {
+        axes,
+        normalize: ctx.bool_or("normalize", false),
+        name: ctx.name.to_string(),
+    }))
+}

@@ -1,0 +1,279 @@
+//! Layers: one file per layer (or per family sharing one implementation, such as the merge
+//! layers or the pooling layers), each registered by one line in [`REGISTRY`].
+//!
+//! A layer is built once, when the graph first calls it: its builder reads the typed config,
+//! fetches its weights by name with a shape check (the input shapes are known by then, as in
+//! Keras's `build`), and returns an object that infers output shapes and runs on the CPU.
+
+mod activation;
+mod conv;
+mod dense;
+mod embedding;
+mod merge;
+mod normalization;
+mod padding;
+mod pooling;
+mod reshape;
+
+pub use activation::Activation;
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+use serde_json::Value;
+use std::cell::RefCell;
+use std::collections::HashSet;
+
+/// A symbolic shape: batch first, `None` for unknown dimensions.
+pub type Shape = Vec<Option<usize>>;
+
+/// A built layer.
+pub trait Layer: Send + Sync {
+    /// Output shape for these input shapes (batch included).
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape>;
+    /// Run on the CPU: the reference implementation.
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor>;
+}
+
+/// Builds a layer from its context.
+pub type Builder = fn(&LayerCtx) -> Result<Box<dyn Layer>>;
+
+/// Every supported class: `(class_name, builder)`.
+pub const REGISTRY: &[(&str, Builder)] = &[
+    ("InputLayer", reshape::identity),
+    ("Dropout", reshape::identity),
+    ("SpatialDropout1D", reshape::identity),
+    ("GaussianNoise", reshape::identity),
+    ("GaussianDropout", reshape::identity),
+    ("AlphaDropout", reshape::identity),
+    ("Dense", dense::build),
+    ("Activation", activation::build_activation_layer),
+    ("ReLU", activation::build_relu),
+    ("LeakyReLU", activation::build_leaky_relu),
+    ("ELU", activation::build_elu),
+    ("ThresholdedReLU", activation::build_thresholded_relu),
+    ("Softmax", activation::build_softmax),
+    ("PReLU", activation::build_prelu),
+    ("Flatten", reshape::flatten),
+    ("Reshape", reshape::reshape),
+    ("Permute", reshape::permute),
+    ("RepeatVector", reshape::repeat_vector),
+    ("Rescaling", reshape::rescaling),
+    ("Add", merge::add),
+    ("Multiply", merge::multiply),
+    ("Average", merge::average),
+    ("Maximum", merge::maximum),
+    ("Minimum", merge::minimum),
+    ("Concatenate", merge::concatenate),
+    ("Dot", merge::dot),
+    ("BatchNormalization", normalization::batch_norm),
+    ("LayerNormalization", normalization::layer_norm),
+    ("Embedding", embedding::build),
+    ("Conv1D", conv::conv),
+    ("Conv2D", conv::conv),
+    ("Conv3D", conv::conv),
+    ("Conv2DTranspose", conv::conv_transpose),
+    ("DepthwiseConv2D", conv::depthwise),
+    ("SeparableConv2D", conv::separable),
+    ("MaxPooling1D", pooling::pool),
+    ("MaxPooling2D", pooling::pool),
+    ("MaxPooling3D", pooling::pool),
+    ("AveragePooling1D", pooling::pool),
+    ("AveragePooling2D", pooling::pool),
+    ("AveragePooling3D", pooling::pool),
+    ("GlobalAveragePooling1D", pooling::global),
+    ("GlobalAveragePooling2D", pooling::global),
+    ("GlobalMaxPooling1D", pooling::global),
+    ("GlobalMaxPooling2D", pooling::global),
+    ("ZeroPadding2D", padding::zero_padding),
+    ("Cropping2D", padding::cropping),
+    ("UpSampling2D", padding::upsampling),
+];
+
+/// The builder of `class`, or an error listing what is supported.
+pub fn builder(class: &str, layer: &str) -> Result<Builder> {
+    REGISTRY
+        .iter()
+        .find(|(c, _)| *c == class)
+        .map(|(_, b)| *b)
+        .ok_or_else(|| {
+            let names: Vec<&str> = REGISTRY.iter().map(|(c, _)| *c).collect();
+            Error::Model(format!(
+                "layer '{layer}': class '{class}' is not supported (supported: {})",
+                names.join(", ")
+            ))
+        })
+}
+
+/// Where a layer's weights come from: decoded by manifest name.
+pub trait WeightSource {
+    /// The shape and float32 values of weight `name`, if the model has it.
+    fn get(&self, name: &str) -> Option<(Vec<usize>, Vec<f32>)>;
+}
+
+/// What a builder sees: class, name, config, input shapes, weights.
+pub struct LayerCtx<'a> {
+    /// Class name.
+    pub class: &'a str,
+    /// Layer name (also the weight scope).
+    pub name: &'a str,
+    /// The layer's `config` object.
+    pub config: &'a Value,
+    /// Shapes of the inputs of the first call.
+    pub inputs: &'a [Shape],
+    /// Weight source.
+    pub weights: &'a dyn WeightSource,
+    /// Weights taken so far (for the unused-weight report).
+    pub taken: &'a RefCell<HashSet<String>>,
+    /// The model was written by Keras 3 (`keras_version` 3.x): Keras 3 semantics apply.
+    pub keras3: bool,
+}
+
+impl LayerCtx<'_> {
+    fn err(&self, msg: impl std::fmt::Display) -> Error {
+        Error::Model(format!("layer '{}' ({}): {msg}", self.name, self.class))
+    }
+
+    /// Weight `<layer>/<short>` (or the `<layer>/<cell>/<short>` variant, as TF.js matches), with
+    /// its shape checked against `expected`.
+    pub fn weight(&self, short: &str, expected: &[usize]) -> Result<Tensor> {
+        self.optional_weight(short, expected)?.ok_or_else(|| {
+            self.err(format!(
+                "weight '{}/{short}' is missing from the model's weights",
+                self.name
+            ))
+        })
+    }
+
+    /// [`LayerCtx::weight`] for a weight the config may omit.
+    pub fn optional_weight(&self, short: &str, expected: &[usize]) -> Result<Option<Tensor>> {
+        let name = format!("{}/{short}", self.name);
+        let Some((shape, data)) = self.weights.get(&name) else {
+            return Ok(None);
+        };
+        if shape != expected {
+            return Err(self.err(format!(
+                "weight '{name}' has shape {} but the layer expects {}",
+                crate::shape::show(&shape),
+                crate::shape::show(expected)
+            )));
+        }
+        self.taken.borrow_mut().insert(name);
+        Ok(Some(Tensor { shape, data }))
+    }
+
+    /// The single input's shape.
+    pub fn input(&self) -> Result<&Shape> {
+        match self.inputs {
+            [one] => Ok(one),
+            other => Err(self.err(format!("expects one input, got {}", other.len()))),
+        }
+    }
+
+    /// A known (non-null) dimension of the input at `axis` (negative counts from the end).
+    pub fn input_dim(&self, axis: isize) -> Result<usize> {
+        let shape = self.input()?;
+        let i = normalize_axis(axis, shape.len()).ok_or_else(|| {
+            self.err(format!("axis {axis} out of range for rank {}", shape.len()))
+        })?;
+        shape[i].ok_or_else(|| self.err(format!("input dimension {i} must be known")))
+    }
+
+    /// Config value `key`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.config.get(key).filter(|v| !v.is_null())
+    }
+
+    /// A non-negative integer config value.
+    pub fn usize(&self, key: &str) -> Result<usize> {
+        self.get(key)
+            .and_then(Value::as_u64)
+            .map(|v| v as usize)
+            .ok_or_else(|| {
+                self.err(format!(
+                    "config '{key}' is missing or not a non-negative integer"
+                ))
+            })
+    }
+
+    /// A number config value with a default.
+    pub fn f64_or(&self, key: &str, default: f64) -> Result<f64> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .as_f64()
+                .ok_or_else(|| self.err(format!("config '{key}' is not a number"))),
+        }
+    }
+
+    /// A boolean config value with a default.
+    pub fn bool_or(&self, key: &str, default: bool) -> bool {
+        self.get(key).and_then(Value::as_bool).unwrap_or(default)
+    }
+
+    /// A string config value with a default.
+    pub fn str_or<'v>(&'v self, key: &str, default: &'v str) -> &'v str {
+        self.get(key).and_then(Value::as_str).unwrap_or(default)
+    }
+
+    /// An int-or-list config value expanded to `n` entries (`kernel_size: 3` → `[3, 3]`).
+    pub fn ints(&self, key: &str, n: usize, default: Option<usize>) -> Result<Vec<usize>> {
+        match self.get(key) {
+            None => default
+                .map(|d| vec![d; n])
+                .ok_or_else(|| self.err(format!("config '{key}' is missing"))),
+            Some(Value::Number(x)) => x
+                .as_u64()
+                .map(|v| vec![v as usize; n])
+                .ok_or_else(|| self.err(format!("config '{key}' is not a non-negative integer"))),
+            Some(Value::Array(list)) => {
+                let v: Option<Vec<usize>> = list
+                    .iter()
+                    .map(|x| x.as_u64().map(|u| u as usize))
+                    .collect();
+                match v {
+                    Some(v) if v.len() == n => Ok(v),
+                    Some(v) if v.len() == 1 => Ok(vec![v[0]; n]),
+                    _ => {
+                        Err(self.err(format!("config '{key}' must be an integer or {n} integers")))
+                    }
+                }
+            }
+            Some(_) => Err(self.err(format!("config '{key}' must be an integer or a list"))),
+        }
+    }
+
+    /// True for `data_format: channels_first`.
+    pub fn channels_first(&self) -> bool {
+        matches!(
+            self.str_or("data_format", "channels_last"),
+            "channels_first" | "channelsFirst"
+        )
+    }
+
+    /// The `activation` config, parsed.
+    pub fn activation(&self) -> Result<Activation> {
+        Activation::parse(self.get("activation"), self.keras3()).map_err(|e| self.err(e))
+    }
+
+    /// True when the model was written by Keras 3 (different activation semantics).
+    pub fn keras3(&self) -> bool {
+        self.keras3
+    }
+}
+
+/// `axis` (negative from the end) as an index into a rank-`rank` shape.
+pub fn normalize_axis(axis: isize, rank: usize) -> Option<usize> {
+    let a = if axis < 0 { rank as isize + axis } else { axis };
+    (0..rank as isize).contains(&a).then_some(a as usize)
+}
+
+/// The single input of a one-input layer.
+pub fn one<'a>(inputs: &[&'a Tensor], layer: &str) -> Result<&'a Tensor> {
+    match inputs {
+        [t] => Ok(t),
+        _ => Err(Error::Model(format!(
+            "layer '{layer}' expects one input, got {}",
+            inputs.len()
+        ))),
+    }
+}

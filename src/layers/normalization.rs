@@ -1,0 +1,172 @@
+//! BatchNormalization (inference: moving statistics) and LayerNormalization.
+
+use super::{normalize_axis, one, Layer, LayerCtx, Shape};
+use crate::error::Result;
+use crate::tensor::Tensor;
+use serde_json::Value;
+
+/// `y = x * a[c] + b[c]` per channel `c` along `axis` (BatchNormalization folded at build time).
+struct BatchNorm {
+    axis: usize,
+    mul: Vec<f32>,
+    add: Vec<f32>,
+}
+
+impl Layer for BatchNorm {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        Ok(inputs[0].clone())
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let mut t = one(inputs, "BatchNormalization")?.clone();
+        let inner: usize = t.shape[self.axis + 1..].iter().product();
+        let c = self.mul.len();
+        for (i, x) in t.data.iter_mut().enumerate() {
+            let ch = (i / inner.max(1)) % c;
+            *x = *x * self.mul[ch] + self.add[ch];
+        }
+        Ok(t)
+    }
+}
+
+fn axis_of(ctx: &LayerCtx, rank: usize) -> Result<usize> {
+    let v = match ctx.get("axis") {
+        None => -1,
+        Some(Value::Array(a)) if a.len() == 1 => a[0].as_i64().unwrap_or(-1),
+        Some(v) => v
+            .as_i64()
+            .ok_or_else(|| ctx.err("config 'axis' must be an integer"))?,
+    };
+    normalize_axis(v as isize, rank)
+        .ok_or_else(|| ctx.err(format!("axis {v} out of range for rank {rank}")))
+}
+
+pub(super) fn batch_norm(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    let rank = ctx.input()?.len();
+    let axis = axis_of(ctx, rank)?;
+    let c = ctx.input_dim(axis as isize)?;
+    let eps = ctx.f64_or("epsilon", 1e-3)?;
+    let gamma = if ctx.bool_or("scale", true) {
+        Some(ctx.weight("gamma", &[c])?)
+    } else {
+        None
+    };
+    let beta = if ctx.bool_or("center", true) {
+        Some(ctx.weight("beta", &[c])?)
+    } else {
+        None
+    };
+    let mean = ctx.weight("moving_mean", &[c])?;
+    let var = ctx.weight("moving_variance", &[c])?;
+    let mut mul = Vec::with_capacity(c);
+    let mut add = Vec::with_capacity(c);
+    for i in 0..c {
+        let g = gamma.as_ref().map_or(1.0, |g| g.data[i] as f64);
+        let m = g / (var.data[i] as f64 + eps).sqrt();
+        mul.push(m as f32);
+        add.push(
+            (beta.as_ref().map_or(0.0, |b| b.data[i] as f64) - mean.data[i] as f64 * m) as f32,
+        );
+    }
+    Ok(Box::new(BatchNorm { axis, mul, add }))
+}
+
+/// Normalize over `axes` (trailing, contiguous), then scale and shift.
+struct LayerNorm {
+    axes: Vec<usize>,
+    eps: f64,
+    gamma: Option<Tensor>,
+    beta: Option<Tensor>,
+}
+
+impl Layer for LayerNorm {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        Ok(inputs[0].clone())
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let x = one(inputs, "LayerNormalization")?;
+        let rank = x.rank();
+        // Move the normalized axes last so each group is contiguous.
+        let perm: Vec<usize> = (0..rank)
+            .filter(|a| !self.axes.contains(a))
+            .chain(self.axes.iter().copied())
+            .collect();
+        let mut t = x.permuted(&perm);
+        let group: usize = self.axes.iter().map(|&a| x.shape[a]).product();
+        for row in t.data.chunks_mut(group.max(1)) {
+            let n = row.len() as f64;
+            let mean = row.iter().map(|&v| v as f64).sum::<f64>() / n;
+            let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+            let inv = 1.0 / (var + self.eps).sqrt();
+            for (j, v) in row.iter_mut().enumerate() {
+                let g = self.gamma.as_ref().map_or(1.0, |g| g.data[j] as f64);
+                let b = self.beta.as_ref().map_or(0.0, |b| b.data[j] as f64);
+                *v = ((*v as f64 - mean) * inv * g + b) as f32;
+            }
+        }
+        let mut back = vec![0; rank];
+        for (i, &p) in perm.iter().enumerate() {
+            back[p] = i;
+        }
+        Ok(t.permuted(&back))
+    }
+}
+
+pub(super) fn layer_norm(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    let rank = ctx.input()?.len();
+    let raw: Vec<i64> = match ctx.get("axis") {
+        None => vec![-1],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_i64).collect(),
+        Some(v) => vec![v
+            .as_i64()
+            .ok_or_else(|| ctx.err("config 'axis' must be an integer or a list"))?],
+    };
+    let mut axes: Vec<usize> = raw
+        .iter()
+        .map(|&a| {
+            normalize_axis(a as isize, rank)
+                .ok_or_else(|| ctx.err(format!("axis {a} out of range")))
+        })
+        .collect::<Result<_>>()?;
+    axes.sort_unstable();
+    let dims: Vec<usize> = axes
+        .iter()
+        .map(|&a| ctx.input_dim(a as isize))
+        .collect::<Result<_>>()?;
+    let gamma = if ctx.bool_or("scale", true) {
+        Some(ctx.weight("gamma", &dims)?)
+    } else {
+        None
+    };
+    let beta = if ctx.bool_or("center", true) {
+        Some(ctx.weight("beta", &dims)?)
+    } else {
+        None
+    };
+    Ok(Box::new(LayerNorm {
+        axes,
+        eps: ctx.f64_or("epsilon", 1e-3)?,
+        gamma,
+        beta,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_norm_broadcasts_along_its_axis() {
+        // Keras semantics for axis 1 of [1, 2, 1, 3]: channel c scales all 3 values of row c.
+        // (TF.js's CPU kernel instead cycles the parameters over the innermost axis.)
+        let bn = BatchNorm {
+            axis: 1,
+            mul: vec![2.0, 10.0],
+            add: vec![0.0, 1.0],
+        };
+        let x = Tensor::new(vec![1, 2, 1, 3], vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0]).unwrap();
+        assert_eq!(
+            bn.forward(&[&x]).unwrap().data,
+            vec![2.0, 2.0, 2.0, 11.0, 11.0, 11.0]
+        );
+    }
+}

@@ -1,0 +1,200 @@
+//! Spatial layout layers: ZeroPadding2D, Cropping2D, UpSampling2D (nearest and bilinear, as
+//! TF.js's resizeBilinear without corner alignment).
+
+use super::{one, Layer, LayerCtx, Shape};
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+use serde_json::Value;
+
+/// `[[top, bottom], [left, right]]` from an int, `[a, b]` or the nested form.
+fn pairs(ctx: &LayerCtx, key: &str, default: usize) -> Result<[[usize; 2]; 2]> {
+    let bad = || {
+        ctx.err(format!(
+            "config '{key}' must be an integer, two integers or two pairs"
+        ))
+    };
+    let n = |v: &Value| v.as_u64().map(|u| u as usize).ok_or_else(bad);
+    match ctx.get(key) {
+        None => Ok([[default; 2]; 2]),
+        Some(Value::Number(_)) => {
+            let v = n(ctx.get(key).unwrap_or(&Value::Null))?;
+            Ok([[v; 2]; 2])
+        }
+        Some(Value::Array(a)) if a.len() == 2 => match (&a[0], &a[1]) {
+            (Value::Array(x), Value::Array(y)) if x.len() == 2 && y.len() == 2 => {
+                Ok([[n(&x[0])?, n(&x[1])?], [n(&y[0])?, n(&y[1])?]])
+            }
+            (x, y) => {
+                let (x, y) = (n(x)?, n(y)?);
+                Ok([[x, x], [y, y]])
+            }
+        },
+        _ => Err(bad()),
+    }
+}
+
+/// Pads (positive) or crops (negative) rows and columns of an NHWC tensor.
+struct Pad2D {
+    rows: [isize; 2],
+    cols: [isize; 2],
+    channels_first: bool,
+    name: String,
+}
+
+fn to_nhwc(x: &Tensor, cf: bool) -> Tensor {
+    if cf {
+        x.permuted(&[0, 2, 3, 1])
+    } else {
+        x.clone()
+    }
+}
+
+fn from_nhwc(x: Tensor, cf: bool) -> Tensor {
+    if cf {
+        x.permuted(&[0, 3, 1, 2])
+    } else {
+        x
+    }
+}
+
+impl Pad2D {
+    fn size(&self, h: usize, w: usize) -> Result<(usize, usize)> {
+        let oh = h as isize + self.rows[0] + self.rows[1];
+        let ow = w as isize + self.cols[0] + self.cols[1];
+        if oh < 0 || ow < 0 {
+            return Err(Error::Model(format!(
+                "layer '{}': cropping more than the input's {h}×{w}",
+                self.name
+            )));
+        }
+        Ok((oh as usize, ow as usize))
+    }
+}
+
+impl Layer for Pad2D {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        let s = &inputs[0];
+        let (hi, wi) = if self.channels_first { (2, 3) } else { (1, 2) };
+        let mut out = s.clone();
+        out[hi] = s[hi].map(|h| (h as isize + self.rows[0] + self.rows[1]).max(0) as usize);
+        out[wi] = s[wi].map(|w| (w as isize + self.cols[0] + self.cols[1]).max(0) as usize);
+        Ok(out)
+    }
+
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let x = to_nhwc(one(inputs, &self.name)?, self.channels_first);
+        let (b, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+        let (oh, ow) = self.size(h, w)?;
+        let mut out = vec![0.0; b * oh * ow * c];
+        for n in 0..b {
+            for i in 0..oh {
+                let si = i as isize - self.rows[0];
+                if si < 0 || si >= h as isize {
+                    continue;
+                }
+                for j in 0..ow {
+                    let sj = j as isize - self.cols[0];
+                    if sj < 0 || sj >= w as isize {
+                        continue;
+                    }
+                    let src = ((n * h + si as usize) * w + sj as usize) * c;
+                    let dst = ((n * oh + i) * ow + j) * c;
+                    out[dst..dst + c].copy_from_slice(&x.data[src..src + c]);
+                }
+            }
+        }
+        Ok(from_nhwc(
+            Tensor::new(vec![b, oh, ow, c], out)?,
+            self.channels_first,
+        ))
+    }
+}
+
+pub(super) fn zero_padding(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    let p = pairs(ctx, "padding", 1)?;
+    Ok(Box::new(Pad2D {
+        rows: [p[0][0] as isize, p[0][1] as isize],
+        cols: [p[1][0] as isize, p[1][1] as isize],
+        channels_first: ctx.channels_first(),
+        name: ctx.name.to_string(),
+    }))
+}
+
+pub(super) fn cropping(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    let p = pairs(ctx, "cropping", 0)?;
+    Ok(Box::new(Pad2D {
+        rows: [-(p[0][0] as isize), -(p[0][1] as isize)],
+        cols: [-(p[1][0] as isize), -(p[1][1] as isize)],
+        channels_first: ctx.channels_first(),
+        name: ctx.name.to_string(),
+    }))
+}
+
+struct UpSampling {
+    size: [usize; 2],
+    bilinear: bool,
+    channels_first: bool,
+    name: String,
+}
+
+impl Layer for UpSampling {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        let (hi, wi) = if self.channels_first { (2, 3) } else { (1, 2) };
+        let mut out = inputs[0].clone();
+        out[hi] = out[hi].map(|h| h * self.size[0]);
+        out[wi] = out[wi].map(|w| w * self.size[1]);
+        Ok(out)
+    }
+
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let x = to_nhwc(one(inputs, &self.name)?, self.channels_first);
+        let (b, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+        let (oh, ow) = (h * self.size[0], w * self.size[1]);
+        let mut out = vec![0.0f32; b * oh * ow * c];
+        let at = |n: usize, i: usize, j: usize, ch: usize| x.data[((n * h + i) * w + j) * c + ch];
+        for n in 0..b {
+            for i in 0..oh {
+                for j in 0..ow {
+                    for ch in 0..c {
+                        out[((n * oh + i) * ow + j) * c + ch] = if self.bilinear {
+                            // Source coordinate o * in / out (no corner alignment, no half-pixel centers).
+                            let (sy, sx) = (
+                                i as f64 * h as f64 / oh as f64,
+                                j as f64 * w as f64 / ow as f64,
+                            );
+                            let (y0, x0) = (sy.floor() as usize, sx.floor() as usize);
+                            let (y1, x1) = ((y0 + 1).min(h - 1), (x0 + 1).min(w - 1));
+                            let (dy, dx) = (sy - y0 as f64, sx - x0 as f64);
+                            let top = at(n, y0, x0, ch) as f64
+                                + (at(n, y0, x1, ch) as f64 - at(n, y0, x0, ch) as f64) * dx;
+                            let bottom = at(n, y1, x0, ch) as f64
+                                + (at(n, y1, x1, ch) as f64 - at(n, y1, x0, ch) as f64) * dx;
+                            (top + (bottom - top) * dy) as f32
+                        } else {
+                            at(n, i / self.size[0], j / self.size[1], ch)
+                        };
+                    }
+                }
+            }
+        }
+        Ok(from_nhwc(
+            Tensor::new(vec![b, oh, ow, c], out)?,
+            self.channels_first,
+        ))
+    }
+}
+
+pub(super) fn upsampling(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    let size = ctx.ints("size", 2, Some(2))?;
+    let bilinear = match ctx.str_or("interpolation", "nearest") {
+        "nearest" => false,
+        "bilinear" => true,
+        other => return Err(ctx.err(format!("interpolation '{other}' is not supported"))),
+    };
+    Ok(Box::new(UpSampling {
+        size: [size[0], size[1]],
+        bilinear,
+        channels_first: ctx.channels_first(),
+        name: ctx.name.to_string(),
+    }))
+}

@@ -1,0 +1,180 @@
+//! Pooling: Max/AveragePooling 1D/2D/3D (average excludes padded cells, as TF.js) and the global
+//! pooling layers.
+
+use super::conv::{Geometry, Padding};
+use super::{one, Layer, LayerCtx, Shape};
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+struct Pool {
+    name: String,
+    geometry: Geometry,
+    max: bool,
+    channels_first: bool,
+}
+
+fn channels_last(x: &Tensor, cf: bool) -> Tensor {
+    let rank = x.rank();
+    if cf {
+        x.permuted(
+            &[0].into_iter()
+                .chain(2..rank)
+                .chain([1])
+                .collect::<Vec<_>>(),
+        )
+    } else {
+        x.clone()
+    }
+}
+
+impl Layer for Pool {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        let input = &inputs[0];
+        let rank = input.len();
+        let g = &self.geometry;
+        let sp: Vec<Option<usize>> = if self.channels_first {
+            input[2..].to_vec()
+        } else {
+            input[1..rank - 1].to_vec()
+        };
+        let out: Vec<Option<usize>> = sp
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                n.map(|n| super::conv::out_len(n, g.kernel[i], g.strides[i], 1, g.padding).0)
+            })
+            .collect();
+        let c = if self.channels_first {
+            input[1]
+        } else {
+            input[rank - 1]
+        };
+        Ok(if self.channels_first {
+            [input[0], c].into_iter().chain(out).collect()
+        } else {
+            [input[0]].into_iter().chain(out).chain([c]).collect()
+        })
+    }
+
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let x = channels_last(one(inputs, &self.name)?, self.channels_first);
+        let rank = x.rank();
+        let (batch, c) = (x.shape[0], x.shape[rank - 1]);
+        let spatial = x.shape[1..rank - 1].to_vec();
+        let (out, pads) = self.geometry.output(&spatial);
+        let n_out: usize = out.iter().product();
+        let n_in: usize = spatial.iter().product();
+        let init = if self.max { f32::NEG_INFINITY } else { 0.0 };
+        let mut acc = vec![init; batch * n_out * c];
+        let mut count = vec![0u32; n_out];
+        for b in 0..batch {
+            let xb = &x.data[b * n_in * c..];
+            let ab = &mut acc[b * n_out * c..];
+            super::conv::for_each_tap(&self.geometry, &spatial, &out, &pads, |o, src, _| {
+                if let Some(s) = src {
+                    if b == 0 {
+                        count[o] += 1;
+                    }
+                    for ch in 0..c {
+                        let v = xb[s * c + ch];
+                        let a = &mut ab[o * c + ch];
+                        *a = if self.max { a.max(v) } else { *a + v };
+                    }
+                }
+            });
+        }
+        if !self.max {
+            for (i, v) in acc.iter_mut().enumerate() {
+                *v /= count[(i / c) % n_out].max(1) as f32;
+            }
+        }
+        let y = Tensor::new([batch].into_iter().chain(out).chain([c]).collect(), acc)?;
+        Ok(if self.channels_first {
+            y.permuted(
+                &[0, rank - 1]
+                    .into_iter()
+                    .chain(1..rank - 1)
+                    .collect::<Vec<_>>(),
+            )
+        } else {
+            y
+        })
+    }
+}
+
+pub(super) fn pool(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    let n = if ctx.class.contains("1D") {
+        1
+    } else if ctx.class.contains("3D") {
+        3
+    } else {
+        2
+    };
+    let size = ctx.ints("pool_size", n, Some(2))?;
+    let strides = match ctx.get("strides") {
+        None => size.clone(),
+        Some(_) => ctx.ints("strides", n, None)?,
+    };
+    let padding = Padding::parse(ctx)?;
+    let geometry = Geometry {
+        kernel: size,
+        strides,
+        dilation: vec![1; n],
+        padding,
+    };
+    Ok(Box::new(Pool {
+        name: ctx.name.to_string(),
+        geometry,
+        max: ctx.class.starts_with("Max"),
+        channels_first: ctx.channels_first(),
+    }))
+}
+
+struct Global {
+    name: String,
+    max: bool,
+    channels_first: bool,
+}
+
+impl Layer for Global {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        let s = &inputs[0];
+        Ok(vec![
+            s[0],
+            if self.channels_first {
+                s[1]
+            } else {
+                s[s.len() - 1]
+            },
+        ])
+    }
+
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let x = channels_last(one(inputs, &self.name)?, self.channels_first);
+        let rank = x.rank();
+        let (batch, c) = (x.shape[0], x.shape[rank - 1]);
+        let n: usize = x.shape[1..rank - 1].iter().product();
+        let mut out = vec![if self.max { f32::NEG_INFINITY } else { 0.0 }; batch * c];
+        for b in 0..batch {
+            for p in 0..n {
+                for ch in 0..c {
+                    let v = x.data[(b * n + p) * c + ch];
+                    let o = &mut out[b * c + ch];
+                    *o = if self.max { o.max(v) } else { *o + v };
+                }
+            }
+        }
+        if !self.max {
+            out.iter_mut().for_each(|v| *v /= n.max(1) as f32);
+        }
+        Tensor::new(vec![batch, c], out)
+    }
+}
+
+pub(super) fn global(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    Ok(Box::new(Global {
+        name: ctx.name.to_string(),
+        max: ctx.class.starts_with("GlobalMax"),
+        channels_first: ctx.channels_first(),
+    }))
+}

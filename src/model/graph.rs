@@ -1,0 +1,499 @@
+//! Rebuild the layer graph from `modelTopology`: Sequential (list and dict forms), Functional
+//! (`Model` / `Functional`, Keras 2 node lists and Keras 3 `{args, kwargs}` call records), nested
+//! models (inlined; called twice they reuse their layers), shared layers, several inputs and
+//! outputs. The result is a flat plan of layer calls over numbered tensor slots.
+
+use crate::error::{Error, Result};
+use crate::layers::{self, Layer, LayerCtx, Shape, WeightSource};
+use serde_json::Value;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+
+/// One layer call: `slots[output] = layers[layer](slots[inputs])`.
+#[derive(Clone, Debug)]
+pub struct Op {
+    /// Index into [`Plan::layers`].
+    pub layer: usize,
+    /// Input slots.
+    pub inputs: Vec<usize>,
+    /// Output slot.
+    pub output: usize,
+}
+
+/// A model input or output.
+#[derive(Clone, Debug)]
+pub struct Port {
+    /// Name (the input layer's name, or the output layer's).
+    pub name: String,
+    /// Shape, batch first; `None` for free dimensions.
+    pub shape: Shape,
+    /// Slot holding it.
+    pub slot: usize,
+    /// Declared dtype (`float32`, `int32`).
+    pub dtype: String,
+}
+
+/// The rebuilt model: built layers and the calls that connect them.
+pub struct Plan {
+    /// Built layers (a shared layer appears once).
+    pub layers: Vec<Box<dyn Layer>>,
+    /// `(class, name)` of each layer.
+    pub layer_info: Vec<(String, String)>,
+    /// Calls in execution order.
+    pub ops: Vec<Op>,
+    /// Model inputs.
+    pub inputs: Vec<Port>,
+    /// Model outputs.
+    pub outputs: Vec<Port>,
+    /// Inferred shape of every slot.
+    pub slot_shapes: Vec<Shape>,
+    /// Weight names the layers took.
+    pub taken: HashSet<String>,
+}
+
+const MODEL_CLASSES: [&str; 3] = ["Sequential", "Model", "Functional"];
+
+struct Builder<'a> {
+    weights: &'a dyn WeightSource,
+    keras3: bool,
+    taken: RefCell<HashSet<String>>,
+    layers: Vec<Box<dyn Layer>>,
+    info: Vec<(String, String)>,
+    by_name: HashMap<String, usize>,
+    slots: Vec<Shape>,
+    ops: Vec<Op>,
+}
+
+fn class_of(entry: &Value) -> &str {
+    entry
+        .get("class_name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+fn name_of(entry: &Value) -> &str {
+    entry
+        .pointer("/config/name")
+        .or_else(|| entry.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// The model object inside a converter envelope (`{keras_version, model_config}`).
+fn unwrap(topology: &Value) -> &Value {
+    topology.get("model_config").unwrap_or(topology)
+}
+
+fn sequential_layers(model: &Value) -> Result<&Vec<Value>> {
+    match model.get("config") {
+        Some(Value::Array(list)) => Ok(list),
+        Some(c) => c
+            .get("layers")
+            .and_then(Value::as_array)
+            .ok_or_else(|| Error::Model(format!("model '{}': no 'layers' list", name_of(model)))),
+        None => Err(Error::Model("a model without 'config'".into())),
+    }
+}
+
+/// Shape and dtype declared by an InputLayer or a first layer (`batch_input_shape`,
+/// `batch_shape`, `input_shape`, or Embedding's `input_length`).
+fn declared_input(entry: &Value) -> Option<(Shape, String)> {
+    let config = entry.get("config")?;
+    let dims = |v: &Value| -> Option<Shape> {
+        v.as_array()?
+            .iter()
+            .map(|d| {
+                if d.is_null() {
+                    Some(None)
+                } else {
+                    d.as_u64().map(|u| Some(u as usize))
+                }
+            })
+            .collect()
+    };
+    let shape = if let Some(s) = config
+        .get("batch_input_shape")
+        .or_else(|| config.get("batch_shape"))
+        .and_then(dims)
+    {
+        s
+    } else if let Some(s) = config.get("input_shape").and_then(dims) {
+        [None].into_iter().chain(s).collect()
+    } else if let Some(n) = config.get("input_length").and_then(Value::as_u64) {
+        vec![None, Some(n as usize)]
+    } else {
+        return None;
+    };
+    let dtype = match config.get("dtype") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Object(p)) => p
+            .get("config")
+            .and_then(|c| c.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("float32")
+            .to_string(),
+        _ if class_of(entry) == "Embedding" => "int32".into(),
+        _ => "float32".into(),
+    };
+    Some((shape, dtype))
+}
+
+/// A tensor reference `(layer, node_index, tensor_index)`.
+type Ref = (String, usize, usize);
+
+fn parse_ref(v: &Value) -> Option<Ref> {
+    let a = v.as_array()?;
+    Some((
+        a.first()?.as_str()?.to_string(),
+        a.get(1)?.as_u64()? as usize,
+        a.get(2).and_then(Value::as_u64).unwrap_or(0) as usize,
+    ))
+}
+
+/// The input references of one inbound node, in either dialect.
+fn node_refs(node: &Value) -> Result<Vec<Ref>> {
+    match node {
+        Value::Array(items) => items
+            .iter()
+            .map(|i| {
+                parse_ref(i).ok_or_else(|| {
+                    Error::Model(format!(
+                        "inbound node entry {i} is not [layer, node, tensor, kwargs]"
+                    ))
+                })
+            })
+            .collect(),
+        Value::Object(call) => {
+            let mut refs = Vec::new();
+            collect_keras_tensors(call.get("args").unwrap_or(&Value::Null), &mut refs);
+            Ok(refs)
+        }
+        other => Err(Error::Model(format!(
+            "inbound node {other} is neither a list nor a call record"
+        ))),
+    }
+}
+
+fn collect_keras_tensors(v: &Value, out: &mut Vec<Ref>) {
+    match v {
+        Value::Object(o)
+            if o.get("class_name").and_then(Value::as_str) == Some("__keras_tensor__") =>
+        {
+            if let Some(r) = o
+                .get("config")
+                .and_then(|c| c.get("keras_history"))
+                .and_then(parse_ref)
+            {
+                out.push(r);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_keras_tensors(i, out)),
+        _ => {}
+    }
+}
+
+/// `input_layers` / `output_layers`: a list of triples, or a single triple (Keras 3).
+fn port_refs(v: Option<&Value>) -> Result<Vec<Ref>> {
+    let Some(v) = v else { return Ok(Vec::new()) };
+    if let Some(r) = parse_ref(v).filter(|_| {
+        v.as_array()
+            .is_some_and(|a| a.first().is_some_and(Value::is_string))
+    }) {
+        return Ok(vec![r]);
+    }
+    match v {
+        Value::Array(items) => items
+            .iter()
+            .map(|i| {
+                parse_ref(i).ok_or_else(|| {
+                    Error::Model(format!("model port {i} is not [layer, node, tensor]"))
+                })
+            })
+            .collect(),
+        Value::Object(map) => map
+            .values()
+            .map(|i| {
+                parse_ref(i).ok_or_else(|| {
+                    Error::Model(format!("model port {i} is not [layer, node, tensor]"))
+                })
+            })
+            .collect(),
+        other => Err(Error::Model(format!("model ports {other} are not a list"))),
+    }
+}
+
+impl<'a> Builder<'a> {
+    fn slot(&mut self, shape: Shape) -> usize {
+        self.slots.push(shape);
+        self.slots.len() - 1
+    }
+
+    /// Call the layer described by `entry` on `inputs`; returns its output slots.
+    fn apply(&mut self, entry: &Value, inputs: &[usize]) -> Result<Vec<usize>> {
+        let class = class_of(entry);
+        if MODEL_CLASSES.contains(&class) {
+            return self.call_model(entry, inputs);
+        }
+        let name = name_of(entry).to_string();
+        let shapes: Vec<Shape> = inputs.iter().map(|&s| self.slots[s].clone()).collect();
+        let index = match self.by_name.get(&name) {
+            Some(&i) => i,
+            None => {
+                let build = layers::builder(class, &name)?;
+                let null = Value::Null;
+                let ctx = LayerCtx {
+                    class,
+                    name: &name,
+                    config: entry.get("config").unwrap_or(&null),
+                    inputs: &shapes,
+                    weights: self.weights,
+                    taken: &self.taken,
+                    keras3: self.keras3,
+                };
+                let layer = build(&ctx)?;
+                self.layers.push(layer);
+                self.info.push((class.to_string(), name.clone()));
+                self.by_name.insert(name.clone(), self.layers.len() - 1);
+                self.layers.len() - 1
+            }
+        };
+        let shape = self.layers[index]
+            .output_shape(&shapes)
+            .map_err(|e| Error::Model(format!("layer '{name}' ({class}): {e}")))?;
+        let output = self.slot(shape);
+        self.ops.push(Op {
+            layer: index,
+            inputs: inputs.to_vec(),
+            output,
+        });
+        Ok(vec![output])
+    }
+
+    fn call_model(&mut self, model: &Value, inputs: &[usize]) -> Result<Vec<usize>> {
+        let model = unwrap(model);
+        match class_of(model) {
+            "Sequential" => self.call_sequential(model, inputs),
+            _ => self.call_functional(model, inputs),
+        }
+    }
+
+    fn call_sequential(&mut self, model: &Value, inputs: &[usize]) -> Result<Vec<usize>> {
+        let [mut x] = inputs else {
+            return Err(Error::Model(format!(
+                "Sequential '{}' called with {} inputs",
+                name_of(model),
+                inputs.len()
+            )));
+        };
+        for layer in sequential_layers(model)? {
+            if class_of(layer) != "InputLayer" {
+                let out = self.apply(layer, &[x])?;
+                x = *out.first().ok_or_else(|| {
+                    Error::Model(format!("layer '{}' has no output", name_of(layer)))
+                })?;
+            }
+        }
+        Ok(vec![x])
+    }
+
+    fn call_functional(&mut self, model: &Value, inputs: &[usize]) -> Result<Vec<usize>> {
+        let name = name_of(model).to_string();
+        let config = model
+            .get("config")
+            .ok_or_else(|| Error::Model(format!("model '{name}' has no config")))?;
+        let entries = config
+            .get("layers")
+            .and_then(Value::as_array)
+            .ok_or_else(|| Error::Model(format!("model '{name}' has no 'layers' list")))?;
+        let input_refs = port_refs(config.get("input_layers"))?;
+        if input_refs.len() != inputs.len() {
+            return Err(Error::Model(format!(
+                "model '{name}' takes {} inputs, called with {}",
+                input_refs.len(),
+                inputs.len()
+            )));
+        }
+        let mut produced: HashMap<Ref, usize> =
+            input_refs.into_iter().zip(inputs.iter().copied()).collect();
+        let mut pending: Vec<(usize, usize)> = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            if class_of(e) == "InputLayer" {
+                continue;
+            }
+            let nodes = e
+                .get("inbound_nodes")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            pending.extend((0..nodes).map(|k| (i, k)));
+        }
+        let mut known: HashSet<String> = entries.iter().map(|e| name_of(e).to_string()).collect();
+        known.extend(produced.keys().map(|r| r.0.clone()));
+        while !pending.is_empty() {
+            let before = pending.len();
+            let mut still = Vec::new();
+            for (i, k) in pending {
+                let entry = &entries[i];
+                let node = &entry["inbound_nodes"][k];
+                let refs = node_refs(node)
+                    .map_err(|e| Error::Model(format!("layer '{}': {e}", name_of(entry))))?;
+                if let Some(r) = refs.iter().find(|r| !known.contains(&r.0)) {
+                    return Err(Error::Model(format!("layer '{}' takes its input from '{}', which is not a layer of model '{name}'", name_of(entry), r.0)));
+                }
+                let Some(slots) = refs
+                    .iter()
+                    .map(|r| produced.get(r).copied())
+                    .collect::<Option<Vec<_>>>()
+                else {
+                    still.push((i, k));
+                    continue;
+                };
+                let outs = self.apply(entry, &slots)?;
+                let offset = usize::from(MODEL_CLASSES.contains(&class_of(entry)));
+                for (t, s) in outs.into_iter().enumerate() {
+                    produced.insert((name_of(entry).to_string(), k + offset, t), s);
+                }
+            }
+            pending = still;
+            if pending.len() == before {
+                let (i, k) = pending[0];
+                return Err(Error::Model(format!(
+                    "model '{name}': the inputs of layer '{}' (call {k}) are never produced (a cycle or a reference to a missing node)",
+                    name_of(&entries[i])
+                )));
+            }
+        }
+        port_refs(config.get("output_layers"))?
+            .into_iter()
+            .map(|r| {
+                produced.get(&r).copied().ok_or_else(|| {
+                    Error::Model(format!(
+                        "model '{name}': output [{}, {}, {}] is never produced",
+                        r.0, r.1, r.2
+                    ))
+                })
+            })
+            .collect()
+    }
+}
+
+/// The model's declared inputs: `(name, shape, dtype)`.
+fn model_inputs(model: &Value) -> Result<Vec<(String, Shape, String)>> {
+    if class_of(model) == "Sequential" {
+        let layers = sequential_layers(model)?;
+        let first = layers
+            .first()
+            .ok_or_else(|| Error::Model("Sequential model has no layers".into()))?;
+        let first = if MODEL_CLASSES.contains(&class_of(first)) {
+            sequential_layers(unwrap(first))?
+                .first()
+                .ok_or_else(|| Error::Model("nested Sequential has no layers".into()))?
+        } else {
+            first
+        };
+        let (shape, dtype) = declared_input(first).ok_or_else(|| {
+            Error::Model(format!(
+                "layer '{}': the first layer declares no input shape",
+                name_of(first)
+            ))
+        })?;
+        let name = if class_of(first) == "InputLayer" {
+            name_of(first).to_string()
+        } else {
+            format!("{}_input", name_of(first))
+        };
+        return Ok(vec![(name, shape, dtype)]);
+    }
+    let config = model
+        .get("config")
+        .ok_or_else(|| Error::Model("model has no config".into()))?;
+    let entries = config
+        .get("layers")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::Model("model has no layers".into()))?;
+    port_refs(config.get("input_layers"))?
+        .into_iter()
+        .map(|r| {
+            let entry = entries.iter().find(|e| name_of(e) == r.0).ok_or_else(|| {
+                Error::Model(format!("input layer '{}' is not in the model", r.0))
+            })?;
+            let (shape, dtype) = declared_input(entry)
+                .ok_or_else(|| Error::Model(format!("input layer '{}' declares no shape", r.0)))?;
+            Ok((r.0, shape, dtype))
+        })
+        .collect()
+}
+
+/// Output names: the output layers' names (Sequential: the last layer's).
+fn output_names(model: &Value, n: usize) -> Vec<String> {
+    if class_of(model) == "Sequential" {
+        let last = sequential_layers(model)
+            .ok()
+            .and_then(|l| l.last())
+            .map(name_of)
+            .unwrap_or("output");
+        return vec![last.to_string()];
+    }
+    let refs =
+        port_refs(model.get("config").and_then(|c| c.get("output_layers"))).unwrap_or_default();
+    (0..n)
+        .map(|i| refs.get(i).map_or(format!("output_{i}"), |r| r.0.clone()))
+        .collect()
+}
+
+/// Rebuild `topology` with weights from `weights`.
+pub fn build(topology: &Value, weights: &dyn WeightSource) -> Result<Plan> {
+    let model = unwrap(topology);
+    if !MODEL_CLASSES.contains(&class_of(model)) {
+        return Err(Error::Model(format!(
+            "modelTopology class '{}' is not Sequential, Model or Functional",
+            class_of(model)
+        )));
+    }
+    let keras3 = topology
+        .get("keras_version")
+        .and_then(Value::as_str)
+        .is_some_and(|v| v.starts_with('3'));
+    let mut b = Builder {
+        weights,
+        keras3,
+        taken: RefCell::default(),
+        layers: Vec::new(),
+        info: Vec::new(),
+        by_name: HashMap::new(),
+        slots: Vec::new(),
+        ops: Vec::new(),
+    };
+    let declared = model_inputs(model)?;
+    let mut inputs = Vec::new();
+    for (name, shape, dtype) in declared {
+        let slot = b.slot(shape.clone());
+        inputs.push(Port {
+            name,
+            shape,
+            slot,
+            dtype,
+        });
+    }
+    let slots: Vec<usize> = inputs.iter().map(|p| p.slot).collect();
+    let outs = b.call_model(model, &slots)?;
+    let names = output_names(model, outs.len());
+    let outputs = outs
+        .iter()
+        .zip(names)
+        .map(|(&slot, name)| Port {
+            name,
+            shape: b.slots[slot].clone(),
+            slot,
+            dtype: "float32".into(),
+        })
+        .collect();
+    Ok(Plan {
+        layers: b.layers,
+        layer_info: b.info,
+        ops: b.ops,
+        inputs,
+        outputs,
+        slot_shapes: b.slots,
+        taken: b.taken.into_inner(),
+    })
+}

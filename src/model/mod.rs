@@ -1,0 +1,292 @@
+//! `Model`: artifacts + the rebuilt layer graph, and predictions on the CPU reference backend.
+
+pub mod graph;
+
+use crate::error::{Error, Result};
+use crate::format::{self, Artifacts};
+use crate::layers::WeightSource;
+use crate::shape;
+use crate::tensor::Tensor;
+use graph::{Plan, Port};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Weights decoded from artifacts by name. Model weights only (optimizer state is skipped); a
+/// manifest name with an extra middle component (`lstm/lstm_cell/kernel`) also answers to the
+/// name without it, as TF.js matches them.
+struct ArtifactWeights<'a> {
+    artifacts: &'a Artifacts,
+    index: HashMap<String, usize>,
+}
+
+impl<'a> ArtifactWeights<'a> {
+    fn new(artifacts: &'a Artifacts) -> Self {
+        let mut index = HashMap::new();
+        let mut aliases = Vec::new();
+        for (i, w) in artifacts
+            .spec
+            .weights
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| !w.is_optimizer())
+        {
+            index.insert(w.name.clone(), i);
+            let parts: Vec<&str> = w.name.split('/').collect();
+            if parts.len() >= 3 {
+                let short = parts[..parts.len() - 2]
+                    .iter()
+                    .chain([parts[parts.len() - 1]].iter())
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join("/");
+                aliases.push((short, i));
+            }
+        }
+        for (short, i) in aliases {
+            index.entry(short).or_insert(i);
+        }
+        ArtifactWeights { artifacts, index }
+    }
+}
+
+impl WeightSource for ArtifactWeights<'_> {
+    fn get(&self, name: &str) -> Option<(Vec<usize>, Vec<f32>)> {
+        let &i = self.index.get(name)?;
+        let spec = &self.artifacts.spec.weights[i];
+        let bytes = self.artifacts.logical(i);
+        let values = match spec.dtype {
+            crate::DType::Float32 => bytemuck::pod_collect_to_vec(&bytes),
+            crate::DType::Int32 => bytemuck::pod_collect_to_vec::<u8, i32>(&bytes)
+                .into_iter()
+                .map(|v| v as f32)
+                .collect(),
+            crate::DType::Bool => bytes.iter().map(|&b| f32::from(b)).collect(),
+        };
+        Some((spec.shape.clone(), values))
+    }
+}
+
+/// A loaded model: its artifacts and the rebuilt graph with bound weights.
+pub struct Model {
+    /// The artifacts (spec and mapped weight bytes) the model was loaded from.
+    pub artifacts: Artifacts,
+    plan: Plan,
+}
+
+/// A named tensor, as the fixtures' tensor JSON holds them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Named {
+    /// Input or output name.
+    pub name: String,
+    /// Declared dtype (`float32`, `int32`).
+    pub dtype: String,
+    /// The values.
+    pub tensor: Tensor,
+}
+
+impl Model {
+    /// Load a model (model.json, its directory, or a .safetensors file) and rebuild its graph.
+    /// Every model weight in the file must be taken by a layer, and every layer weight must be in
+    /// the file (strict, like TF.js).
+    pub fn load(path: &Path) -> Result<Model> {
+        Model::from_artifacts(format::open(path)?)
+    }
+
+    /// Rebuild the graph of loaded artifacts.
+    pub fn from_artifacts(artifacts: Artifacts) -> Result<Model> {
+        let topology = artifacts.spec.topology().ok_or_else(|| {
+            Error::Model(format!(
+                "{}: the model has no modelTopology",
+                artifacts.origin.display()
+            ))
+        })?;
+        let weights = ArtifactWeights::new(&artifacts);
+        let plan = graph::build(topology, &weights)
+            .map_err(|e| Error::Model(format!("{}: {e}", artifacts.origin.display())))?;
+        let unused: Vec<&str> = artifacts
+            .spec
+            .weights
+            .iter()
+            .filter(|w| {
+                !w.is_optimizer() && !plan.taken.contains(&w.name) && !alias_taken(&w.name, &plan)
+            })
+            .map(|w| w.name.as_str())
+            .collect();
+        if !unused.is_empty() {
+            return Err(Error::Model(format!(
+                "{}: {} weight(s) in the file belong to no layer: {}",
+                artifacts.origin.display(),
+                unused.len(),
+                unused.join(", ")
+            )));
+        }
+        Ok(Model { artifacts, plan })
+    }
+
+    /// Model inputs (name, shape with `None` for free dimensions, dtype).
+    pub fn inputs(&self) -> &[Port] {
+        &self.plan.inputs
+    }
+
+    /// Model outputs.
+    pub fn outputs(&self) -> &[Port] {
+        &self.plan.outputs
+    }
+
+    /// `(class, name, output shape)` of every layer call, in execution order.
+    pub fn summary(&self) -> Vec<(String, String, String)> {
+        self.plan
+            .ops
+            .iter()
+            .map(|op| {
+                let (class, name) = &self.plan.layer_info[op.layer];
+                let dims: Vec<String> = self.plan.slot_shapes[op.output]
+                    .iter()
+                    .map(|d| d.map_or("?".into(), |d| d.to_string()))
+                    .collect();
+                (
+                    class.clone(),
+                    name.clone(),
+                    format!("[{}]", dims.join(", ")),
+                )
+            })
+            .collect()
+    }
+
+    /// Run the model on the CPU reference backend. Inputs in the order of [`Model::inputs`].
+    pub fn predict(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        self.check_inputs(inputs)?;
+        // LAYERCAKE_TRACE=1 prints every layer's output shape and first values.
+        let trace = std::env::var("LAYERCAKE_TRACE").is_ok_and(|v| v == "1");
+        let mut slots: Vec<Option<Tensor>> = vec![None; self.plan.slot_shapes.len()];
+        let mut uses = vec![0usize; slots.len()];
+        self.plan
+            .ops
+            .iter()
+            .flat_map(|op| op.inputs.iter())
+            .for_each(|&s| uses[s] += 1);
+        self.plan.outputs.iter().for_each(|p| uses[p.slot] += 1);
+        for (port, t) in self.plan.inputs.iter().zip(inputs) {
+            slots[port.slot] = Some(t.clone());
+        }
+        for op in &self.plan.ops {
+            let args: Vec<&Tensor> = op
+                .inputs
+                .iter()
+                .map(|&s| slots[s].as_ref().expect("inputs computed before use"))
+                .collect();
+            let (class, name) = &self.plan.layer_info[op.layer];
+            let out = self.plan.layers[op.layer]
+                .forward(&args)
+                .map_err(|e| Error::Model(format!("layer '{name}' ({class}): {e}")))?;
+            if trace {
+                eprintln!(
+                    "{name} ({class}) {} {:?}",
+                    shape::show(&out.shape),
+                    &out.data[..out.data.len().min(4)]
+                );
+            }
+            for &s in &op.inputs {
+                uses[s] -= 1;
+                if uses[s] == 0 {
+                    slots[s] = None;
+                }
+            }
+            slots[op.output] = Some(out);
+        }
+        Ok(self
+            .plan
+            .outputs
+            .iter()
+            .map(|p| slots[p.slot].clone().expect("outputs computed"))
+            .collect())
+    }
+
+    fn check_inputs(&self, inputs: &[Tensor]) -> Result<()> {
+        if inputs.len() != self.plan.inputs.len() {
+            return Err(Error::Model(format!(
+                "the model takes {} input(s), got {}",
+                self.plan.inputs.len(),
+                inputs.len()
+            )));
+        }
+        for (port, t) in self.plan.inputs.iter().zip(inputs) {
+            let fits = port.shape.len() == t.shape.len()
+                && port
+                    .shape
+                    .iter()
+                    .zip(&t.shape)
+                    .all(|(want, &got)| want.is_none_or(|w| w == got));
+            if !fits {
+                let want: Vec<String> = port
+                    .shape
+                    .iter()
+                    .map(|d| d.map_or("?".into(), |d| d.to_string()))
+                    .collect();
+                return Err(Error::Model(format!(
+                    "input '{}' has shape {} but the model expects [{}]",
+                    port.name,
+                    shape::show(&t.shape),
+                    want.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn alias_taken(name: &str, plan: &Plan) -> bool {
+    let parts: Vec<&str> = name.split('/').collect();
+    parts.len() >= 3
+        && plan.taken.contains(
+            &[&parts[..parts.len() - 2], &parts[parts.len() - 1..]]
+                .concat()
+                .join("/"),
+        )
+}
+
+/// Read a tensor bundle (`{"inputs": [{name, shape, dtype, data}]}` or `"outputs"`).
+pub fn read_bundle(path: &Path, key: &str) -> Result<Vec<Named>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| Error::json(path, e))?;
+    let list = v
+        .get(key)
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::format(path, format!("no '{key}' list")))?;
+    list.iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let bad = |m: &str| Error::format(path, format!("{key}[{i}]: {m}"));
+            let shape: Vec<usize> = t
+                .get("shape")
+                .and_then(Value::as_array)
+                .and_then(|a| a.iter().map(|d| d.as_u64().map(|u| u as usize)).collect())
+                .ok_or_else(|| bad("'shape' is not a list of sizes"))?;
+            let data: Vec<f32> = t
+                .get("data")
+                .and_then(Value::as_array)
+                .and_then(|a| a.iter().map(|d| d.as_f64().map(|f| f as f32)).collect())
+                .ok_or_else(|| bad("'data' is not a list of numbers"))?;
+            let tensor = Tensor::new(shape, data).map_err(|e| bad(&e.to_string()))?;
+            Ok(Named {
+                name: t
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                dtype: t
+                    .get("dtype")
+                    .and_then(Value::as_str)
+                    .unwrap_or("float32")
+                    .to_string(),
+                tensor,
+            })
+        })
+        .collect()
+}
+
+/// The tensor JSON form of outputs.
+pub fn bundle_json(key: &str, tensors: &[Named]) -> Value {
+    json!({ key: tensors.iter().map(|t| json!({"name": t.name, "shape": t.tensor.shape, "dtype": t.dtype, "data": t.tensor.data})).collect::<Vec<_>>() })
+}
