@@ -1,28 +1,80 @@
 //! The WGSL kernels under `shaders/`, compiled into the binary, and their uniform layouts.
 
-/// A compute kernel: its name (for errors and the pipeline cache) and WGSL source.
+/// A compute kernel: its name (for errors and the pipeline cache), WGSL source, and whether the
+/// activation prelude (`shaders/activation.wgsl`) is prepended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Kernel {
     /// Name, the file stem under `shaders/`.
     pub name: &'static str,
     /// WGSL source.
     pub source: &'static str,
+    /// Prepend [`ACTIVATION_PRELUDE`].
+    pub activations: bool,
+}
+
+/// Activation functions shared by the kernels that apply them (not a kernel by itself).
+pub const ACTIVATION_PRELUDE: &str = include_str!("../../shaders/activation.wgsl");
+
+impl Kernel {
+    /// The complete WGSL module.
+    pub fn module_source(&self) -> String {
+        if self.activations {
+            format!("{ACTIVATION_PRELUDE}\n{}", self.source)
+        } else {
+            self.source.to_string()
+        }
+    }
 }
 
 /// `y = a * x + b`: the device smoke test.
 pub const AXPY: Kernel = Kernel {
     name: "axpy",
     source: include_str!("../../shaders/axpy.wgsl"),
+    activations: false,
+};
+
+/// Tiled matrix multiply with bias and activation epilogue.
+pub const MATMUL: Kernel = Kernel {
+    name: "matmul",
+    source: include_str!("../../shaders/matmul.wgsl"),
+    activations: true,
+};
+/// Per-channel affine + activation.
+pub const AFFINE: Kernel = Kernel {
+    name: "affine",
+    source: include_str!("../../shaders/affine.wgsl"),
+    activations: true,
+};
+/// Row softmax / log-softmax.
+pub const SOFTMAX: Kernel = Kernel {
+    name: "softmax",
+    source: include_str!("../../shaders/softmax.wgsl"),
+    activations: false,
+};
+/// Broadcast binary ops.
+pub const BINARY: Kernel = Kernel {
+    name: "binary",
+    source: include_str!("../../shaders/binary.wgsl"),
+    activations: false,
+};
+/// Block copy (concatenation).
+pub const COPY_BLOCK: Kernel = Kernel {
+    name: "copy_block",
+    source: include_str!("../../shaders/copy_block.wgsl"),
+    activations: false,
 };
 
 /// Lookup-table dequantization of uint8 / uint16 / float16 codes.
 pub const DEQUANTIZE: Kernel = Kernel {
     name: "dequantize",
     source: include_str!("../../shaders/dequantize.wgsl"),
+    activations: false,
 };
 
 /// Every kernel, for validation.
-pub const ALL: &[Kernel] = &[AXPY, DEQUANTIZE];
+pub const ALL: &[Kernel] = &[
+    AXPY, DEQUANTIZE, MATMUL, AFFINE, SOFTMAX, BINARY, COPY_BLOCK,
+];
 
 /// Uniforms of [`DEQUANTIZE`].
 #[repr(C)]

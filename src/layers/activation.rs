@@ -192,8 +192,15 @@ impl Layer for ActivationLayer {
         self.f.apply(&mut t.data, last);
         Ok(t)
     }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        Some(super::GpuForm::Affine {
+            mul: &[1.0],
+            add: &[0.0],
+            axis: -1,
+            activation: self.f,
+        })
+    }
 }
-
 pub(super) fn build_activation_layer(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     Ok(Box::new(ActivationLayer {
         f: ctx.activation()?,

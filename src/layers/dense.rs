@@ -42,6 +42,14 @@ impl Layer for Dense {
         *shape.last_mut().expect("rank ≥ 1") = n;
         Tensor::new(shape, out)
     }
+
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        Some(super::GpuForm::MatMul {
+            kernel: &self.kernel,
+            bias: self.bias.as_ref(),
+            activation: self.activation,
+        })
+    }
 }
 
 pub(super) fn build(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {

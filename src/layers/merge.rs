@@ -6,14 +6,7 @@ use crate::error::{Error, Result};
 use crate::tensor::{strides, Tensor};
 use serde_json::Value;
 
-#[derive(Clone, Copy)]
-enum Op {
-    Add,
-    Multiply,
-    Average,
-    Maximum,
-    Minimum,
-}
+use super::BinaryOp as Op;
 
 struct Elementwise {
     op: Op,
@@ -147,8 +140,10 @@ impl Layer for Elementwise {
         }
         Ok(acc)
     }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        Some(super::GpuForm::Binary(self.op))
+    }
 }
-
 fn elementwise(ctx: &LayerCtx, op: Op) -> Result<Box<dyn Layer>> {
     Ok(Box::new(Elementwise {
         op,
@@ -222,8 +217,10 @@ impl Layer for Concatenate {
         }
         Tensor::new(shape, data)
     }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        Some(super::GpuForm::Concat { axis: self.axis })
+    }
 }
-
 pub(super) fn concatenate(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     let axis = ctx.get("axis").and_then(Value::as_i64).unwrap_or(-1) as isize;
     Ok(Box::new(Concatenate {

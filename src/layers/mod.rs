@@ -32,6 +32,58 @@ pub trait Layer: Send + Sync {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape>;
     /// Run on the CPU: the reference implementation.
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor>;
+    /// The layer in terms of the GPU executor's primitives; `None` where it has no kernels yet.
+    fn gpu(&self) -> Option<GpuForm<'_>> {
+        None
+    }
+}
+
+/// Element-wise binary operations of the merge layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    /// Sum.
+    Add,
+    /// Product.
+    Multiply,
+    /// Sum, then divided by the input count.
+    Average,
+    /// Larger.
+    Maximum,
+    /// Smaller.
+    Minimum,
+}
+
+/// What a layer computes, in the GPU executor's primitives (`model::gpu`).
+pub enum GpuForm<'a> {
+    /// Output = input (dropout at inference, flatten and reshape of contiguous data).
+    Identity,
+    /// `activation(x · kernel + bias)` over the last axis.
+    MatMul {
+        /// `[in, out]`.
+        kernel: &'a Tensor,
+        /// `[out]`.
+        bias: Option<&'a Tensor>,
+        /// Applied after the bias.
+        activation: Activation,
+    },
+    /// `activation(x * mul[c] + add[c])`, `c` the index along `axis`.
+    Affine {
+        /// Per-channel factors.
+        mul: &'a [f32],
+        /// Per-channel offsets.
+        add: &'a [f32],
+        /// Channel axis (negative counts from the end).
+        axis: isize,
+        /// Applied last.
+        activation: Activation,
+    },
+    /// Element-wise merge with broadcasting.
+    Binary(BinaryOp),
+    /// Concatenation along `axis`.
+    Concat {
+        /// Axis (negative counts from the end).
+        axis: isize,
+    },
 }
 
 /// Builds a layer from its context.

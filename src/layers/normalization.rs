@@ -26,8 +26,15 @@ impl Layer for BatchNorm {
         }
         Ok(t)
     }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        Some(super::GpuForm::Affine {
+            mul: &self.mul,
+            add: &self.add,
+            axis: self.axis as isize,
+            activation: super::Activation::Linear,
+        })
+    }
 }
-
 fn axis_of(ctx: &LayerCtx, rank: usize) -> Result<usize> {
     let v = match ctx.get("axis") {
         None => -1,

@@ -15,6 +15,10 @@ impl Layer for Identity {
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
         Ok(one(inputs, "identity")?.clone())
     }
+
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        Some(super::GpuForm::Identity)
+    }
 }
 
 /// InputLayer, and noise / dropout layers, which are identities at inference.
@@ -46,6 +50,11 @@ impl Layer for Flatten {
         let n = x.shape.first().copied().unwrap_or(1);
         let rest = x.data.len() / n.max(1);
         x.reshaped(vec![n, rest])
+    }
+
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        // channels_last data is already in flatten order; channels_first needs a transpose.
+        (!self.channels_first).then_some(super::GpuForm::Identity)
     }
 }
 
@@ -106,6 +115,10 @@ impl Layer for Reshape {
         let n = x.shape[0];
         let dims = self.resolve(x.data.len() / n.max(1))?;
         x.clone().reshaped([n].into_iter().chain(dims).collect())
+    }
+
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        Some(super::GpuForm::Identity)
     }
 }
 
@@ -180,8 +193,8 @@ pub(super) fn repeat_vector(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
 }
 
 struct Rescaling {
-    scale: f32,
-    offset: f32,
+    scale: [f32; 1],
+    offset: [f32; 1],
 }
 
 impl Layer for Rescaling {
@@ -192,14 +205,21 @@ impl Layer for Rescaling {
         let mut t = one(inputs, "Rescaling")?.clone();
         t.data
             .iter_mut()
-            .for_each(|x| *x = *x * self.scale + self.offset);
+            .for_each(|x| *x = *x * self.scale[0] + self.offset[0]);
         Ok(t)
+    }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        Some(super::GpuForm::Affine {
+            mul: &self.scale,
+            add: &self.offset,
+            axis: -1,
+            activation: super::Activation::Linear,
+        })
     }
 }
 
 pub(super) fn rescaling(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
-    Ok(Box::new(Rescaling {
-        scale: ctx.f64_or("scale", 1.0)? as f32,
-        offset: ctx.f64_or("offset", 0.0)? as f32,
-    }))
+    let scale = [ctx.f64_or("scale", 1.0)? as f32];
+    let offset = [ctx.f64_or("offset", 0.0)? as f32];
+    Ok(Box::new(Rescaling { scale, offset }))
 }

@@ -1,5 +1,6 @@
 //! `Model`: artifacts + the rebuilt layer graph, and predictions on the CPU reference backend.
 
+pub mod gpu;
 pub mod graph;
 
 use crate::error::{Error, Result};
@@ -203,7 +204,7 @@ impl Model {
             .collect())
     }
 
-    fn check_inputs(&self, inputs: &[Tensor]) -> Result<()> {
+    pub(crate) fn check_inputs(&self, inputs: &[Tensor]) -> Result<()> {
         if inputs.len() != self.plan.inputs.len() {
             return Err(Error::Model(format!(
                 "the model takes {} input(s), got {}",

@@ -1,0 +1,38 @@
+// Element-wise activation functions with TF.js's formulas (spec §6.1). This file is a prelude:
+// it is prepended to the kernels that apply activations. Ids match gpu::ops::activation_id.
+fn sigmoid(x: f32) -> f32 {
+    return 1.0 / (1.0 + exp(-x));
+}
+
+fn softplus(x: f32) -> f32 {
+    return max(x, 0.0) + log(1.0 + exp(-abs(x)));
+}
+
+// erf by Abramowitz–Stegun 7.1.26, the polynomial TF.js's CPU kernel uses.
+fn erf_as(x: f32) -> f32 {
+    let s = sign(x);
+    let ax = abs(x);
+    let t = 1.0 / (1.0 + 0.3275911 * ax);
+    let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-ax * ax);
+    return s * y;
+}
+
+fn activation(x: f32, id: u32) -> f32 {
+    switch id {
+        case 0u: { return x; }                                  // linear (softmax: separate kernel)
+        case 1u: { return max(x, 0.0); }                        // relu
+        case 2u: { return clamp(x, 0.0, 6.0); }                 // relu6
+        case 3u: { return select(exp(x) - 1.0, x, x > 0.0); }   // elu
+        case 4u: { return select(1.7580993408473768 * (exp(x) - 1.0), 1.0507009873554805 * x, x > 0.0); } // selu
+        case 5u: { return sigmoid(x); }
+        case 6u: { return clamp(0.2 * x + 0.5, 0.0, 1.0); }     // hard_sigmoid (TF.js / Keras 2)
+        case 7u: { return clamp(x / 6.0 + 0.5, 0.0, 1.0); }     // hard_sigmoid (Keras 3)
+        case 8u: { return tanh(x); }
+        case 9u: { return softplus(x); }
+        case 10u: { return x / (abs(x) + 1.0); }                // softsign
+        case 11u: { return x * sigmoid(x); }                    // swish / silu
+        case 12u: { return 0.5 * x * (1.0 + erf_as(x * 0.7071067811865476)); } // gelu
+        case 13u: { return x * tanh(softplus(x)); }             // mish
+        default: { return x; }
+    }
+}

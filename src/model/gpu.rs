@@ -1,0 +1,524 @@
+//! Predictions on the GPU. Each layer declares its computation in the executor's primitives
+//! ([`GpuForm`]); parameters are uploaded once, and `predict` allocates the slot buffers for the
+//! batch at hand, writes the inputs, records every dispatch in one command encoder, submits once,
+//! and reads back only the outputs.
+
+use super::Model;
+use crate::error::{Error, Result};
+use crate::gpu::{kernels, Device};
+use crate::layers::{normalize_axis, Activation, BinaryOp, GpuForm};
+use crate::tensor::{strides, Tensor};
+use wgpu::util::DeviceExt;
+
+/// A layer's parameters on the GPU.
+enum Params {
+    Identity,
+    MatMul {
+        kernel: wgpu::Buffer,
+        bias: Option<wgpu::Buffer>,
+        k: usize,
+        n: usize,
+        act: Activation,
+    },
+    Affine {
+        mul: wgpu::Buffer,
+        add: wgpu::Buffer,
+        channels: usize,
+        axis: isize,
+        act: Activation,
+    },
+    Binary(BinaryOp),
+    Concat(isize),
+}
+
+/// A model ready to predict on one device.
+pub struct GpuModel<'m> {
+    model: &'m Model,
+    dev: Device,
+    params: Vec<Params>,
+    dummy: wgpu::Buffer,
+}
+
+/// The activation id the WGSL prelude uses (softmax kinds run as a separate pass).
+fn act_id(a: Activation) -> u32 {
+    match a {
+        Activation::Linear | Activation::Softmax | Activation::LogSoftmax => 0,
+        Activation::Relu => 1,
+        Activation::Relu6 => 2,
+        Activation::Elu => 3,
+        Activation::Selu => 4,
+        Activation::Sigmoid => 5,
+        Activation::HardSigmoid => 6,
+        Activation::HardSigmoidKeras3 => 7,
+        Activation::Tanh => 8,
+        Activation::Softplus => 9,
+        Activation::Softsign => 10,
+        Activation::Swish => 11,
+        Activation::Gelu => 12,
+        Activation::Mish => 13,
+    }
+}
+
+fn storage(dev: &Device, label: &str, data: &[f32]) -> wgpu::Buffer {
+    let bytes: &[u8] = if data.is_empty() {
+        &[0; 4]
+    } else {
+        bytemuck::cast_slice(data)
+    };
+    dev.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytes,
+            usage: wgpu::BufferUsages::STORAGE,
+        })
+}
+
+impl<'m> GpuModel<'m> {
+    /// Upload every layer's parameters. A layer without GPU kernels is an error naming it.
+    pub fn new(dev: &Device, model: &'m Model) -> Result<GpuModel<'m>> {
+        let plan = &model.plan;
+        let mut params = Vec::with_capacity(plan.layers.len());
+        for (layer, (class, name)) in plan.layers.iter().zip(&plan.layer_info) {
+            let form = layer.gpu().ok_or_else(|| {
+                Error::Model(format!(
+                    "layer '{name}' ({class}) has no GPU kernels yet; predict with --device cpu"
+                ))
+            })?;
+            params.push(dev.checked(
+                &format!("uploading the parameters of layer '{name}'"),
+                || match form {
+                    GpuForm::Identity => Params::Identity,
+                    GpuForm::MatMul {
+                        kernel,
+                        bias,
+                        activation,
+                    } => Params::MatMul {
+                        kernel: storage(dev, name, &kernel.data),
+                        bias: bias.map(|b| storage(dev, name, &b.data)),
+                        k: kernel.shape[0],
+                        n: kernel.shape[1],
+                        act: activation,
+                    },
+                    GpuForm::Affine {
+                        mul,
+                        add,
+                        axis,
+                        activation,
+                    } => Params::Affine {
+                        mul: storage(dev, name, mul),
+                        add: storage(dev, name, add),
+                        channels: mul.len(),
+                        axis,
+                        act: activation,
+                    },
+                    GpuForm::Binary(op) => Params::Binary(op),
+                    GpuForm::Concat { axis } => Params::Concat(axis),
+                },
+            )?);
+        }
+        let dummy = storage(dev, "unused", &[0.0]);
+        Ok(GpuModel {
+            model,
+            dev: dev.clone(),
+            params,
+            dummy,
+        })
+    }
+
+    /// Run the model on the GPU. Inputs in the order of [`Model::inputs`]; any batch size.
+    pub fn predict(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        self.model.check_inputs(inputs)?;
+        let plan = &self.model.plan;
+        let shapes = self.concrete_shapes(inputs)?;
+        let dev = &self.dev;
+        let mut buffer_of = vec![usize::MAX; shapes.len()];
+        let mut buffers: Vec<wgpu::Buffer> = Vec::new();
+        let usage = wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST;
+        dev.checked("allocating activation buffers", || {
+            for (port, t) in plan.inputs.iter().zip(inputs) {
+                buffer_of[port.slot] = buffers.len();
+                let bytes: &[u8] = if t.data.is_empty() {
+                    &[0; 4]
+                } else {
+                    bytemuck::cast_slice(&t.data)
+                };
+                buffers.push(
+                    dev.device
+                        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                            label: Some("input"),
+                            contents: bytes,
+                            usage,
+                        }),
+                );
+            }
+            for op in &plan.ops {
+                if let Params::Identity = self.params[op.layer] {
+                    buffer_of[op.output] = buffer_of[op.inputs[0]];
+                } else {
+                    buffer_of[op.output] = buffers.len();
+                    let size = (shapes[op.output].iter().product::<usize>() * 4).max(4) as u64;
+                    buffers.push(dev.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("activation"),
+                        size,
+                        usage,
+                        mapped_at_creation: false,
+                    }));
+                }
+            }
+        })?;
+        let mut enc = dev.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for op in &plan.ops {
+                let ins: Vec<(&wgpu::Buffer, &[usize])> = op
+                    .inputs
+                    .iter()
+                    .map(|&s| (&buffers[buffer_of[s]], shapes[s].as_slice()))
+                    .collect();
+                let out = (&buffers[buffer_of[op.output]], shapes[op.output].as_slice());
+                let (class, name) = &plan.layer_info[op.layer];
+                self.encode(&mut pass, &self.params[op.layer], &ins, out)
+                    .map_err(|e| {
+                        Error::Model(format!("layer '{name}' ({class}) on the GPU: {e}"))
+                    })?;
+            }
+        }
+        let outputs: Vec<(usize, Vec<usize>)> = plan
+            .outputs
+            .iter()
+            .map(|p| (buffer_of[p.slot], shapes[p.slot].clone()))
+            .collect();
+        self.read_outputs(enc, &buffers, &outputs)
+    }
+
+    /// Every slot's shape for these inputs.
+    fn concrete_shapes(&self, inputs: &[Tensor]) -> Result<Vec<Vec<usize>>> {
+        let plan = &self.model.plan;
+        let mut shapes = vec![Vec::new(); plan.slot_shapes.len()];
+        for (port, t) in plan.inputs.iter().zip(inputs) {
+            shapes[port.slot] = t.shape.clone();
+        }
+        for op in &plan.ops {
+            let ins: Vec<Vec<Option<usize>>> = op
+                .inputs
+                .iter()
+                .map(|&s| shapes[s].iter().map(|&d| Some(d)).collect())
+                .collect();
+            let out = plan.layers[op.layer].output_shape(&ins)?;
+            shapes[op.output] = out
+                .into_iter()
+                .map(|d| {
+                    d.ok_or_else(|| {
+                        Error::Model("an output dimension is unknown for concrete inputs".into())
+                    })
+                })
+                .collect::<Result<_>>()?;
+        }
+        Ok(shapes)
+    }
+
+    fn dispatch(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        kernel: kernels::Kernel,
+        uniform: &[u8],
+        buffers: &[&wgpu::Buffer],
+        groups: (u32, u32),
+    ) -> Result<()> {
+        let pipeline = self.dev.pipeline(kernel)?;
+        let params = self
+            .dev
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(kernel.name),
+                contents: uniform,
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: params.as_entire_binding(),
+        }];
+        entries.extend(
+            buffers
+                .iter()
+                .enumerate()
+                .map(|(i, b)| wgpu::BindGroupEntry {
+                    binding: i as u32 + 1,
+                    resource: b.as_entire_binding(),
+                }),
+        );
+        let group = self
+            .dev
+            .device
+            .create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(kernel.name),
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &entries,
+            });
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &group, &[]);
+        pass.dispatch_workgroups(groups.0, groups.1, 1);
+        Ok(())
+    }
+
+    fn grid(&self, n: usize) -> Result<(u32, u32)> {
+        let n = u32::try_from(n)
+            .map_err(|_| Error::Model(format!("{n} elements exceed one dispatch")))?;
+        Ok(kernels::grid_for(
+            n,
+            self.dev.limits.max_compute_workgroups_per_dimension,
+        ))
+    }
+
+    fn softmax(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        act: Activation,
+        out: (&wgpu::Buffer, &[usize]),
+    ) -> Result<()> {
+        if !matches!(act, Activation::Softmax | Activation::LogSoftmax) {
+            return Ok(());
+        }
+        let cols = *out.1.last().unwrap_or(&1);
+        let rows = out.1.iter().product::<usize>() / cols.max(1);
+        let u = [
+            rows as u32,
+            cols as u32,
+            u32::from(act == Activation::LogSoftmax),
+            0,
+        ];
+        self.dispatch(
+            pass,
+            kernels::SOFTMAX,
+            bytemuck::cast_slice(&u),
+            &[out.0],
+            self.grid(rows)?,
+        )
+    }
+
+    fn encode(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        params: &Params,
+        ins: &[(&wgpu::Buffer, &[usize])],
+        out: (&wgpu::Buffer, &[usize]),
+    ) -> Result<()> {
+        let numel = out.1.iter().product::<usize>();
+        match params {
+            Params::Identity => Ok(()),
+            Params::MatMul {
+                kernel,
+                bias,
+                k,
+                n,
+                act,
+            } => {
+                let m = ins[0].1.iter().product::<usize>() / (*k).max(1);
+                let u = [
+                    m as u32,
+                    *n as u32,
+                    *k as u32,
+                    act_id(*act),
+                    u32::from(bias.is_some()),
+                    0,
+                    0,
+                    0,
+                ];
+                let groups = ((*n as u32).div_ceil(32), (m as u32).div_ceil(32).max(1));
+                self.dispatch(
+                    pass,
+                    kernels::MATMUL,
+                    bytemuck::cast_slice(&u),
+                    &[
+                        ins[0].0,
+                        kernel,
+                        bias.as_ref().unwrap_or(&self.dummy),
+                        out.0,
+                    ],
+                    groups,
+                )?;
+                self.softmax(pass, *act, out)
+            }
+            Params::Affine {
+                mul,
+                add,
+                channels,
+                axis,
+                act,
+            } => {
+                let rank = out.1.len();
+                let axis = normalize_axis(*axis, rank)
+                    .ok_or_else(|| Error::Model(format!("axis {axis} out of range")))?;
+                let inner: usize = if *channels == 1 {
+                    1
+                } else {
+                    out.1[axis + 1..].iter().product()
+                };
+                let u = [numel as u32, inner as u32, *channels as u32, act_id(*act)];
+                self.dispatch(
+                    pass,
+                    kernels::AFFINE,
+                    bytemuck::cast_slice(&u),
+                    &[ins[0].0, mul, add, out.0],
+                    self.grid(numel)?,
+                )?;
+                self.softmax(pass, *act, out)
+            }
+            Params::Binary(op) => self.binary(pass, *op, ins, out),
+            Params::Concat(axis) => {
+                let rank = out.1.len();
+                let axis = normalize_axis(*axis, rank)
+                    .ok_or_else(|| Error::Model(format!("axis {axis} out of range")))?;
+                let outer: usize = out.1[..axis].iter().product();
+                let inner: usize = out.1[axis + 1..].iter().product();
+                let mut offset = 0;
+                for (buf, shape) in ins {
+                    let cols = shape[axis] * inner;
+                    let u = [
+                        outer as u32,
+                        cols as u32,
+                        (out.1[axis] * inner) as u32,
+                        offset as u32,
+                    ];
+                    self.dispatch(
+                        pass,
+                        kernels::COPY_BLOCK,
+                        bytemuck::cast_slice(&u),
+                        &[buf, out.0],
+                        self.grid(outer * cols)?,
+                    )?;
+                    offset += cols;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// n-ary merge as a chain of binary dispatches (`b` broadcast by strides).
+    fn binary(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        op: BinaryOp,
+        ins: &[(&wgpu::Buffer, &[usize])],
+        out: (&wgpu::Buffer, &[usize]),
+    ) -> Result<()> {
+        let numel = out.1.iter().product::<usize>();
+        let code = match op {
+            BinaryOp::Add | BinaryOp::Average => 0u32,
+            BinaryOp::Multiply => 1,
+            BinaryOp::Maximum => 2,
+            BinaryOp::Minimum => 3,
+        };
+        let temps: Vec<wgpu::Buffer> = (0..2.min(ins.len().saturating_sub(2)))
+            .map(|_| {
+                self.dev.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("merge"),
+                    size: (numel * 4).max(4) as u64,
+                    usage: wgpu::BufferUsages::STORAGE,
+                    mapped_at_creation: false,
+                })
+            })
+            .collect();
+        let mut acc = ins[0];
+        for (j, b) in ins.iter().enumerate().skip(1) {
+            // The full-shape operand goes first; only the second one may broadcast.
+            let (x, y) = if acc.1 == out.1 { (acc, *b) } else { (*b, acc) };
+            if x.1 != out.1 {
+                return Err(Error::Model(
+                    "both operands broadcast; not supported on the GPU yet".into(),
+                ));
+            }
+            let last = j == ins.len() - 1;
+            let dst: &wgpu::Buffer = if last { out.0 } else { &temps[j % 2] };
+            let scale = if last && op == BinaryOp::Average {
+                1.0 / ins.len() as f32
+            } else {
+                1.0
+            };
+            let mut u = [0u32; 20];
+            u[0] = numel as u32;
+            u[1] = code;
+            u[2] = out.1.len() as u32;
+            u[3] = scale.to_bits();
+            let rank = out.1.len();
+            let ys = strides(y.1);
+            for d in 0..rank.min(6) {
+                u[4 + d] = out.1[d] as u32;
+                let yd = (d + y.1.len()).checked_sub(rank);
+                u[12 + d] = match yd {
+                    Some(yd) if y.1[yd] == out.1[d] => ys[yd] as u32,
+                    _ => 0,
+                };
+            }
+            if rank > 6 {
+                return Err(Error::Model(
+                    "merges above rank 6 are not supported on the GPU".into(),
+                ));
+            }
+            self.dispatch(
+                pass,
+                kernels::BINARY,
+                bytemuck::cast_slice(&u),
+                &[x.0, y.0, dst],
+                self.grid(numel)?,
+            )?;
+            acc = (dst, out.1);
+        }
+        Ok(())
+    }
+
+    /// Copy the outputs into one staging buffer, submit everything once, map, wait, split.
+    fn read_outputs(
+        &self,
+        mut enc: wgpu::CommandEncoder,
+        buffers: &[wgpu::Buffer],
+        outputs: &[(usize, Vec<usize>)],
+    ) -> Result<Vec<Tensor>> {
+        let dev = &self.dev;
+        let sizes: Vec<u64> = outputs
+            .iter()
+            .map(|(_, s)| (s.iter().product::<usize>() * 4).max(4) as u64)
+            .collect();
+        let total: u64 = sizes.iter().sum();
+        let staging = dev.checked("allocating the output readback buffer", || {
+            dev.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("outputs"),
+                size: total,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })?;
+        let mut at = 0;
+        for ((b, _), &size) in outputs.iter().zip(&sizes) {
+            enc.copy_buffer_to_buffer(&buffers[*b], 0, &staging, at, size);
+            at += size;
+        }
+        dev.checked("running the model on the GPU", || {
+            dev.queue.submit([enc.finish()])
+        })?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        dev.wait()?;
+        rx.recv()
+            .map_err(|_| Error::Gpu("output mapping was dropped".into()))?
+            .map_err(|e| Error::Gpu(format!("mapping the outputs: {e}")))?;
+        let view = staging
+            .get_mapped_range(..)
+            .map_err(|e| Error::Gpu(format!("reading the outputs: {e}")))?;
+        let mut at = 0usize;
+        let mut result = Vec::with_capacity(outputs.len());
+        for ((_, shape), &size) in outputs.iter().zip(&sizes) {
+            let n = shape.iter().product::<usize>();
+            let data: Vec<f32> = bytemuck::pod_collect_to_vec(&view[at..at + n * 4]);
+            result.push(Tensor::new(shape.clone(), data)?);
+            at += size as usize;
+        }
+        drop(view);
+        staging.unmap();
+        Ok(result)
+    }
+}
