@@ -82,5 +82,124 @@ fn layers_without_kernels_are_named() {
     let Some(dev) = gpu() else { return };
     let model = Model::load(&fixtures_dir().join("cnn")).unwrap();
     let err = GpuModel::new(&dev, &model).err().unwrap().to_string();
-    assert!(err.contains("(Conv2D) has no GPU kernels yet"), "{err}");
+    assert!(err.contains("(MaxPooling2D) has no GPU kernels yet"), "{err}");
+}
+
+/// A Sequential model of one layer (`class`, `config`) on inputs of `shape` (batch first),
+/// with seeded weights of the given names and shapes.
+fn one_layer(
+    class: &str,
+    mut config: serde_json::Value,
+    shape: &[usize],
+    weights: &[(&str, Vec<usize>)],
+) -> Model {
+    config["name"] = serde_json::json!("probe");
+    let input: Vec<serde_json::Value> = std::iter::once(serde_json::Value::Null)
+        .chain(shape[1..].iter().map(|&d| serde_json::json!(d)))
+        .collect();
+    let topology = serde_json::json!({"class_name": "Sequential", "config": {"name": "m", "layers": [
+        {"class_name": "InputLayer", "config": {"batch_input_shape": input, "dtype": "float32", "name": "x"}},
+        {"class_name": class, "config": config}]}});
+    let named: Vec<(String, Vec<usize>)> = weights
+        .iter()
+        .map(|(n, s)| (format!("probe/{n}"), s.clone()))
+        .collect();
+    Model::from_artifacts(synthetic::with_topology(&named, topology, 3).unwrap())
+        .unwrap_or_else(|e| panic!("{class}: {e}"))
+}
+
+#[test]
+fn layer_kernels_match_the_cpu() {
+    use serde_json::json;
+    let Some(dev) = gpu() else { return };
+    let cases: Vec<(&str, serde_json::Value, Vec<usize>, Vec<(&str, Vec<usize>)>)> = vec![
+        (
+            "Conv1D",
+            json!({"filters": 5, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "relu"}),
+            vec![2, 11, 3],
+            vec![("kernel", vec![3, 3, 5]), ("bias", vec![5])],
+        ),
+        (
+            "Conv2D",
+            json!({"filters": 4, "kernel_size": [3, 2], "dilation_rate": 2, "padding": "valid"}),
+            vec![1, 9, 8, 3],
+            vec![("kernel", vec![3, 2, 3, 4]), ("bias", vec![4])],
+        ),
+        (
+            "Conv2D",
+            json!({"filters": 6, "kernel_size": 3, "strides": 2, "padding": "same", "use_bias": false, "activation": "softmax"}),
+            vec![3, 7, 7, 2],
+            vec![("kernel", vec![3, 3, 2, 6])],
+        ),
+        (
+            "Conv3D",
+            json!({"filters": 2, "kernel_size": 2, "padding": "valid"}),
+            vec![1, 4, 5, 4, 2],
+            vec![("kernel", vec![2, 2, 2, 2, 2]), ("bias", vec![2])],
+        ),
+        (
+            "Dense",
+            json!({"units": 7, "activation": "gelu"}),
+            vec![2, 3, 5],
+            vec![("kernel", vec![5, 7]), ("bias", vec![7])],
+        ),
+        ("Permute", json!({"dims": [2, 1]}), vec![2, 3, 4], vec![]),
+        ("RepeatVector", json!({"n": 3}), vec![2, 5], vec![]),
+        (
+            "ZeroPadding2D",
+            json!({"padding": [[1, 2], [0, 1]]}),
+            vec![2, 3, 4, 2],
+            vec![],
+        ),
+        (
+            "Cropping2D",
+            json!({"cropping": [[1, 0], [0, 1]]}),
+            vec![1, 4, 4, 3],
+            vec![],
+        ),
+        (
+            "UpSampling2D",
+            json!({"size": [2, 3]}),
+            vec![1, 2, 3, 2],
+            vec![],
+        ),
+        (
+            "Flatten",
+            json!({"data_format": "channels_first"}),
+            vec![2, 3, 2, 2],
+            vec![],
+        ),
+        (
+            "BatchNormalization",
+            json!({"axis": 1, "epsilon": 1.0}),
+            vec![2, 3, 4],
+            vec![
+                ("gamma", vec![3]),
+                ("beta", vec![3]),
+                ("moving_mean", vec![3]),
+                ("moving_variance", vec![3]),
+            ],
+        ),
+        (
+            "Activation",
+            json!({"activation": "log_softmax"}),
+            vec![3, 6],
+            vec![],
+        ),
+    ];
+    for (class, config, shape, weights) in cases {
+        let model = one_layer(class, config, &shape, &weights);
+        let n: usize = shape.iter().product();
+        let x = Tensor::new(
+            shape.clone(),
+            (0..n).map(|i| ((i * 31) % 17) as f32 / 8.0 - 1.0).collect(),
+        )
+        .unwrap();
+        let cpu = model.predict(std::slice::from_ref(&x)).unwrap();
+        let got = GpuModel::new(&dev, &model)
+            .unwrap_or_else(|e| panic!("{class}: {e}"))
+            .predict(&[x])
+            .unwrap();
+        close(&got[0], &cpu[0], 1e-5, 1e-4).unwrap_or_else(|e| panic!("{class} {shape:?}: {e}"));
+    }
 }

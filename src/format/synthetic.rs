@@ -49,6 +49,15 @@ pub fn mlp(total_bytes: u64, tensors: usize) -> Result<Artifacts> {
     build(&named, topology, 1)
 }
 
+/// A model with this `topology` and seeded float32 weights of these names and shapes.
+pub fn with_topology(
+    named: &[(String, Vec<usize>)],
+    topology: Value,
+    seed: u64,
+) -> Result<Artifacts> {
+    build(named, topology, seed)
+}
+
 fn build(named: &[(String, Vec<usize>)], topology: Value, seed: u64) -> Result<Artifacts> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut next = move || {

@@ -73,8 +73,15 @@ pub const DEQUANTIZE: Kernel = Kernel {
 
 /// Every kernel, for validation.
 pub const ALL: &[Kernel] = &[
-    AXPY, DEQUANTIZE, MATMUL, AFFINE, SOFTMAX, BINARY, COPY_BLOCK,
+    AXPY, DEQUANTIZE, MATMUL, AFFINE, SOFTMAX, BINARY, COPY_BLOCK, GATHER,
 ];
+
+/// Index-map gather (layout layers, im2col).
+pub const GATHER: Kernel = Kernel {
+    name: "gather",
+    source: include_str!("../../shaders/gather.wgsl"),
+    activations: false,
+};
 
 /// Uniforms of [`DEQUANTIZE`].
 #[repr(C)]

@@ -181,9 +181,35 @@ struct Conv {
     name: String,
     geometry: Geometry,
     kernel: Tensor, // [*k, cin, f]
+    /// The same values viewed as `[k·cin, f]`, the GPU matmul's operand.
+    kernel_2d: Tensor,
     bias: Option<Tensor>,
     activation: Activation,
     channels_first: bool,
+}
+
+impl super::GatherMap for Conv {
+    /// im2col of a channels_last input: row `(b, o)` holds the `k × cin` values under the kernel.
+    fn gather_map(&self, shape: &[usize]) -> Result<(Vec<usize>, Vec<u32>)> {
+        let rank = shape.len();
+        let (batch, cin) = (shape[0], shape[rank - 1]);
+        let spatial = &shape[1..rank - 1];
+        let (out, pads) = self.geometry.output(spatial);
+        let n_out: usize = out.iter().product();
+        let n_in: usize = spatial.iter().product();
+        let kk = self.geometry.kernel.iter().product::<usize>() * cin;
+        let mut map = vec![super::GATHER_PAD; batch * n_out * kk];
+        for b in 0..batch {
+            for_each_tap(&self.geometry, spatial, &out, &pads, |o, src, k| {
+                if let Some(s) = src {
+                    for c in 0..cin {
+                        map[(b * n_out + o) * kk + k * cin + c] = ((b * n_in + s) * cin + c) as u32;
+                    }
+                }
+            });
+        }
+        Ok((vec![batch * n_out, kk], map))
+    }
 }
 
 impl Layer for Conv {
@@ -238,6 +264,14 @@ impl Layer for Conv {
             self.channels_first,
         ))
     }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        (!self.channels_first).then_some(super::GpuForm::GatherMatMul {
+            map: self,
+            kernel: &self.kernel_2d,
+            bias: self.bias.as_ref(),
+            activation: self.activation,
+        })
+    }
 }
 
 fn spatial_rank(class: &str) -> usize {
@@ -282,9 +316,14 @@ pub(super) fn conv(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     let cin = input_channels(ctx, channels_first)?;
     let f = ctx.usize("filters")?;
     let kshape: Vec<usize> = geometry.kernel.iter().copied().chain([cin, f]).collect();
+    let kernel = ctx.weight("kernel", &kshape)?;
+    let kernel_2d = kernel
+        .clone()
+        .reshaped(vec![kernel.data.len() / f.max(1), f])?;
     Ok(Box::new(Conv {
         name: ctx.name.to_string(),
-        kernel: ctx.weight("kernel", &kshape)?,
+        kernel,
+        kernel_2d,
         bias: bias(ctx, f)?,
         activation: ctx.activation()?,
         channels_first,
@@ -547,6 +586,7 @@ mod tests {
             name: "c".into(),
             geometry: g,
             kernel: Tensor::new(vec![3, 3, 1, 1], vec![1.0; 9]).unwrap(),
+            kernel_2d: Tensor::new(vec![9, 1], vec![1.0; 9]).unwrap(),
             bias: None,
             activation: Activation::Linear,
             channels_first: false,

@@ -84,6 +84,49 @@ pub enum GpuForm<'a> {
         /// Axis (negative counts from the end).
         axis: isize,
     },
+    /// `out = in[map]`: a pure data-movement layer, its index map from [`gather_map_of`].
+    Gather,
+    /// A gather (im2col) followed by `activation(· kernel + bias)`: convolutions.
+    GatherMatMul {
+        /// The im2col map for an input shape: `(rows × k, map)`.
+        map: &'a dyn GatherMap,
+        /// `[k, out]`.
+        kernel: &'a Tensor,
+        /// `[out]`.
+        bias: Option<&'a Tensor>,
+        /// Applied after the bias.
+        activation: Activation,
+    },
+}
+
+/// Marks a padded position in a gather map.
+pub const GATHER_PAD: u32 = u32::MAX;
+
+/// A layer that gathers an im2col matrix from its input.
+pub trait GatherMap: Sync {
+    /// For an input of `shape`: the gathered matrix's shape `[rows, k]` and, per element, the
+    /// flat input index it copies ([`GATHER_PAD`] for zeros).
+    fn gather_map(&self, shape: &[usize]) -> Result<(Vec<usize>, Vec<u32>)>;
+}
+
+/// The gather map of a pure data-movement layer, found by running its CPU `forward` on the
+/// element indices themselves, shifted by one so that padded zeros stand out (exact below 2^24
+/// elements, where f32 holds every integer).
+pub fn gather_map_of(layer: &dyn Layer, shape: &[usize]) -> Result<(Vec<usize>, Vec<u32>)> {
+    let n: usize = shape.iter().product();
+    if n >= 1 << 24 {
+        return Err(Error::Model(format!(
+            "{n} elements are too many for an index map"
+        )));
+    }
+    let shifted = Tensor::new(shape.to_vec(), (1..=n).map(|i| i as f32).collect())?;
+    let out = layer.forward(&[&shifted])?;
+    let map = out
+        .data
+        .iter()
+        .map(|&v| if v == 0.0 { GATHER_PAD } else { v as u32 - 1 })
+        .collect();
+    Ok((out.shape, map))
 }
 
 /// Builds a layer from its context.

@@ -108,6 +108,9 @@ impl Layer for Pad2D {
             self.channels_first,
         ))
     }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        Some(super::GpuForm::Gather)
+    }
 }
 
 pub(super) fn zero_padding(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
@@ -181,6 +184,9 @@ impl Layer for UpSampling {
             Tensor::new(vec![b, oh, ow, c], out)?,
             self.channels_first,
         ))
+    }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        (!self.bilinear).then_some(super::GpuForm::Gather)
     }
 }
 

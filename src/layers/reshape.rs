@@ -54,7 +54,11 @@ impl Layer for Flatten {
 
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
         // channels_last data is already in flatten order; channels_first needs a transpose.
-        (!self.channels_first).then_some(super::GpuForm::Identity)
+        Some(if self.channels_first {
+            super::GpuForm::Gather
+        } else {
+            super::GpuForm::Identity
+        })
     }
 }
 
@@ -145,6 +149,9 @@ impl Layer for Permute {
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
         Ok(one(inputs, "Permute")?.permuted(&self.perm))
     }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        Some(super::GpuForm::Gather)
+    }
 }
 
 pub(super) fn permute(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
@@ -185,6 +192,9 @@ impl Layer for RepeatVector {
             }
         }
         Tensor::new(vec![b, self.n, f], data)
+    }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        Some(super::GpuForm::Gather)
     }
 }
 

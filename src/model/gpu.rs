@@ -6,7 +6,7 @@
 use super::Model;
 use crate::error::{Error, Result};
 use crate::gpu::{kernels, Device};
-use crate::layers::{normalize_axis, Activation, BinaryOp, GpuForm};
+use crate::layers::{gather_map_of, normalize_axis, Activation, BinaryOp, GpuForm};
 use crate::tensor::{strides, Tensor};
 use wgpu::util::DeviceExt;
 
@@ -29,6 +29,17 @@ enum Params {
     },
     Binary(BinaryOp),
     Concat(isize),
+    /// A data-movement layer (its plan index), run as a gather.
+    Gather(usize),
+    /// im2col gather then matmul (its plan index for the map).
+    GatherMatMul {
+        layer: usize,
+        kernel: wgpu::Buffer,
+        bias: Option<wgpu::Buffer>,
+        k: usize,
+        n: usize,
+        act: Activation,
+    },
 }
 
 /// A model ready to predict on one device.
@@ -78,7 +89,8 @@ impl<'m> GpuModel<'m> {
     pub fn new(dev: &Device, model: &'m Model) -> Result<GpuModel<'m>> {
         let plan = &model.plan;
         let mut params = Vec::with_capacity(plan.layers.len());
-        for (layer, (class, name)) in plan.layers.iter().zip(&plan.layer_info) {
+        for (index, (layer, (class, name))) in plan.layers.iter().zip(&plan.layer_info).enumerate()
+        {
             let form = layer.gpu().ok_or_else(|| {
                 Error::Model(format!(
                     "layer '{name}' ({class}) has no GPU kernels yet; predict with --device cpu"
@@ -113,6 +125,20 @@ impl<'m> GpuModel<'m> {
                     },
                     GpuForm::Binary(op) => Params::Binary(op),
                     GpuForm::Concat { axis } => Params::Concat(axis),
+                    GpuForm::Gather => Params::Gather(index),
+                    GpuForm::GatherMatMul {
+                        kernel,
+                        bias,
+                        activation,
+                        ..
+                    } => Params::GatherMatMul {
+                        layer: index,
+                        kernel: storage(dev, name, &kernel.data),
+                        bias: bias.map(|b| storage(dev, name, &b.data)),
+                        k: kernel.shape[0],
+                        n: kernel.shape[1],
+                        act: activation,
+                    },
                 },
             )?);
         }
@@ -367,6 +393,53 @@ impl<'m> GpuModel<'m> {
                 self.softmax(pass, *act, out)
             }
             Params::Binary(op) => self.binary(pass, *op, ins, out),
+            Params::Gather(layer) => {
+                let (_, map) = gather_map_of(self.model.plan.layers[*layer].as_ref(), ins[0].1)?;
+                self.gather(pass, ins[0].0, &map, out.0)
+            }
+            Params::GatherMatMul {
+                layer,
+                kernel,
+                bias,
+                k,
+                n,
+                act,
+            } => {
+                let Some(GpuForm::GatherMatMul { map, .. }) = self.model.plan.layers[*layer].gpu()
+                else {
+                    return Err(Error::Model("layer lost its GPU form".into()));
+                };
+                let (shape, index) = map.gather_map(ins[0].1)?;
+                let cols = self.dev.checked("allocating an im2col buffer", || {
+                    self.dev.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("im2col"),
+                        size: (index.len() * 4).max(4) as u64,
+                        usage: wgpu::BufferUsages::STORAGE,
+                        mapped_at_creation: false,
+                    })
+                })?;
+                self.gather(pass, ins[0].0, &index, &cols)?;
+                let m = shape[0];
+                let u = [
+                    m as u32,
+                    *n as u32,
+                    *k as u32,
+                    act_id(*act),
+                    u32::from(bias.is_some()),
+                    0,
+                    0,
+                    0,
+                ];
+                let groups = ((*n as u32).div_ceil(32), (m as u32).div_ceil(32).max(1));
+                self.dispatch(
+                    pass,
+                    kernels::MATMUL,
+                    bytemuck::cast_slice(&u),
+                    &[&cols, kernel, bias.as_ref().unwrap_or(&self.dummy), out.0],
+                    groups,
+                )?;
+                self.softmax(pass, *act, out)
+            }
             Params::Concat(axis) => {
                 let rank = out.1.len();
                 let axis = normalize_axis(*axis, rank)
@@ -394,6 +467,35 @@ impl<'m> GpuModel<'m> {
                 Ok(())
             }
         }
+    }
+
+    fn gather(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        src: &wgpu::Buffer,
+        map: &[u32],
+        dst: &wgpu::Buffer,
+    ) -> Result<()> {
+        let index = self
+            .dev
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("gather map"),
+                contents: if map.is_empty() {
+                    &[0; 4]
+                } else {
+                    bytemuck::cast_slice(map)
+                },
+                usage: wgpu::BufferUsages::STORAGE,
+            });
+        let u = [map.len() as u32, 0, 0, 0];
+        self.dispatch(
+            pass,
+            kernels::GATHER,
+            bytemuck::cast_slice(&u),
+            &[src, &index, dst],
+            self.grid(map.len())?,
+        )
     }
 
     /// n-ary merge as a chain of binary dispatches (`b` broadcast by strides).
