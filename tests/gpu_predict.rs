@@ -108,11 +108,14 @@ fn one_layer(
         .unwrap_or_else(|e| panic!("{class}: {e}"))
 }
 
+/// (class, config, input shape, weights).
+type Case = (&'static str, serde_json::Value, Vec<usize>, Vec<(&'static str, Vec<usize>)>);
+
 #[test]
 fn layer_kernels_match_the_cpu() {
     use serde_json::json;
     let Some(dev) = gpu() else { return };
-    let cases: Vec<(&str, serde_json::Value, Vec<usize>, Vec<(&str, Vec<usize>)>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "Conv1D",
             json!({"filters": 5, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "relu"}),
