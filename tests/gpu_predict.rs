@@ -82,7 +82,10 @@ fn layers_without_kernels_are_named() {
     let Some(dev) = gpu() else { return };
     let model = Model::load(&fixtures_dir().join("cnn")).unwrap();
     let err = GpuModel::new(&dev, &model).err().unwrap().to_string();
-    assert!(err.contains("(MaxPooling2D) has no GPU kernels yet"), "{err}");
+    assert!(
+        err.contains("(DepthwiseConv2D) has no GPU kernels yet"),
+        "{err}"
+    );
 }
 
 /// A Sequential model of one layer (`class`, `config`) on inputs of `shape` (batch first),
@@ -109,7 +112,12 @@ fn one_layer(
 }
 
 /// (class, config, input shape, weights).
-type Case = (&'static str, serde_json::Value, Vec<usize>, Vec<(&'static str, Vec<usize>)>);
+type Case = (
+    &'static str,
+    serde_json::Value,
+    Vec<usize>,
+    Vec<(&'static str, Vec<usize>)>,
+);
 
 #[test]
 fn layer_kernels_match_the_cpu() {
@@ -183,6 +191,37 @@ fn layer_kernels_match_the_cpu() {
                 ("moving_variance", vec![3]),
             ],
         ),
+        (
+            "MaxPooling2D",
+            json!({"pool_size": 2, "strides": 1, "padding": "same"}),
+            vec![2, 5, 4, 3],
+            vec![],
+        ),
+        (
+            "AveragePooling2D",
+            json!({"pool_size": [3, 2], "padding": "same"}),
+            vec![1, 5, 5, 2],
+            vec![],
+        ),
+        (
+            "AveragePooling1D",
+            json!({"pool_size": 2}),
+            vec![2, 7, 3],
+            vec![],
+        ),
+        (
+            "MaxPooling3D",
+            json!({"pool_size": 2}),
+            vec![1, 4, 4, 4, 2],
+            vec![],
+        ),
+        (
+            "GlobalAveragePooling2D",
+            json!({}),
+            vec![2, 3, 4, 5],
+            vec![],
+        ),
+        ("GlobalMaxPooling1D", json!({}), vec![2, 6, 3], vec![]),
         (
             "Activation",
             json!({"activation": "log_softmax"}),

@@ -73,8 +73,23 @@ pub const DEQUANTIZE: Kernel = Kernel {
 
 /// Every kernel, for validation.
 pub const ALL: &[Kernel] = &[
-    AXPY, DEQUANTIZE, MATMUL, AFFINE, SOFTMAX, BINARY, COPY_BLOCK, GATHER,
+    AXPY,
+    DEQUANTIZE,
+    MATMUL,
+    AFFINE,
+    SOFTMAX,
+    BINARY,
+    COPY_BLOCK,
+    GATHER,
+    WINDOW_REDUCE,
 ];
+
+/// Max / average over gathered windows (pooling).
+pub const WINDOW_REDUCE: Kernel = Kernel {
+    name: "window_reduce",
+    source: include_str!("../../shaders/window_reduce.wgsl"),
+    activations: false,
+};
 
 /// Index-map gather (layout layers, im2col).
 pub const GATHER: Kernel = Kernel {

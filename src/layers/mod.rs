@@ -86,6 +86,13 @@ pub enum GpuForm<'a> {
     },
     /// `out = in[map]`: a pure data-movement layer, its index map from [`gather_map_of`].
     Gather,
+    /// Max or mean over gathered windows: the map is `[rows, window, channels]`.
+    WindowReduce {
+        /// The window map for an input shape.
+        map: &'a dyn GatherMap,
+        /// Max (else mean over the taps inside the input).
+        max: bool,
+    },
     /// A gather (im2col) followed by `activation(· kernel + bias)`: convolutions.
     GatherMatMul {
         /// The im2col map for an input shape: `(rows × k, map)`.

@@ -27,6 +27,31 @@ fn channels_last(x: &Tensor, cf: bool) -> Tensor {
     }
 }
 
+impl super::GatherMap for Pool {
+    /// `[rows = batch × outputs, window, channels]` input indices (channels_last inputs).
+    fn gather_map(&self, shape: &[usize]) -> Result<(Vec<usize>, Vec<u32>)> {
+        let rank = shape.len();
+        let (batch, c) = (shape[0], shape[rank - 1]);
+        let spatial = &shape[1..rank - 1];
+        let (out, pads) = self.geometry.output(spatial);
+        let n_out: usize = out.iter().product();
+        let n_in: usize = spatial.iter().product();
+        let window: usize = self.geometry.kernel.iter().product();
+        let mut map = vec![super::GATHER_PAD; batch * n_out * window * c];
+        for b in 0..batch {
+            super::conv::for_each_tap(&self.geometry, spatial, &out, &pads, |o, src, k| {
+                if let Some(s) = src {
+                    for ch in 0..c {
+                        map[(((b * n_out + o) * window) + k) * c + ch] =
+                            ((b * n_in + s) * c + ch) as u32;
+                    }
+                }
+            });
+        }
+        Ok((vec![batch * n_out, window, c], map))
+    }
+}
+
 impl Layer for Pool {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
         let input = &inputs[0];
@@ -100,6 +125,12 @@ impl Layer for Pool {
             y
         })
     }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        (!self.channels_first).then_some(super::GpuForm::WindowReduce {
+            map: self,
+            max: self.max,
+        })
+    }
 }
 
 pub(super) fn pool(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
@@ -136,6 +167,16 @@ struct Global {
     channels_first: bool,
 }
 
+impl super::GatherMap for Global {
+    /// One window over every position: `[batch, positions, channels]`.
+    fn gather_map(&self, shape: &[usize]) -> Result<(Vec<usize>, Vec<u32>)> {
+        let rank = shape.len();
+        let (batch, c) = (shape[0], shape[rank - 1]);
+        let n: usize = shape[1..rank - 1].iter().product();
+        Ok((vec![batch, n, c], (0..(batch * n * c) as u32).collect()))
+    }
+}
+
 impl Layer for Global {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
         let s = &inputs[0];
@@ -168,6 +209,12 @@ impl Layer for Global {
             out.iter_mut().for_each(|v| *v /= n.max(1) as f32);
         }
         Tensor::new(vec![batch, c], out)
+    }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        (!self.channels_first).then_some(super::GpuForm::WindowReduce {
+            map: self,
+            max: self.max,
+        })
     }
 }
 

@@ -31,6 +31,11 @@ enum Params {
     Concat(isize),
     /// A data-movement layer (its plan index), run as a gather.
     Gather(usize),
+    /// Pooling over gathered windows (its plan index for the map).
+    WindowReduce {
+        layer: usize,
+        max: bool,
+    },
     /// im2col gather then matmul (its plan index for the map).
     GatherMatMul {
         layer: usize,
@@ -126,6 +131,7 @@ impl<'m> GpuModel<'m> {
                     GpuForm::Binary(op) => Params::Binary(op),
                     GpuForm::Concat { axis } => Params::Concat(axis),
                     GpuForm::Gather => Params::Gather(index),
+                    GpuForm::WindowReduce { max, .. } => Params::WindowReduce { layer: index, max },
                     GpuForm::GatherMatMul {
                         kernel,
                         bias,
@@ -396,6 +402,38 @@ impl<'m> GpuModel<'m> {
             Params::Gather(layer) => {
                 let (_, map) = gather_map_of(self.model.plan.layers[*layer].as_ref(), ins[0].1)?;
                 self.gather(pass, ins[0].0, &map, out.0)
+            }
+            Params::WindowReduce { layer, max } => {
+                let Some(GpuForm::WindowReduce { map, .. }) = self.model.plan.layers[*layer].gpu()
+                else {
+                    return Err(Error::Model("layer lost its GPU form".into()));
+                };
+                let (shape, index) = map.gather_map(ins[0].1)?;
+                let index = self
+                    .dev
+                    .device
+                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some("window map"),
+                        contents: if index.is_empty() {
+                            &[0; 4]
+                        } else {
+                            bytemuck::cast_slice(&index)
+                        },
+                        usage: wgpu::BufferUsages::STORAGE,
+                    });
+                let u = [
+                    shape[0] as u32,
+                    shape[1] as u32,
+                    shape[2] as u32,
+                    u32::from(*max),
+                ];
+                self.dispatch(
+                    pass,
+                    kernels::WINDOW_REDUCE,
+                    bytemuck::cast_slice(&u),
+                    &[ins[0].0, &index, out.0],
+                    self.grid(shape[0] * shape[2])?,
+                )
             }
             Params::GatherMatMul {
                 layer,
