@@ -17,6 +17,17 @@ fn erf_as(x: f32) -> f32 {
     return s * y;
 }
 
+// Parameterized activations (ids 14-17), falling back to activation() for the others.
+fn activation_p(x: f32, id: u32, p: f32) -> f32 {
+    switch id {
+        case 14u: { return min(max(x, 0.0), p); }               // ReLU with max_value
+        case 15u: { return select(x, p * x, x < 0.0); }          // LeakyReLU(alpha)
+        case 16u: { return select(p * (exp(x) - 1.0), x, x > 0.0); } // ELU(alpha)
+        case 17u: { return select(0.0, x, x > p); }              // ThresholdedReLU(theta)
+        default: { return activation(x, id); }
+    }
+}
+
 fn activation(x: f32, id: u32) -> f32 {
     switch id {
         case 0u: { return x; }                                  // linear (softmax: separate kernel)

@@ -1,10 +1,15 @@
 // y = activation(x * mul[c] + add[c]) with channel c = (i / inner) % channels: BatchNormalization
-// (folded), Rescaling (one channel), and standalone activations (mul 1, add 0).
+// (folded), Rescaling (one channel), and standalone activations (mul 1, add 0), parameterized
+// ones included.
 struct Params {
     n: u32,
     inner: u32,
     channels: u32,
     act: u32,
+    param: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -20,5 +25,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         return;
     }
     let c = (i / params.inner) % params.channels;
-    y[i] = activation(x[i] * mul[c] + add[c], params.act);
+    y[i] = activation_p(x[i] * mul[c] + add[c], params.act, params.param);
 }

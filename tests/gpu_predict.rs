@@ -32,6 +32,7 @@ fn gpu_predictions_match_tfjs_and_the_cpu() {
         "activations",
         "mlp_adam",
         "nested",
+        "conv1d_3d",
     ] {
         let model = Model::load(&fixtures_dir().join(name)).unwrap();
         let gm = GpuModel::new(&dev, &model).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -191,6 +192,10 @@ fn layer_kernels_match_the_cpu() {
                 ("moving_variance", vec![3]),
             ],
         ),
+        ("ReLU", json!({"max_value": 0.4}), vec![2, 9], vec![]),
+        ("LeakyReLU", json!({"alpha": 0.1}), vec![2, 9], vec![]),
+        ("ELU", json!({"alpha": 0.7}), vec![2, 9], vec![]),
+        ("ThresholdedReLU", json!({"theta": 0.2}), vec![2, 9], vec![]),
         (
             "MaxPooling2D",
             json!({"pool_size": 2, "strides": 1, "padding": "same"}),

@@ -162,8 +162,61 @@ fn softmax_row(row: &mut [f32], log: bool) {
 }
 
 /// An element-wise function with an optional parameter, as a layer.
+/// A parameterized element-wise activation layer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Parametric {
+    /// ReLU clipped at `max_value` (infinity for none).
+    ReluMax(f32),
+    /// `x < 0 ? alpha * x : x`.
+    LeakyRelu(f32),
+    /// `x > 0 ? x : alpha * (exp(x) - 1)`.
+    Elu(f32),
+    /// `x > theta ? x : 0`.
+    Thresholded(f32),
+}
+
+impl Parametric {
+    /// The value for `x`.
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Parametric::ReluMax(m) => x.max(0.0).min(m),
+            Parametric::LeakyRelu(a) => {
+                if x < 0.0 {
+                    a * x
+                } else {
+                    x
+                }
+            }
+            Parametric::Elu(a) => {
+                if x > 0.0 {
+                    x
+                } else {
+                    (a as f64 * ((x as f64).exp() - 1.0)) as f32
+                }
+            }
+            Parametric::Thresholded(t) => {
+                if x > t {
+                    x
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+
+    /// `(id, parameter)` for the WGSL prelude's `activation_p`.
+    pub fn gpu_id(self) -> (u32, f32) {
+        match self {
+            Parametric::ReluMax(m) => (14, m),
+            Parametric::LeakyRelu(a) => (15, a),
+            Parametric::Elu(a) => (16, a),
+            Parametric::Thresholded(t) => (17, t),
+        }
+    }
+}
+
 struct Elementwise {
-    f: Box<dyn Fn(f32) -> f32 + Send + Sync>,
+    op: Parametric,
 }
 
 impl Layer for Elementwise {
@@ -172,8 +225,11 @@ impl Layer for Elementwise {
     }
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
         let mut t = one(inputs, "activation")?.clone();
-        t.data.iter_mut().for_each(|x| *x = (self.f)(*x));
+        t.data.iter_mut().for_each(|x| *x = self.op.apply(*x));
         Ok(t)
+    }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        Some(super::GpuForm::Parametric(self.op))
     }
 }
 
@@ -211,39 +267,33 @@ pub(super) fn build_relu(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     let max = ctx
         .get("max_value")
         .and_then(Value::as_f64)
-        .map(|m| m as f32);
+        .map_or(f32::INFINITY, |m| m as f32);
     Ok(Box::new(Elementwise {
-        f: Box::new(move |x| {
-            let r = x.max(0.0);
-            max.map_or(r, |m| r.min(m))
-        }),
+        op: Parametric::ReluMax(max),
     }))
 }
 
 pub(super) fn build_leaky_relu(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
-    let alpha = ctx.f64_or("alpha", 0.3)? as f32;
+    // TF.js default 0.3; Keras 3 writes `negative_slope` (default 0.2).
+    let alpha = if ctx.keras3() {
+        ctx.f64_or("negative_slope", 0.2)?
+    } else {
+        ctx.f64_or("alpha", 0.3)?
+    };
     Ok(Box::new(Elementwise {
-        f: Box::new(move |x| if x < 0.0 { alpha * x } else { x }),
+        op: Parametric::LeakyRelu(alpha as f32),
     }))
 }
 
 pub(super) fn build_elu(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
-    let alpha = ctx.f64_or("alpha", 1.0)?;
     Ok(Box::new(Elementwise {
-        f: Box::new(move |x| {
-            if x > 0.0 {
-                x
-            } else {
-                (alpha * ((x as f64).exp() - 1.0)) as f32
-            }
-        }),
+        op: Parametric::Elu(ctx.f64_or("alpha", 1.0)? as f32),
     }))
 }
 
 pub(super) fn build_thresholded_relu(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
-    let theta = ctx.f64_or("theta", 1.0)? as f32;
     Ok(Box::new(Elementwise {
-        f: Box::new(move |x| if x > theta { x } else { 0.0 }),
+        op: Parametric::Thresholded(ctx.f64_or("theta", 1.0)? as f32),
     }))
 }
 

@@ -15,7 +15,7 @@ mod padding;
 mod pooling;
 mod reshape;
 
-pub use activation::Activation;
+pub use activation::{Activation, Parametric};
 
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -86,6 +86,8 @@ pub enum GpuForm<'a> {
     },
     /// `out = in[map]`: a pure data-movement layer, its index map from [`gather_map_of`].
     Gather,
+    /// A parameterized element-wise activation (ReLU with max, LeakyReLU, ELU, ThresholdedReLU).
+    Parametric(Parametric),
     /// Max or mean over gathered windows: the map is `[rows, window, channels]`.
     WindowReduce {
         /// The window map for an input shape.

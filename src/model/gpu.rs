@@ -29,6 +29,7 @@ enum Params {
     },
     Binary(BinaryOp),
     Concat(isize),
+    Parametric(crate::layers::Parametric),
     /// A data-movement layer (its plan index), run as a gather.
     Gather(usize),
     /// Pooling over gathered windows (its plan index for the map).
@@ -53,6 +54,8 @@ pub struct GpuModel<'m> {
     dev: Device,
     params: Vec<Params>,
     dummy: wgpu::Buffer,
+    one: wgpu::Buffer,
+    zero: wgpu::Buffer,
 }
 
 /// The activation id the WGSL prelude uses (softmax kinds run as a separate pass).
@@ -131,6 +134,7 @@ impl<'m> GpuModel<'m> {
                     GpuForm::Binary(op) => Params::Binary(op),
                     GpuForm::Concat { axis } => Params::Concat(axis),
                     GpuForm::Gather => Params::Gather(index),
+                    GpuForm::Parametric(p) => Params::Parametric(p),
                     GpuForm::WindowReduce { max, .. } => Params::WindowReduce { layer: index, max },
                     GpuForm::GatherMatMul {
                         kernel,
@@ -149,11 +153,14 @@ impl<'m> GpuModel<'m> {
             )?);
         }
         let dummy = storage(dev, "unused", &[0.0]);
+        let (one, zero) = (storage(dev, "one", &[1.0]), storage(dev, "zero", &[0.0]));
         Ok(GpuModel {
             model,
             dev: dev.clone(),
             params,
             dummy,
+            one,
+            zero,
         })
     }
 
@@ -388,7 +395,16 @@ impl<'m> GpuModel<'m> {
                 } else {
                     out.1[axis + 1..].iter().product()
                 };
-                let u = [numel as u32, inner as u32, *channels as u32, act_id(*act)];
+                let u = [
+                    numel as u32,
+                    inner as u32,
+                    *channels as u32,
+                    act_id(*act),
+                    0,
+                    0,
+                    0,
+                    0,
+                ];
                 self.dispatch(
                     pass,
                     kernels::AFFINE,
@@ -399,6 +415,17 @@ impl<'m> GpuModel<'m> {
                 self.softmax(pass, *act, out)
             }
             Params::Binary(op) => self.binary(pass, *op, ins, out),
+            Params::Parametric(p) => {
+                let (id, param) = p.gpu_id();
+                let u = [numel as u32, 1, 1, id, param.to_bits(), 0, 0, 0];
+                self.dispatch(
+                    pass,
+                    kernels::AFFINE,
+                    bytemuck::cast_slice(&u),
+                    &[ins[0].0, &self.one, &self.zero, out.0],
+                    self.grid(numel)?,
+                )
+            }
             Params::Gather(layer) => {
                 let (_, map) = gather_map_of(self.model.plan.layers[*layer].as_ref(), ins[0].1)?;
                 self.gather(pass, ins[0].0, &map, out.0)
