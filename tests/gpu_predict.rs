@@ -197,6 +197,18 @@ fn layer_kernels_match_the_cpu() {
         ("ELU", json!({"alpha": 0.7}), vec![2, 9], vec![]),
         ("ThresholdedReLU", json!({"theta": 0.2}), vec![2, 9], vec![]),
         (
+            "Conv2DTranspose",
+            json!({"filters": 3, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "relu"}),
+            vec![2, 3, 4, 2],
+            vec![("kernel", vec![3, 3, 3, 2]), ("bias", vec![3])],
+        ),
+        (
+            "Conv2DTranspose",
+            json!({"filters": 2, "kernel_size": [2, 3], "strides": [1, 2], "padding": "valid"}),
+            vec![1, 3, 3, 4],
+            vec![("kernel", vec![2, 3, 2, 4]), ("bias", vec![2])],
+        ),
+        (
             "MaxPooling2D",
             json!({"pool_size": 2, "strides": 1, "padding": "same"}),
             vec![2, 5, 4, 3],

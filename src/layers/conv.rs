@@ -336,6 +336,8 @@ struct ConvTranspose {
     name: String,
     geometry: Geometry,
     kernel: Tensor,
+    /// `[kh·kw·in, filters]`: entry `(k·in + c, f)` is `kernel[k, f, c]`, the GPU matmul operand.
+    kernel_2d: Tensor,
     bias: Option<Tensor>,
     activation: Activation,
     channels_first: bool,
@@ -348,6 +350,47 @@ fn transpose_len(n: usize, k: usize, s: usize, pad: Padding) -> (usize, usize) {
     };
     let total = ((n.max(1) - 1) * s + k).saturating_sub(out);
     (out, if pad == Padding::Same { total / 2 } else { 0 })
+}
+
+impl super::GatherMap for ConvTranspose {
+    /// The transposed convolution as a convolution: row `(b, oi, oj)` gathers, for every tap
+    /// `(ki, kj)` and channel, the input pixel `((oi + ph − ki)/s, (oj + pw − kj)/s)` where that
+    /// division is exact and lands inside the input (zero elsewhere).
+    fn gather_map(&self, shape: &[usize]) -> Result<(Vec<usize>, Vec<u32>)> {
+        let (batch, h, w, cin) = (shape[0], shape[1], shape[2], shape[3]);
+        let (kh, kw) = (self.kernel.shape[0], self.kernel.shape[1]);
+        let g = &self.geometry;
+        let (oh, ph) = transpose_len(h, kh, g.strides[0], g.padding);
+        let (ow, pw) = transpose_len(w, kw, g.strides[1], g.padding);
+        let kk = kh * kw * cin;
+        let mut map = vec![super::GATHER_PAD; batch * oh * ow * kk];
+        let source = |o: usize, p: usize, k: usize, s: usize, n: usize| -> Option<usize> {
+            let v = (o + p).checked_sub(k)?;
+            (v % s == 0 && v / s < n).then_some(v / s)
+        };
+        for b in 0..batch {
+            for oi in 0..oh {
+                for oj in 0..ow {
+                    let row = ((b * oh + oi) * ow + oj) * kk;
+                    for ki in 0..kh {
+                        let Some(i) = source(oi, ph, ki, g.strides[0], h) else {
+                            continue;
+                        };
+                        for kj in 0..kw {
+                            let Some(j) = source(oj, pw, kj, g.strides[1], w) else {
+                                continue;
+                            };
+                            for c in 0..cin {
+                                map[row + (ki * kw + kj) * cin + c] =
+                                    (((b * h + i) * w + j) * cin + c) as u32;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok((vec![batch * oh * ow, kk], map))
+    }
 }
 
 impl Layer for ConvTranspose {
@@ -422,6 +465,14 @@ impl Layer for ConvTranspose {
             self.channels_first,
         ))
     }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        (!self.channels_first).then_some(super::GpuForm::GatherMatMul {
+            map: self,
+            kernel: &self.kernel_2d,
+            bias: self.bias.as_ref(),
+            activation: self.activation,
+        })
+    }
 }
 
 pub(super) fn conv_transpose(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
@@ -431,9 +482,21 @@ pub(super) fn conv_transpose(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     let cin = input_channels(ctx, channels_first)?;
     let f = ctx.usize("filters")?;
     let kshape = [geometry.kernel[0], geometry.kernel[1], f, cin];
+    let kernel = ctx.weight("kernel", &kshape)?;
+    let taps = geometry.kernel[0] * geometry.kernel[1];
+    let mut flat = vec![0.0; kernel.data.len()];
+    for k in 0..taps {
+        for fo in 0..f {
+            for c in 0..cin {
+                flat[(k * cin + c) * f + fo] = kernel.data[(k * f + fo) * cin + c];
+            }
+        }
+    }
+    let kernel_2d = Tensor::new(vec![taps * cin, f], flat)?;
     Ok(Box::new(ConvTranspose {
         name: ctx.name.to_string(),
-        kernel: ctx.weight("kernel", &kshape)?,
+        kernel,
+        kernel_2d,
         bias: bias(ctx, f)?,
         activation: ctx.activation()?,
         channels_first,
