@@ -33,6 +33,8 @@ fn gpu_predictions_match_tfjs_and_the_cpu() {
         "mlp_adam",
         "nested",
         "conv1d_3d",
+        "cnn",
+        "quant_uint8",
     ] {
         let model = Model::load(&fixtures_dir().join(name)).unwrap();
         let gm = GpuModel::new(&dev, &model).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -81,10 +83,10 @@ fn matmul_matches_the_cpu_on_odd_shapes() {
 #[test]
 fn layers_without_kernels_are_named() {
     let Some(dev) = gpu() else { return };
-    let model = Model::load(&fixtures_dir().join("cnn")).unwrap();
+    let model = Model::load(&fixtures_dir().join("conv_misc")).unwrap();
     let err = GpuModel::new(&dev, &model).err().unwrap().to_string();
     assert!(
-        err.contains("(DepthwiseConv2D) has no GPU kernels yet"),
+        err.contains("(UpSampling2D) has no GPU kernels yet"),
         "{err}"
     );
 }
@@ -207,6 +209,22 @@ fn layer_kernels_match_the_cpu() {
             json!({"filters": 2, "kernel_size": [2, 3], "strides": [1, 2], "padding": "valid"}),
             vec![1, 3, 3, 4],
             vec![("kernel", vec![2, 3, 2, 4]), ("bias", vec![2])],
+        ),
+        (
+            "DepthwiseConv2D",
+            json!({"kernel_size": 3, "depth_multiplier": 2, "strides": 2, "padding": "same", "activation": "relu6"}),
+            vec![2, 5, 6, 3],
+            vec![("depthwise_kernel", vec![3, 3, 3, 2]), ("bias", vec![6])],
+        ),
+        (
+            "SeparableConv2D",
+            json!({"filters": 4, "kernel_size": 2, "dilation_rate": 2, "padding": "valid", "activation": "elu"}),
+            vec![1, 6, 5, 3],
+            vec![
+                ("depthwise_kernel", vec![2, 2, 3, 1]),
+                ("pointwise_kernel", vec![1, 1, 3, 4]),
+                ("bias", vec![4]),
+            ],
         ),
         (
             "MaxPooling2D",

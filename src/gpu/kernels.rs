@@ -82,7 +82,15 @@ pub const ALL: &[Kernel] = &[
     COPY_BLOCK,
     GATHER,
     WINDOW_REDUCE,
+    DEPTHWISE,
 ];
+
+/// Depthwise convolution over gathered windows.
+pub const DEPTHWISE: Kernel = Kernel {
+    name: "depthwise",
+    source: include_str!("../../shaders/depthwise.wgsl"),
+    activations: true,
+};
 
 /// Max / average over gathered windows (pooling).
 pub const WINDOW_REDUCE: Kernel = Kernel {

@@ -540,6 +540,30 @@ struct Depthwise {
     channels_first: bool,
 }
 
+impl super::GatherMap for Depthwise {
+    /// `[rows = batch × outputs, window, channels]` input indices (channels_last inputs).
+    fn gather_map(&self, shape: &[usize]) -> Result<(Vec<usize>, Vec<u32>)> {
+        let (batch, c) = (shape[0], shape[3]);
+        let spatial = &shape[1..3];
+        let (out, pads) = self.geometry.output(spatial);
+        let n_out: usize = out.iter().product();
+        let n_in: usize = spatial.iter().product();
+        let window: usize = self.geometry.kernel.iter().product();
+        let mut map = vec![super::GATHER_PAD; batch * n_out * window * c];
+        for b in 0..batch {
+            for_each_tap(&self.geometry, spatial, &out, &pads, |o, src, k| {
+                if let Some(s) = src {
+                    for ch in 0..c {
+                        map[((b * n_out + o) * window + k) * c + ch] =
+                            ((b * n_in + s) * c + ch) as u32;
+                    }
+                }
+            });
+        }
+        Ok((vec![batch * n_out, window, c], map))
+    }
+}
+
 impl Layer for Depthwise {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
         let channels = match &self.pointwise {
@@ -572,6 +596,15 @@ impl Layer for Depthwise {
         }
         self.activation.apply(&mut y.data, c);
         Ok(from_channels_last(y, self.channels_first))
+    }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        (!self.channels_first).then_some(super::GpuForm::Depthwise {
+            map: self,
+            depthwise: &self.depthwise,
+            pointwise: self.pointwise.as_ref(),
+            bias: self.bias.as_ref(),
+            activation: self.activation,
+        })
     }
 }
 

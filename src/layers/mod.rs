@@ -95,6 +95,20 @@ pub enum GpuForm<'a> {
         /// Max (else mean over the taps inside the input).
         max: bool,
     },
+    /// Depthwise convolution over a window map (`[rows, window, channels]`), optionally followed
+    /// by a pointwise matmul (SeparableConv2D). Bias and activation apply last.
+    Depthwise {
+        /// The window map for an input shape.
+        map: &'a dyn GatherMap,
+        /// `[kh, kw, channels, multiplier]`.
+        depthwise: &'a Tensor,
+        /// `[1, 1, channels·multiplier, filters]`.
+        pointwise: Option<&'a Tensor>,
+        /// Bias of the last stage.
+        bias: Option<&'a Tensor>,
+        /// Applied last.
+        activation: Activation,
+    },
     /// A gather (im2col) followed by `activation(· kernel + bias)`: convolutions.
     GatherMatMul {
         /// The im2col map for an input shape: `(rows × k, map)`.

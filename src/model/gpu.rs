@@ -32,6 +32,15 @@ enum Params {
     Parametric(crate::layers::Parametric),
     /// A data-movement layer (its plan index), run as a gather.
     Gather(usize),
+    /// Depthwise (+ pointwise) convolution (its plan index for the map).
+    Depthwise {
+        layer: usize,
+        depthwise: wgpu::Buffer,
+        pointwise: Option<(wgpu::Buffer, usize)>,
+        bias: Option<wgpu::Buffer>,
+        multiplier: usize,
+        act: Activation,
+    },
     /// Pooling over gathered windows (its plan index for the map).
     WindowReduce {
         layer: usize,
@@ -134,6 +143,20 @@ impl<'m> GpuModel<'m> {
                     GpuForm::Binary(op) => Params::Binary(op),
                     GpuForm::Concat { axis } => Params::Concat(axis),
                     GpuForm::Gather => Params::Gather(index),
+                    GpuForm::Depthwise {
+                        depthwise,
+                        pointwise,
+                        bias,
+                        activation,
+                        ..
+                    } => Params::Depthwise {
+                        layer: index,
+                        depthwise: storage(dev, name, &depthwise.data),
+                        pointwise: pointwise.map(|p| (storage(dev, name, &p.data), p.shape[3])),
+                        bias: bias.map(|b| storage(dev, name, &b.data)),
+                        multiplier: depthwise.shape[3],
+                        act: activation,
+                    },
                     GpuForm::Parametric(p) => Params::Parametric(p),
                     GpuForm::WindowReduce { max, .. } => Params::WindowReduce { layer: index, max },
                     GpuForm::GatherMatMul {
@@ -429,6 +452,90 @@ impl<'m> GpuModel<'m> {
             Params::Gather(layer) => {
                 let (_, map) = gather_map_of(self.model.plan.layers[*layer].as_ref(), ins[0].1)?;
                 self.gather(pass, ins[0].0, &map, out.0)
+            }
+            Params::Depthwise {
+                layer,
+                depthwise,
+                pointwise,
+                bias,
+                multiplier,
+                act,
+            } => {
+                let Some(GpuForm::Depthwise { map, .. }) = self.model.plan.layers[*layer].gpu()
+                else {
+                    return Err(Error::Model("layer lost its GPU form".into()));
+                };
+                let (shape, index) = map.gather_map(ins[0].1)?;
+                let (rows, window, channels) = (shape[0], shape[1], shape[2]);
+                let index = self
+                    .dev
+                    .device
+                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some("depthwise map"),
+                        contents: if index.is_empty() {
+                            &[0; 4]
+                        } else {
+                            bytemuck::cast_slice(&index)
+                        },
+                        usage: wgpu::BufferUsages::STORAGE,
+                    });
+                let mid = channels * multiplier;
+                let last_stage_here = pointwise.is_none();
+                let temp;
+                let dst = if last_stage_here {
+                    out.0
+                } else {
+                    temp = self.dev.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("depthwise"),
+                        size: (rows * mid * 4).max(4) as u64,
+                        usage: wgpu::BufferUsages::STORAGE,
+                        mapped_at_creation: false,
+                    });
+                    &temp
+                };
+                let (b, a) = if last_stage_here {
+                    (bias.as_ref(), act_id(*act))
+                } else {
+                    (None, 0)
+                };
+                let u = [
+                    rows as u32,
+                    window as u32,
+                    channels as u32,
+                    *multiplier as u32,
+                    u32::from(b.is_some()),
+                    a,
+                    0,
+                    0,
+                ];
+                self.dispatch(
+                    pass,
+                    kernels::DEPTHWISE,
+                    bytemuck::cast_slice(&u),
+                    &[ins[0].0, &index, depthwise, b.unwrap_or(&self.dummy), dst],
+                    self.grid(rows * mid)?,
+                )?;
+                if let Some((pw, f)) = pointwise {
+                    let u = [
+                        rows as u32,
+                        *f as u32,
+                        mid as u32,
+                        act_id(*act),
+                        u32::from(bias.is_some()),
+                        0,
+                        0,
+                        0,
+                    ];
+                    let groups = ((*f as u32).div_ceil(32), (rows as u32).div_ceil(32).max(1));
+                    self.dispatch(
+                        pass,
+                        kernels::MATMUL,
+                        bytemuck::cast_slice(&u),
+                        &[dst, pw, bias.as_ref().unwrap_or(&self.dummy), out.0],
+                        groups,
+                    )?;
+                }
+                self.softmax(pass, *act, out)
             }
             Params::WindowReduce { layer, max } => {
                 let Some(GpuForm::WindowReduce { map, .. }) = self.model.plan.layers[*layer].gpu()
