@@ -35,6 +35,7 @@ fn gpu_predictions_match_tfjs_and_the_cpu() {
         "conv1d_3d",
         "cnn",
         "quant_uint8",
+        "conv_channels_first",
     ] {
         let model = Model::load(&fixtures_dir().join(name)).unwrap();
         let gm = GpuModel::new(&dev, &model).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -225,6 +226,37 @@ fn layer_kernels_match_the_cpu() {
                 ("pointwise_kernel", vec![1, 1, 3, 4]),
                 ("bias", vec![4]),
             ],
+        ),
+        (
+            "Conv2D",
+            json!({"filters": 3, "kernel_size": 2, "padding": "same", "data_format": "channels_first"}),
+            vec![2, 4, 5, 3],
+            vec![("kernel", vec![2, 2, 4, 3]), ("bias", vec![3])],
+        ),
+        (
+            "MaxPooling2D",
+            json!({"pool_size": 2, "data_format": "channels_first"}),
+            vec![1, 3, 4, 5],
+            vec![],
+        ),
+        (
+            "GlobalAveragePooling2D",
+            json!({"data_format": "channels_first"}),
+            vec![2, 3, 4, 2],
+            vec![],
+        ),
+        ("Softmax", json!({"axis": -1}), vec![2, 3, 5], vec![]),
+        (
+            "PReLU",
+            json!({"shared_axes": [1]}),
+            vec![2, 4, 3],
+            vec![("alpha", vec![1, 3])],
+        ),
+        (
+            "LayerNormalization",
+            json!({"axis": -1, "epsilon": 0.01}),
+            vec![3, 2, 6],
+            vec![("gamma", vec![6]), ("beta", vec![6])],
         ),
         (
             "MaxPooling2D",

@@ -83,7 +83,15 @@ pub const ALL: &[Kernel] = &[
     GATHER,
     WINDOW_REDUCE,
     DEPTHWISE,
+    LAYER_NORM,
 ];
+
+/// Row-wise layer normalization.
+pub const LAYER_NORM: Kernel = Kernel {
+    name: "layer_norm",
+    source: include_str!("../../shaders/layer_norm.wgsl"),
+    activations: false,
+};
 
 /// Depthwise convolution over gathered windows.
 pub const DEPTHWISE: Kernel = Kernel {

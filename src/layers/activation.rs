@@ -301,6 +301,8 @@ pub(super) fn build_thresholded_relu(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
 struct Softmax {
     axis: isize,
     name: String,
+    /// The axis is the input's last (known at build time).
+    last: bool,
 }
 
 impl Layer for Softmax {
@@ -327,6 +329,14 @@ impl Layer for Softmax {
         }
         Ok(moved.permuted(&back))
     }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        self.last.then_some(super::GpuForm::Affine {
+            mul: &[1.0],
+            add: &[0.0],
+            axis: -1,
+            activation: Activation::Softmax,
+        })
+    }
 }
 
 pub(super) fn build_softmax(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
@@ -338,9 +348,12 @@ pub(super) fn build_softmax(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
             .as_i64()
             .ok_or_else(|| ctx.err("config 'axis' is not an integer"))? as isize,
     };
+    let rank = ctx.input()?.len();
+    let last = normalize_axis(axis, rank) == Some(rank.saturating_sub(1));
     Ok(Box::new(Softmax {
         axis,
         name: ctx.name.to_string(),
+        last,
     }))
 }
 
@@ -364,6 +377,9 @@ impl Layer for PRelu {
             }
         }
         Ok(out)
+    }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        Some(super::GpuForm::PRelu(&self.alpha))
     }
 }
 

@@ -265,12 +265,15 @@ impl Layer for Conv {
         ))
     }
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
-        (!self.channels_first).then_some(super::GpuForm::GatherMatMul {
-            map: self,
-            kernel: &self.kernel_2d,
-            bias: self.bias.as_ref(),
-            activation: self.activation,
-        })
+        Some(super::cf_wrap(
+            self.channels_first,
+            super::GpuForm::GatherMatMul {
+                map: self,
+                kernel: &self.kernel_2d,
+                bias: self.bias.as_ref(),
+                activation: self.activation,
+            },
+        ))
     }
 }
 
@@ -466,12 +469,15 @@ impl Layer for ConvTranspose {
         ))
     }
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
-        (!self.channels_first).then_some(super::GpuForm::GatherMatMul {
-            map: self,
-            kernel: &self.kernel_2d,
-            bias: self.bias.as_ref(),
-            activation: self.activation,
-        })
+        Some(super::cf_wrap(
+            self.channels_first,
+            super::GpuForm::GatherMatMul {
+                map: self,
+                kernel: &self.kernel_2d,
+                bias: self.bias.as_ref(),
+                activation: self.activation,
+            },
+        ))
     }
 }
 
@@ -598,13 +604,16 @@ impl Layer for Depthwise {
         Ok(from_channels_last(y, self.channels_first))
     }
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
-        (!self.channels_first).then_some(super::GpuForm::Depthwise {
-            map: self,
-            depthwise: &self.depthwise,
-            pointwise: self.pointwise.as_ref(),
-            bias: self.bias.as_ref(),
-            activation: self.activation,
-        })
+        Some(super::cf_wrap(
+            self.channels_first,
+            super::GpuForm::Depthwise {
+                map: self,
+                depthwise: &self.depthwise,
+                pointwise: self.pointwise.as_ref(),
+                bias: self.bias.as_ref(),
+                activation: self.activation,
+            },
+        ))
     }
 }
 

@@ -88,6 +88,22 @@ pub enum GpuForm<'a> {
     Gather,
     /// A parameterized element-wise activation (ReLU with max, LeakyReLU, ELU, ThresholdedReLU).
     Parametric(Parametric),
+    /// `x >= 0 ? x : alpha * x`, alpha broadcast over the non-batch axes.
+    PRelu(&'a Tensor),
+    /// Layer normalization over the trailing `group` values of each row.
+    LayerNorm {
+        /// Values normalized together (the product of the normalized, trailing axes).
+        group: usize,
+        /// Epsilon.
+        eps: f32,
+        /// Scale.
+        gamma: Option<&'a Tensor>,
+        /// Offset.
+        beta: Option<&'a Tensor>,
+    },
+    /// A channels_last computation run on channels_first data: the executor transposes the
+    /// input to NHWC, runs the inner form, and transposes the result back.
+    ChannelsFirst(Box<GpuForm<'a>>),
     /// Max or mean over gathered windows: the map is `[rows, window, channels]`.
     WindowReduce {
         /// The window map for an input shape.
@@ -120,6 +136,15 @@ pub enum GpuForm<'a> {
         /// Applied after the bias.
         activation: Activation,
     },
+}
+
+/// `form` as is for channels_last data, wrapped in [`GpuForm::ChannelsFirst`] otherwise.
+pub fn cf_wrap(channels_first: bool, form: GpuForm<'_>) -> GpuForm<'_> {
+    if channels_first {
+        GpuForm::ChannelsFirst(Box::new(form))
+    } else {
+        form
+    }
 }
 
 /// Marks a padded position in a gather map.

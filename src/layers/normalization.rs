@@ -80,6 +80,8 @@ pub(super) fn batch_norm(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
 /// Normalize over `axes` (trailing, contiguous), then scale and shift.
 struct LayerNorm {
     axes: Vec<usize>,
+    rank: usize,
+    group: usize,
     eps: f64,
     gamma: Option<Tensor>,
     beta: Option<Tensor>,
@@ -116,6 +118,17 @@ impl Layer for LayerNorm {
         }
         Ok(t.permuted(&back))
     }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        // The kernel normalizes trailing, contiguous axes (the usual `axis: -1`).
+        let trailing = self.axes.windows(2).all(|w| w[1] == w[0] + 1)
+            && self.axes.last() == Some(&(self.rank - 1));
+        trailing.then_some(super::GpuForm::LayerNorm {
+            group: self.group,
+            eps: self.eps as f32,
+            gamma: self.gamma.as_ref(),
+            beta: self.beta.as_ref(),
+        })
+    }
 }
 
 pub(super) fn layer_norm(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
@@ -150,6 +163,8 @@ pub(super) fn layer_norm(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
         None
     };
     Ok(Box::new(LayerNorm {
+        rank,
+        group: dims.iter().product(),
         axes,
         eps: ctx.f64_or("epsilon", 1e-3)?,
         gamma,

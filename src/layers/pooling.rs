@@ -126,10 +126,13 @@ impl Layer for Pool {
         })
     }
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
-        (!self.channels_first).then_some(super::GpuForm::WindowReduce {
-            map: self,
-            max: self.max,
-        })
+        Some(super::cf_wrap(
+            self.channels_first,
+            super::GpuForm::WindowReduce {
+                map: self,
+                max: self.max,
+            },
+        ))
     }
 }
 
@@ -211,10 +214,13 @@ impl Layer for Global {
         Tensor::new(vec![batch, c], out)
     }
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
-        (!self.channels_first).then_some(super::GpuForm::WindowReduce {
-            map: self,
-            max: self.max,
-        })
+        Some(super::cf_wrap(
+            self.channels_first,
+            super::GpuForm::WindowReduce {
+                map: self,
+                max: self.max,
+            },
+        ))
     }
 }
 

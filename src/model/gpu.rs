@@ -30,6 +30,17 @@ enum Params {
     Binary(BinaryOp),
     Concat(isize),
     Parametric(crate::layers::Parametric),
+    PRelu {
+        alpha: wgpu::Buffer,
+        shape: Vec<usize>,
+    },
+    LayerNorm {
+        group: usize,
+        eps: f32,
+        gamma: Option<wgpu::Buffer>,
+        beta: Option<wgpu::Buffer>,
+    },
+    ChannelsFirst(Box<Params>),
     /// A data-movement layer (its plan index), run as a gather.
     Gather(usize),
     /// Depthwise (+ pointwise) convolution (its plan index for the map).
@@ -101,6 +112,127 @@ fn storage(dev: &Device, label: &str, data: &[f32]) -> wgpu::Buffer {
         })
 }
 
+/// Upload the parameters of layer `index` (named `name`) for its GPU form.
+fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
+    let buf = |t: &Tensor| storage(dev, name, &t.data);
+    match form {
+        GpuForm::Identity => Params::Identity,
+        GpuForm::MatMul {
+            kernel,
+            bias,
+            activation,
+        } => Params::MatMul {
+            kernel: buf(kernel),
+            bias: bias.map(buf),
+            k: kernel.shape[0],
+            n: kernel.shape[1],
+            act: activation,
+        },
+        GpuForm::Affine {
+            mul,
+            add,
+            axis,
+            activation,
+        } => Params::Affine {
+            mul: storage(dev, name, mul),
+            add: storage(dev, name, add),
+            channels: mul.len(),
+            axis,
+            act: activation,
+        },
+        GpuForm::Binary(op) => Params::Binary(op),
+        GpuForm::Concat { axis } => Params::Concat(axis),
+        GpuForm::Parametric(p) => Params::Parametric(p),
+        GpuForm::Gather => Params::Gather(index),
+        GpuForm::PRelu(alpha) => Params::PRelu {
+            alpha: buf(alpha),
+            shape: alpha.shape.clone(),
+        },
+        GpuForm::LayerNorm {
+            group,
+            eps,
+            gamma,
+            beta,
+        } => Params::LayerNorm {
+            group,
+            eps,
+            gamma: gamma.map(buf),
+            beta: beta.map(buf),
+        },
+        GpuForm::ChannelsFirst(inner) => {
+            Params::ChannelsFirst(Box::new(upload(dev, index, name, *inner)))
+        }
+        GpuForm::WindowReduce { max, .. } => Params::WindowReduce { layer: index, max },
+        GpuForm::Depthwise {
+            depthwise,
+            pointwise,
+            bias,
+            activation,
+            ..
+        } => Params::Depthwise {
+            layer: index,
+            depthwise: buf(depthwise),
+            pointwise: pointwise.map(|p| (buf(p), p.shape[3])),
+            bias: bias.map(buf),
+            multiplier: depthwise.shape[3],
+            act: activation,
+        },
+        GpuForm::GatherMatMul {
+            kernel,
+            bias,
+            activation,
+            ..
+        } => Params::GatherMatMul {
+            layer: index,
+            kernel: buf(kernel),
+            bias: bias.map(buf),
+            k: kernel.shape[0],
+            n: kernel.shape[1],
+            act: activation,
+        },
+    }
+}
+
+/// `form` without a [`GpuForm::ChannelsFirst`] wrapper.
+fn inner(form: GpuForm<'_>) -> GpuForm<'_> {
+    match form {
+        GpuForm::ChannelsFirst(f) => inner(*f),
+        f => f,
+    }
+}
+
+/// The permutation moving channels (axis 1) last, and its inverse.
+fn channels_last_perm(rank: usize) -> (Vec<usize>, Vec<usize>) {
+    let to_last: Vec<usize> = [0].into_iter().chain(2..rank).chain([1]).collect();
+    let to_first: Vec<usize> = [0, rank - 1].into_iter().chain(1..rank - 1).collect();
+    (to_last, to_first)
+}
+
+/// Gather map of a transpose: output element `i` of `x.permuted(perm)` reads input `map[i]`.
+fn transpose_map(shape: &[usize], perm: &[usize]) -> Vec<u32> {
+    let st = strides(shape);
+    let out: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+    let n: usize = shape.iter().product();
+    let mut idx = vec![0usize; shape.len()];
+    let mut map = Vec::with_capacity(n);
+    for _ in 0..n {
+        map.push(
+            idx.iter()
+                .zip(perm)
+                .map(|(&i, &p)| i * st[p])
+                .sum::<usize>() as u32,
+        );
+        for d in (0..idx.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < out[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    map
+}
+
 impl<'m> GpuModel<'m> {
     /// Upload every layer's parameters. A layer without GPU kernels is an error naming it.
     pub fn new(dev: &Device, model: &'m Model) -> Result<GpuModel<'m>> {
@@ -115,64 +247,7 @@ impl<'m> GpuModel<'m> {
             })?;
             params.push(dev.checked(
                 &format!("uploading the parameters of layer '{name}'"),
-                || match form {
-                    GpuForm::Identity => Params::Identity,
-                    GpuForm::MatMul {
-                        kernel,
-                        bias,
-                        activation,
-                    } => Params::MatMul {
-                        kernel: storage(dev, name, &kernel.data),
-                        bias: bias.map(|b| storage(dev, name, &b.data)),
-                        k: kernel.shape[0],
-                        n: kernel.shape[1],
-                        act: activation,
-                    },
-                    GpuForm::Affine {
-                        mul,
-                        add,
-                        axis,
-                        activation,
-                    } => Params::Affine {
-                        mul: storage(dev, name, mul),
-                        add: storage(dev, name, add),
-                        channels: mul.len(),
-                        axis,
-                        act: activation,
-                    },
-                    GpuForm::Binary(op) => Params::Binary(op),
-                    GpuForm::Concat { axis } => Params::Concat(axis),
-                    GpuForm::Gather => Params::Gather(index),
-                    GpuForm::Depthwise {
-                        depthwise,
-                        pointwise,
-                        bias,
-                        activation,
-                        ..
-                    } => Params::Depthwise {
-                        layer: index,
-                        depthwise: storage(dev, name, &depthwise.data),
-                        pointwise: pointwise.map(|p| (storage(dev, name, &p.data), p.shape[3])),
-                        bias: bias.map(|b| storage(dev, name, &b.data)),
-                        multiplier: depthwise.shape[3],
-                        act: activation,
-                    },
-                    GpuForm::Parametric(p) => Params::Parametric(p),
-                    GpuForm::WindowReduce { max, .. } => Params::WindowReduce { layer: index, max },
-                    GpuForm::GatherMatMul {
-                        kernel,
-                        bias,
-                        activation,
-                        ..
-                    } => Params::GatherMatMul {
-                        layer: index,
-                        kernel: storage(dev, name, &kernel.data),
-                        bias: bias.map(|b| storage(dev, name, &b.data)),
-                        k: kernel.shape[0],
-                        n: kernel.shape[1],
-                        act: activation,
-                    },
-                },
+                || upload(dev, index, name, form),
             )?);
         }
         let dummy = storage(dev, "unused", &[0.0]);
@@ -437,6 +512,75 @@ impl<'m> GpuModel<'m> {
                 )?;
                 self.softmax(pass, *act, out)
             }
+            Params::PRelu { alpha, shape } => {
+                // alpha broadcasts over the non-batch axes: a leading 1 for the batch.
+                let alpha_shape: Vec<usize> =
+                    [1].into_iter().chain(shape.iter().copied()).collect();
+                self.binary_code(pass, 4, 1.0, ins[0], (alpha, &alpha_shape), out.0, out.1)
+            }
+            Params::LayerNorm {
+                group,
+                eps,
+                gamma,
+                beta,
+            } => {
+                let rows = numel / (*group).max(1);
+                let u = [
+                    rows as u32,
+                    *group as u32,
+                    u32::from(gamma.is_some()),
+                    u32::from(beta.is_some()),
+                    eps.to_bits(),
+                    0,
+                    0,
+                    0,
+                ];
+                self.dispatch(
+                    pass,
+                    kernels::LAYER_NORM,
+                    bytemuck::cast_slice(&u),
+                    &[
+                        ins[0].0,
+                        gamma.as_ref().unwrap_or(&self.dummy),
+                        beta.as_ref().unwrap_or(&self.dummy),
+                        out.0,
+                    ],
+                    self.grid(rows)?,
+                )
+            }
+            Params::ChannelsFirst(inner) => {
+                let (to_last, to_first) = channels_last_perm(ins[0].1.len());
+                let in_last: Vec<usize> = to_last.iter().map(|&p| ins[0].1[p]).collect();
+                let out_rank = out.1.len();
+                let out_last: Vec<usize> = if out_rank > 2 {
+                    channels_last_perm(out_rank)
+                        .0
+                        .iter()
+                        .map(|&p| out.1[p])
+                        .collect()
+                } else {
+                    out.1.to_vec()
+                };
+                let temp = |n: usize| {
+                    self.dev.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("nhwc"),
+                        size: (n * 4).max(4) as u64,
+                        usage: wgpu::BufferUsages::STORAGE,
+                        mapped_at_creation: false,
+                    })
+                };
+                let x = temp(in_last.iter().product());
+                self.gather(pass, ins[0].0, &transpose_map(ins[0].1, &to_last), &x)?;
+                if out_rank > 2 {
+                    let y = temp(numel);
+                    self.encode(pass, inner, &[(&x, &in_last)], (&y, &out_last))?;
+                    let back = channels_last_perm(out_rank).1;
+                    self.gather(pass, &y, &transpose_map(&out_last, &back), out.0)
+                } else {
+                    let _ = to_first;
+                    self.encode(pass, inner, &[(&x, &in_last)], out)
+                }
+            }
             Params::Binary(op) => self.binary(pass, *op, ins, out),
             Params::Parametric(p) => {
                 let (id, param) = p.gpu_id();
@@ -461,7 +605,8 @@ impl<'m> GpuModel<'m> {
                 multiplier,
                 act,
             } => {
-                let Some(GpuForm::Depthwise { map, .. }) = self.model.plan.layers[*layer].gpu()
+                let Some(GpuForm::Depthwise { map, .. }) =
+                    self.model.plan.layers[*layer].gpu().map(inner)
                 else {
                     return Err(Error::Model("layer lost its GPU form".into()));
                 };
@@ -538,7 +683,8 @@ impl<'m> GpuModel<'m> {
                 self.softmax(pass, *act, out)
             }
             Params::WindowReduce { layer, max } => {
-                let Some(GpuForm::WindowReduce { map, .. }) = self.model.plan.layers[*layer].gpu()
+                let Some(GpuForm::WindowReduce { map, .. }) =
+                    self.model.plan.layers[*layer].gpu().map(inner)
                 else {
                     return Err(Error::Model("layer lost its GPU form".into()));
                 };
@@ -577,7 +723,8 @@ impl<'m> GpuModel<'m> {
                 n,
                 act,
             } => {
-                let Some(GpuForm::GatherMatMul { map, .. }) = self.model.plan.layers[*layer].gpu()
+                let Some(GpuForm::GatherMatMul { map, .. }) =
+                    self.model.plan.layers[*layer].gpu().map(inner)
                 else {
                     return Err(Error::Model("layer lost its GPU form".into()));
                 };
@@ -711,36 +858,52 @@ impl<'m> GpuModel<'m> {
             } else {
                 1.0
             };
-            let mut u = [0u32; 20];
-            u[0] = numel as u32;
-            u[1] = code;
-            u[2] = out.1.len() as u32;
-            u[3] = scale.to_bits();
-            let rank = out.1.len();
-            let ys = strides(y.1);
-            for d in 0..rank.min(6) {
-                u[4 + d] = out.1[d] as u32;
-                let yd = (d + y.1.len()).checked_sub(rank);
-                u[12 + d] = match yd {
-                    Some(yd) if y.1[yd] == out.1[d] => ys[yd] as u32,
-                    _ => 0,
-                };
-            }
-            if rank > 6 {
-                return Err(Error::Model(
-                    "merges above rank 6 are not supported on the GPU".into(),
-                ));
-            }
-            self.dispatch(
-                pass,
-                kernels::BINARY,
-                bytemuck::cast_slice(&u),
-                &[x.0, y.0, dst],
-                self.grid(numel)?,
-            )?;
+            self.binary_code(pass, code, scale, x, y, dst, out.1)?;
             acc = (dst, out.1);
         }
         Ok(())
+    }
+
+    /// One binary dispatch: `dst = (x op y) * scale`, `x` of the output's shape, `y` broadcast
+    /// (aligned on the right; a dimension of 1 repeats).
+    #[allow(clippy::too_many_arguments)]
+    fn binary_code(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        code: u32,
+        scale: f32,
+        x: (&wgpu::Buffer, &[usize]),
+        y: (&wgpu::Buffer, &[usize]),
+        dst: &wgpu::Buffer,
+        shape: &[usize],
+    ) -> Result<()> {
+        let rank = shape.len();
+        if rank > 6 {
+            return Err(Error::Model(
+                "merges above rank 6 are not supported on the GPU".into(),
+            ));
+        }
+        let numel = shape.iter().product::<usize>();
+        let mut u = [0u32; 20];
+        u[0] = numel as u32;
+        u[1] = code;
+        u[2] = rank as u32;
+        u[3] = scale.to_bits();
+        let ys = strides(y.1);
+        for d in 0..rank {
+            u[4 + d] = shape[d] as u32;
+            u[12 + d] = match (d + y.1.len()).checked_sub(rank) {
+                Some(yd) if y.1[yd] == shape[d] => ys[yd] as u32,
+                _ => 0,
+            };
+        }
+        self.dispatch(
+            pass,
+            kernels::BINARY,
+            bytemuck::cast_slice(&u),
+            &[x.0, y.0, dst],
+            self.grid(numel)?,
+        )
     }
 
     /// Copy the outputs into one staging buffer, submit everything once, map, wait, split.
