@@ -312,3 +312,35 @@ fn layer_kernels_match_the_cpu() {
         close(&got[0], &cpu[0], 1e-5, 1e-4).unwrap_or_else(|e| panic!("{class} {shape:?}: {e}"));
     }
 }
+
+#[test]
+fn cli_verify_on_the_gpu() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = fixtures_dir().join("cnn");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_layercake"))
+        .args([
+            "verify".as_ref(),
+            dir.as_os_str(),
+            "--expect".as_ref(),
+            dir.join("expected.json").as_os_str(),
+            "--device".as_ref(),
+            "gpu".as_ref(),
+            "--json".as_ref(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["device"].as_str().unwrap().starts_with("GPU"),
+        "{report}"
+    );
+    assert_eq!(report["pass"], true);
+}

@@ -121,7 +121,6 @@ pub fn run(arg: DeviceArg) -> Result<(), Failure> {
     let nan = non_finite(&a, data)?;
     println!("  NaN/Inf scan: {nan} non-finite values");
 
-    println!("  predictions vs TF.js (CPU reference backend; GPU layer kernels are in progress):");
     let model = layercake::model::Model::load(&src)?;
     let expected = src.join("expected.json");
     let inputs: Vec<_> = layercake::model::read_bundle(&expected, "inputs")?
@@ -129,21 +128,21 @@ pub fn run(arg: DeviceArg) -> Result<(), Failure> {
         .map(|n| n.tensor)
         .collect();
     let want = layercake::model::read_bundle(&expected, "outputs")?;
-    let got = model.predict(&inputs)?;
+    let cpu = model.predict(&inputs)?;
+    let (got, on) = match &dev {
+        Some(d) => (
+            layercake::model::gpu::GpuModel::new(d, &model)?.predict(&inputs)?,
+            "GPU",
+        ),
+        None => (cpu.clone(), "CPU"),
+    };
+    println!("  predictions on the {on} vs TF.js's (atol 1e-5 / rtol 1e-4):");
     let mut off = 0;
-    for (g, w) in got.iter().zip(&want) {
+    for ((g, w), c) in got.iter().zip(&want).zip(&cpu) {
         let (abs, _, ok) = super::predict::compare(&g.data, &w.tensor.data, 1e-5, 1e-4);
-        off += usize::from(!ok);
-        println!(
-            "    {}: shape {:?}, max abs error {abs:.2e} ({})",
-            w.name,
-            g.shape,
-            if ok {
-                "within atol 1e-5 / rtol 1e-4"
-            } else {
-                "OUT OF TOLERANCE"
-            }
-        );
+        let (vs_cpu, _, same) = super::predict::compare(&g.data, &c.data, 1e-5, 1e-4);
+        off += usize::from(!ok) + usize::from(!same);
+        println!("    {}: shape {:?}, max abs error {abs:.2e} vs TF.js, {vs_cpu:.2e} vs the CPU reference ({})", w.name, g.shape, if ok && same { "pass" } else { "FAIL" });
     }
 
     println!("4. save from the device, reload, check again");

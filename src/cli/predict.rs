@@ -1,6 +1,8 @@
 //! `layercake predict` and `layercake verify --expect`.
 
 use super::Failure;
+use layercake::gpu::Device;
+use layercake::model::gpu::GpuModel;
 use layercake::model::{bundle_json, read_bundle, Model, Named};
 use layercake::Error;
 use serde_json::json;
@@ -18,17 +20,33 @@ pub enum PredictDevice {
     Auto,
 }
 
-fn backend(device: PredictDevice) -> Result<(), Failure> {
-    match device {
-        PredictDevice::Cpu | PredictDevice::Auto => Ok(()),
-        PredictDevice::Gpu => Err(Error::Usage("layer kernels on the GPU are not built yet: predictions run on the CPU reference backend (--device cpu)".into()).into()),
-    }
+/// Where a prediction ran.
+struct Ran {
+    outputs: Vec<Named>,
+    device: String,
 }
 
-fn run(model: &Model, inputs: &[Named]) -> Result<Vec<Named>, Failure> {
+/// Run on the device asked for: `gpu` needs an adapter and kernels for every layer; `auto` uses a
+/// hardware GPU when the model's layers all have kernels, else the CPU, and says why.
+fn run(model: &Model, inputs: &[Named], device: PredictDevice) -> Result<Ran, Failure> {
     let tensors: Vec<_> = inputs.iter().map(|n| n.tensor.clone()).collect();
-    let outputs = model.predict(&tensors)?;
-    Ok(model
+    let gpu = match device {
+        PredictDevice::Cpu => None,
+        PredictDevice::Gpu => Some(Device::open()?),
+        PredictDevice::Auto => Device::open_hardware()?,
+    };
+    let (outputs, name) = match gpu {
+        Some(dev) => match GpuModel::new(&dev, model) {
+            Ok(gm) => (gm.predict(&tensors)?, format!("GPU {}", dev.info.name)),
+            Err(e) if device == PredictDevice::Auto => {
+                eprintln!("device: CPU ({e})");
+                (model.predict(&tensors)?, "CPU".to_string())
+            }
+            Err(e) => return Err(e.into()),
+        },
+        None => (model.predict(&tensors)?, "CPU".to_string()),
+    };
+    let outputs = model
         .outputs()
         .iter()
         .zip(outputs)
@@ -37,7 +55,11 @@ fn run(model: &Model, inputs: &[Named]) -> Result<Vec<Named>, Failure> {
             dtype: p.dtype.clone(),
             tensor,
         })
-        .collect())
+        .collect();
+    Ok(Ran {
+        outputs,
+        device: name,
+    })
 }
 
 /// `layercake predict MODEL --inputs FILE [--output FILE]`.
@@ -47,10 +69,10 @@ pub fn predict(
     output: Option<&PathBuf>,
     device: PredictDevice,
 ) -> Result<(), Failure> {
-    backend(device)?;
     let model = Model::load(model)?;
-    let outputs = run(&model, &read_bundle(inputs, "inputs")?)?;
-    let text = serde_json::to_string(&bundle_json("outputs", &outputs)).unwrap_or_default();
+    let ran = run(&model, &read_bundle(inputs, "inputs")?, device)?;
+    eprintln!("predicted on the {}", ran.device);
+    let text = serde_json::to_string(&bundle_json("outputs", &ran.outputs)).unwrap_or_default();
     match output {
         Some(path) => std::fs::write(path, text).map_err(|e| Error::io(path, e))?,
         None => println!("{text}"),
@@ -82,12 +104,12 @@ pub fn verify(
     as_json: bool,
     device: PredictDevice,
 ) -> Result<(), Failure> {
-    backend(device)?;
     let started = Instant::now();
     let model = Model::load(model)?;
     let inputs = read_bundle(expect, "inputs")?;
     let want = read_bundle(expect, "outputs")?;
-    let got = run(&model, &inputs)?;
+    let ran = run(&model, &inputs, device)?;
+    let got = ran.outputs;
     let mut rows = Vec::new();
     let mut all = got.len() == want.len();
     for (g, w) in got.iter().zip(&want) {
@@ -100,7 +122,7 @@ pub fn verify(
     if as_json {
         println!(
             "{}",
-            json!({"pass": all, "atol": atol, "rtol": rtol, "device": "cpu", "outputs": rows, "seconds": secs})
+            json!({"pass": all, "atol": atol, "rtol": rtol, "device": ran.device, "outputs": rows, "seconds": secs})
         );
     } else {
         println!(
@@ -117,12 +139,13 @@ pub fn verify(
             );
         }
         println!(
-            "{} (atol {atol:e}, rtol {rtol:e}, CPU, {:.1} ms)",
+            "{} (atol {atol:e}, rtol {rtol:e}, {}, {:.1} ms)",
             if all {
                 "all outputs within tolerance"
             } else {
                 "outputs out of tolerance"
             },
+            ran.device,
             secs * 1e3
         );
     }
