@@ -84,7 +84,23 @@ pub const ALL: &[Kernel] = &[
     WINDOW_REDUCE,
     DEPTHWISE,
     LAYER_NORM,
+    WEIGHTED_GATHER,
+    EMBEDDING,
 ];
+
+/// Linear resampling with fixed taps (bilinear).
+pub const WEIGHTED_GATHER: Kernel = Kernel {
+    name: "weighted_gather",
+    source: include_str!("../../shaders/weighted_gather.wgsl"),
+    activations: false,
+};
+
+/// Embedding lookup.
+pub const EMBEDDING: Kernel = Kernel {
+    name: "embedding",
+    source: include_str!("../../shaders/embedding.wgsl"),
+    activations: false,
+};
 
 /// Row-wise layer normalization.
 pub const LAYER_NORM: Kernel = Kernel {

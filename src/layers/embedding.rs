@@ -33,6 +33,9 @@ impl Layer for Embedding {
         }
         Tensor::new(x.shape.iter().copied().chain([dim]).collect(), data)
     }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        Some(super::GpuForm::Embedding(&self.table))
+    }
 }
 
 pub(super) fn build(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {

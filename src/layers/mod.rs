@@ -101,6 +101,10 @@ pub enum GpuForm<'a> {
         /// Offset.
         beta: Option<&'a Tensor>,
     },
+    /// `out[i] = Σ_t w[i, t] · in[map[i, t]]`: a fixed linear resampling (bilinear upsampling).
+    WeightedGather(&'a dyn WeightedMap),
+    /// Rows of `table` picked by the (float-carried) ids of the input.
+    Embedding(&'a Tensor),
     /// A channels_last computation run on channels_first data: the executor transposes the
     /// input to NHWC, runs the inner form, and transposes the result back.
     ChannelsFirst(Box<GpuForm<'a>>),
@@ -145,6 +149,13 @@ pub fn cf_wrap(channels_first: bool, form: GpuForm<'_>) -> GpuForm<'_> {
     } else {
         form
     }
+}
+
+/// A layer whose output is a fixed linear combination of input elements.
+pub trait WeightedMap: Sync {
+    /// For an input of `shape`: the output shape, taps per output, and per tap the input index
+    /// ([`GATHER_PAD`] for none) and weight.
+    fn weighted_map(&self, shape: &[usize]) -> Result<(Vec<usize>, usize, Vec<u32>, Vec<f32>)>;
 }
 
 /// Marks a padded position in a gather map.

@@ -140,6 +140,39 @@ struct UpSampling {
     name: String,
 }
 
+impl super::WeightedMap for UpSampling {
+    /// Bilinear taps of a channels_last input (same source coordinates as the CPU path).
+    fn weighted_map(&self, shape: &[usize]) -> Result<(Vec<usize>, usize, Vec<u32>, Vec<f32>)> {
+        let (b, h, w, c) = (shape[0], shape[1], shape[2], shape[3]);
+        let (oh, ow) = (h * self.size[0], w * self.size[1]);
+        let n = b * oh * ow * c;
+        let (mut index, mut weight) = (Vec::with_capacity(n * 4), Vec::with_capacity(n * 4));
+        for nb in 0..b {
+            for i in 0..oh {
+                let sy = i as f64 * h as f64 / oh as f64;
+                let (y0, dy) = (sy.floor() as usize, sy - sy.floor());
+                let y1 = (y0 + 1).min(h - 1);
+                for j in 0..ow {
+                    let sx = j as f64 * w as f64 / ow as f64;
+                    let (x0, dx) = (sx.floor() as usize, sx - sx.floor());
+                    let x1 = (x0 + 1).min(w - 1);
+                    for ch in 0..c {
+                        let at = |y: usize, x: usize| (((nb * h + y) * w + x) * c + ch) as u32;
+                        index.extend([at(y0, x0), at(y0, x1), at(y1, x0), at(y1, x1)]);
+                        weight.extend([
+                            ((1.0 - dx) * (1.0 - dy)) as f32,
+                            (dx * (1.0 - dy)) as f32,
+                            ((1.0 - dx) * dy) as f32,
+                            (dx * dy) as f32,
+                        ]);
+                    }
+                }
+            }
+        }
+        Ok((vec![b, oh, ow, c], 4, index, weight))
+    }
+}
+
 impl Layer for UpSampling {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
         let (hi, wi) = if self.channels_first { (2, 3) } else { (1, 2) };
@@ -186,7 +219,10 @@ impl Layer for UpSampling {
         ))
     }
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
-        (!self.bilinear).then_some(super::GpuForm::Gather)
+        Some(match (self.bilinear, self.channels_first) {
+            (false, _) => super::GpuForm::Gather,
+            (true, cf) => super::cf_wrap(cf, super::GpuForm::WeightedGather(self)),
+        })
     }
 }
 

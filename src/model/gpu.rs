@@ -41,6 +41,12 @@ enum Params {
         beta: Option<wgpu::Buffer>,
     },
     ChannelsFirst(Box<Params>),
+    WeightedGather(usize),
+    Embedding {
+        table: wgpu::Buffer,
+        rows: usize,
+        dim: usize,
+    },
     /// A data-movement layer (its plan index), run as a gather.
     Gather(usize),
     /// Depthwise (+ pointwise) convolution (its plan index for the map).
@@ -158,6 +164,12 @@ fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
             eps,
             gamma: gamma.map(buf),
             beta: beta.map(buf),
+        },
+        GpuForm::WeightedGather(_) => Params::WeightedGather(index),
+        GpuForm::Embedding(table) => Params::Embedding {
+            table: buf(table),
+            rows: table.shape[0],
+            dim: table.shape[1],
         },
         GpuForm::ChannelsFirst(inner) => {
             Params::ChannelsFirst(Box::new(upload(dev, index, name, *inner)))
@@ -546,6 +558,45 @@ impl<'m> GpuModel<'m> {
                         out.0,
                     ],
                     self.grid(rows)?,
+                )
+            }
+            Params::WeightedGather(layer) => {
+                let Some(GpuForm::WeightedGather(map)) =
+                    self.model.plan.layers[*layer].gpu().map(inner)
+                else {
+                    return Err(Error::Model("layer lost its GPU form".into()));
+                };
+                let (_, taps, index, weight) = map.weighted_map(ins[0].1)?;
+                let init = |label, bytes: &[u8]| {
+                    self.dev
+                        .device
+                        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                            label: Some(label),
+                            contents: if bytes.is_empty() { &[0; 4] } else { bytes },
+                            usage: wgpu::BufferUsages::STORAGE,
+                        })
+                };
+                let (index, weight) = (
+                    init("taps", bytemuck::cast_slice(&index)),
+                    init("weights", bytemuck::cast_slice(&weight)),
+                );
+                let u = [numel as u32, taps as u32, 0, 0];
+                self.dispatch(
+                    pass,
+                    kernels::WEIGHTED_GATHER,
+                    bytemuck::cast_slice(&u),
+                    &[ins[0].0, &index, &weight, out.0],
+                    self.grid(numel)?,
+                )
+            }
+            Params::Embedding { table, rows, dim } => {
+                let u = [numel as u32, *dim as u32, *rows as u32, 0];
+                self.dispatch(
+                    pass,
+                    kernels::EMBEDDING,
+                    bytemuck::cast_slice(&u),
+                    &[ins[0].0, table, out.0],
+                    self.grid(numel)?,
                 )
             }
             Params::ChannelsFirst(inner) => {
