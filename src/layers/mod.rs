@@ -151,11 +151,22 @@ pub fn cf_wrap(channels_first: bool, form: GpuForm<'_>) -> GpuForm<'_> {
     }
 }
 
+/// The taps of a fixed linear resampling: `out[i] = Σ_t weight[i·taps + t] · in[index[i·taps + t]]`.
+pub struct Taps {
+    /// Output shape.
+    pub shape: Vec<usize>,
+    /// Taps per output element.
+    pub taps: usize,
+    /// Input index per tap ([`GATHER_PAD`] for none).
+    pub index: Vec<u32>,
+    /// Weight per tap.
+    pub weight: Vec<f32>,
+}
+
 /// A layer whose output is a fixed linear combination of input elements.
 pub trait WeightedMap: Sync {
-    /// For an input of `shape`: the output shape, taps per output, and per tap the input index
-    /// ([`GATHER_PAD`] for none) and weight.
-    fn weighted_map(&self, shape: &[usize]) -> Result<(Vec<usize>, usize, Vec<u32>, Vec<f32>)>;
+    /// The taps for an input of `shape`.
+    fn weighted_map(&self, shape: &[usize]) -> Result<Taps>;
 }
 
 /// Marks a padded position in a gather map.

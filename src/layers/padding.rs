@@ -142,7 +142,7 @@ struct UpSampling {
 
 impl super::WeightedMap for UpSampling {
     /// Bilinear taps of a channels_last input (same source coordinates as the CPU path).
-    fn weighted_map(&self, shape: &[usize]) -> Result<(Vec<usize>, usize, Vec<u32>, Vec<f32>)> {
+    fn weighted_map(&self, shape: &[usize]) -> Result<super::Taps> {
         let (b, h, w, c) = (shape[0], shape[1], shape[2], shape[3]);
         let (oh, ow) = (h * self.size[0], w * self.size[1]);
         let n = b * oh * ow * c;
@@ -169,7 +169,12 @@ impl super::WeightedMap for UpSampling {
                 }
             }
         }
-        Ok((vec![b, oh, ow, c], 4, index, weight))
+        Ok(super::Taps {
+            shape: vec![b, oh, ow, c],
+            taps: 4,
+            index,
+            weight,
+        })
     }
 }
 

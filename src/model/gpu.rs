@@ -566,7 +566,8 @@ impl<'m> GpuModel<'m> {
                 else {
                     return Err(Error::Model("layer lost its GPU form".into()));
                 };
-                let (_, taps, index, weight) = map.weighted_map(ins[0].1)?;
+                let t = map.weighted_map(ins[0].1)?;
+                let (taps, index, weight) = (t.taps, t.index, t.weight);
                 let init = |label, bytes: &[u8]| {
                     self.dev
                         .device
