@@ -86,7 +86,15 @@ pub const ALL: &[Kernel] = &[
     LAYER_NORM,
     WEIGHTED_GATHER,
     EMBEDDING,
+    ROW_DOT,
 ];
+
+/// Row-wise dot product (Dot on rank-2 inputs).
+pub const ROW_DOT: Kernel = Kernel {
+    name: "row_dot",
+    source: include_str!("../../shaders/row_dot.wgsl"),
+    activations: false,
+};
 
 /// Linear resampling with fixed taps (bilinear).
 pub const WEIGHTED_GATHER: Kernel = Kernel {

@@ -234,6 +234,8 @@ struct Dot {
     axes: [usize; 2],
     normalize: bool,
     name: String,
+    /// Both inputs are rank 2 (the axes are then both 1): the GPU's row-dot form.
+    rank2: bool,
 }
 
 fn l2_normalize(t: &Tensor, axis: usize) -> Tensor {
@@ -329,6 +331,11 @@ impl Layer for Dot {
         }
         Tensor::new(shape, data)
     }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        self.rank2.then_some(super::GpuForm::RowDot {
+            normalize: self.normalize,
+        })
+    }
 }
 
 pub(super) fn dot(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
@@ -357,5 +364,6 @@ pub(super) fn dot(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
         axes,
         normalize: ctx.bool_or("normalize", false),
         name: ctx.name.to_string(),
+        rank2: ranks == [2, 2],
     }))
 }

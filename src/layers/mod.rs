@@ -103,6 +103,11 @@ pub enum GpuForm<'a> {
     },
     /// `out[i] = Σ_t w[i, t] · in[map[i, t]]`: a fixed linear resampling (bilinear upsampling).
     WeightedGather(&'a dyn WeightedMap),
+    /// Dot of two rank-2 inputs over their feature axis, optionally normalized.
+    RowDot {
+        /// Cosine similarity instead of the plain dot product.
+        normalize: bool,
+    },
     /// Rows of `table` picked by the (float-carried) ids of the input.
     Embedding(&'a Tensor),
     /// A channels_last computation run on channels_first data: the executor transposes the

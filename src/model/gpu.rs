@@ -42,6 +42,7 @@ enum Params {
     },
     ChannelsFirst(Box<Params>),
     WeightedGather(usize),
+    RowDot(bool),
     Embedding {
         table: wgpu::Buffer,
         rows: usize,
@@ -166,6 +167,7 @@ fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
             beta: beta.map(buf),
         },
         GpuForm::WeightedGather(_) => Params::WeightedGather(index),
+        GpuForm::RowDot { normalize } => Params::RowDot(normalize),
         GpuForm::Embedding(table) => Params::Embedding {
             table: buf(table),
             rows: table.shape[0],
@@ -588,6 +590,17 @@ impl<'m> GpuModel<'m> {
                     bytemuck::cast_slice(&u),
                     &[ins[0].0, &index, &weight, out.0],
                     self.grid(numel)?,
+                )
+            }
+            Params::RowDot(normalize) => {
+                let rows = ins[0].1[0];
+                let u = [rows as u32, ins[0].1[1] as u32, u32::from(*normalize), 0];
+                self.dispatch(
+                    pass,
+                    kernels::ROW_DOT,
+                    bytemuck::cast_slice(&u),
+                    &[ins[0].0, ins[1].0, out.0],
+                    self.grid(rows)?,
                 )
             }
             Params::Embedding { table, rows, dim } => {
