@@ -119,6 +119,20 @@ fn walk_model(model: &Value, depth: usize, out: &mut Vec<LayerRow>, a: &Artifact
 }
 
 impl Summary {
+    /// Add the rebuilt graph: every layer call with its inferred output shape, or why the graph
+    /// could not be rebuilt (an unsupported layer, a missing weight, …).
+    pub fn add_graph(&mut self, graph: std::result::Result<Vec<(String, String, String)>, String>) {
+        match graph {
+            Ok(calls) => {
+                self.json["graph"] = calls
+                    .iter()
+                    .map(|(c, n, s)| json!({"class": c, "name": n, "output_shape": s}))
+                    .collect();
+            }
+            Err(e) => self.json["graph_error"] = json!(e),
+        }
+    }
+
     /// A readable report.
     pub fn render(&self) -> String {
         let j = &self.json;
@@ -146,6 +160,25 @@ impl Summary {
         for l in &self.layers {
             let name = format!("{}{}", "  ".repeat(l.depth), l.name);
             let _ = writeln!(s, "  {name:<40} {:<24} {:>12}", l.class, l.params);
+        }
+        if let Some(calls) = j["graph"].as_array() {
+            let _ = writeln!(
+                s,
+                "\ngraph ({} layer calls, output shapes inferred):",
+                calls.len()
+            );
+            for c in calls {
+                let _ = writeln!(
+                    s,
+                    "  {:<40} {:<24} {}",
+                    c["name"].as_str().unwrap_or(""),
+                    c["class"].as_str().unwrap_or(""),
+                    c["output_shape"].as_str().unwrap_or("")
+                );
+            }
+        }
+        if let Some(e) = j["graph_error"].as_str() {
+            let _ = writeln!(s, "\ngraph not rebuilt: {e}");
         }
         let weights = j["weights"].as_array().cloned().unwrap_or_default();
         let _ = writeln!(s, "\nweights ({}):", weights.len());

@@ -252,7 +252,10 @@ fn open(path: &Path, topology: Option<&Path>) -> Result<layercake::Artifacts, Er
 
 fn inspect(model: &Path, json: bool, topology: Option<&Path>) -> Result<(), Failure> {
     let artifacts = open(model, topology)?;
-    let summary = layercake::inspect::summarize(&artifacts);
+    let mut summary = layercake::inspect::summarize(&artifacts);
+    let graph =
+        layercake::model::Model::from_artifacts(open(model, topology)?).map(|m| m.summary());
+    summary.add_graph(graph.map_err(|e| e.to_string()));
     if json {
         println!(
             "{}",

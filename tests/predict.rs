@@ -221,3 +221,26 @@ fn cli_verify_and_predict() {
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].tensor.shape, vec![2, 3, 4]);
 }
+
+#[test]
+fn inspect_reports_layers_weights_and_output_shapes() {
+    let dir = fixtures_dir().join("cnn");
+    let out = cli(&["inspect".as_ref(), dir.as_os_str(), "--json".as_ref()]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["style"], "downloads");
+    assert_eq!(v["graph"].as_array().unwrap().len(), 9);
+    assert_eq!(v["graph"][8]["output_shape"], "[?, 5]");
+    assert_eq!(v["weights"].as_array().unwrap().len(), 15);
+    assert!(v["totals"]["model_params"].as_u64().unwrap() > 0);
+    let rnn = cli(&[
+        "inspect".as_ref(),
+        fixtures_dir().join("rnn").as_os_str(),
+        "--json".as_ref(),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&rnn.stdout).unwrap();
+    assert!(v["graph_error"]
+        .as_str()
+        .unwrap()
+        .contains("'LSTM' is not supported"));
+}
