@@ -381,3 +381,24 @@ fn embedding_lookup_matches_the_cpu() {
             && out[0].data[..6].iter().all(|v| v.is_finite())
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 12, ..Default::default() })]
+
+    /// Conv2D + Dense on random sizes (odd, batch 1, not tile multiples): GPU equals CPU.
+    #[test]
+    fn random_conv_and_dense_shapes(batch in 1usize..4, h in 1usize..9, w in 1usize..9, cin in 1usize..5, f in 1usize..7, k in 1usize..4, stride in 1usize..3, same in proptest::bool::ANY) {
+        let Some(dev) = gpu() else { return Ok(()) };
+        let padding = if same { "same" } else { "valid" };
+        proptest::prop_assume!(same || (h >= k && w >= k));
+        let conv = one_layer("Conv2D", serde_json::json!({"filters": f, "kernel_size": k, "strides": stride, "padding": padding, "activation": "tanh"}), &[batch, h, w, cin], &[("kernel", vec![k, k, cin, f]), ("bias", vec![f])]);
+        let dense = one_layer("Dense", serde_json::json!({"units": f + 30, "activation": "relu"}), &[batch, h * w + 31], &[("kernel", vec![h * w + 31, f + 30]), ("bias", vec![f + 30])]);
+        for (model, shape) in [(conv, vec![batch, h, w, cin]), (dense, vec![batch, h * w + 31])] {
+            let n: usize = shape.iter().product();
+            let x = Tensor::new(shape, (0..n).map(|i| ((i * 7) % 23) as f32 / 11.0 - 1.0).collect()).unwrap();
+            let cpu = model.predict(std::slice::from_ref(&x)).unwrap();
+            let got = GpuModel::new(&dev, &model).unwrap().predict(&[x]).unwrap();
+            proptest::prop_assert!(close(&got[0], &cpu[0], 1e-5, 1e-4).is_ok(), "{:?}", close(&got[0], &cpu[0], 1e-5, 1e-4));
+        }
+    }
+}
