@@ -141,6 +141,8 @@ impl Activation {
                     softmax_row(row, self == Activation::LogSoftmax);
                 }
             }
+            Activation::Relu => data.iter_mut().for_each(|x| *x = x.max(0.0)),
+            Activation::Relu6 => data.iter_mut().for_each(|x| *x = x.clamp(0.0, 6.0)),
             f => data
                 .iter_mut()
                 .for_each(|x| *x = f.scalar(*x as f64) as f32),

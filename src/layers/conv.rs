@@ -99,8 +99,9 @@ pub(super) fn for_each_tap(
     let n_out: usize = out.iter().product();
     let n_k: usize = g.kernel.iter().product();
     let mut o_idx = vec![0usize; rank];
+    let mut k_idx = vec![0usize; rank];
     for o in 0..n_out {
-        let mut k_idx = vec![0usize; rank];
+        k_idx.iter_mut().for_each(|k| *k = 0);
         for k in 0..n_k {
             let mut flat = 0usize;
             let mut inside = true;
@@ -240,24 +241,31 @@ impl Layer for Conv {
         let n_k: usize = self.geometry.kernel.iter().product();
         let kk = n_k * cin;
         let n_in: usize = spatial.iter().product();
-        let mut cols = vec![0.0f32; n_out * kk];
-        let mut result = vec![0.0f32; batch * n_out * f];
+        // im2col for the whole batch, then one GEMM: [batch·n_out, k·cin] × [k·cin, f].
+        let mut cols = vec![0.0f32; batch * n_out * kk];
         for b in 0..batch {
             let xb = &x.data[b * n_in * cin..(b + 1) * n_in * cin];
-            cols.iter_mut().for_each(|v| *v = 0.0);
+            let cb = &mut cols[b * n_out * kk..(b + 1) * n_out * kk];
             for_each_tap(&self.geometry, spatial, &out, &pads, |o, src, k| {
                 if let Some(s) = src {
-                    cols[o * kk + k * cin..o * kk + (k + 1) * cin]
+                    cb[o * kk + k * cin..o * kk + (k + 1) * cin]
                         .copy_from_slice(&xb[s * cin..(s + 1) * cin]);
                 }
             });
-            let dst = &mut result[b * n_out * f..(b + 1) * n_out * f];
-            cpu::matmul(&cols, &self.kernel.data, dst, n_out, kk, f);
-            if let Some(bias) = &self.bias {
-                cpu::add_bias(dst, &bias.data);
-            }
-            self.activation.apply(dst, f);
         }
+        let mut result = vec![0.0f32; batch * n_out * f];
+        cpu::matmul(
+            &cols,
+            &self.kernel_2d.data,
+            &mut result,
+            batch * n_out,
+            kk,
+            f,
+        );
+        if let Some(bias) = &self.bias {
+            cpu::add_bias(&mut result, &bias.data);
+        }
+        self.activation.apply(&mut result, f);
         let shape = [batch].into_iter().chain(out).chain([f]).collect();
         Ok(from_channels_last(
             Tensor::new(shape, result)?,
