@@ -477,7 +477,7 @@ impl<'m> GpuModel<'m> {
                     0,
                     0,
                 ];
-                let groups = ((*n as u32).div_ceil(32), (m as u32).div_ceil(32).max(1));
+                let groups = kernels::matmul_groups(m, *n);
                 self.dispatch(
                     pass,
                     kernels::MATMUL,
@@ -736,7 +736,7 @@ impl<'m> GpuModel<'m> {
                         0,
                         0,
                     ];
-                    let groups = ((*f as u32).div_ceil(32), (rows as u32).div_ceil(32).max(1));
+                    let groups = kernels::matmul_groups(rows, *f);
                     self.dispatch(
                         pass,
                         kernels::MATMUL,
@@ -814,7 +814,7 @@ impl<'m> GpuModel<'m> {
                     0,
                     0,
                 ];
-                let groups = ((*n as u32).div_ceil(32), (m as u32).div_ceil(32).max(1));
+                let groups = kernels::matmul_groups(m, *n);
                 self.dispatch(
                     pass,
                     kernels::MATMUL,
