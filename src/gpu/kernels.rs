@@ -169,7 +169,10 @@ pub const MATMUL_TILE: u32 = 64;
 
 /// Workgroups of [`MATMUL`] for an `m × n` output.
 pub fn matmul_groups(m: usize, n: usize) -> (u32, u32) {
-    ((n as u32).div_ceil(MATMUL_TILE).max(1), (m as u32).div_ceil(MATMUL_TILE).max(1))
+    (
+        (n as u32).div_ceil(MATMUL_TILE).max(1),
+        (m as u32).div_ceil(MATMUL_TILE).max(1),
+    )
 }
 
 /// Threads per workgroup of the element-wise kernels.

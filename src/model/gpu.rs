@@ -83,7 +83,13 @@ pub struct GpuModel<'m> {
     dummy: wgpu::Buffer,
     one: wgpu::Buffer,
     zero: wgpu::Buffer,
+    /// Index maps already built and uploaded, by (layer, kind, input shape): a model predicting
+    /// the same batch shape again reuses them (planned once per shape).
+    maps: std::sync::Mutex<std::collections::HashMap<MapKey, (Vec<usize>, Vec<wgpu::Buffer>)>>,
 }
+
+/// Identifies an uploaded index map: layer (or `usize::MAX` for transposes), kind, input shape.
+type MapKey = (usize, &'static str, Vec<usize>);
 
 /// The activation id the WGSL prelude uses (softmax kinds run as a separate pass).
 fn act_id(a: Activation) -> u32 {
@@ -273,6 +279,7 @@ impl<'m> GpuModel<'m> {
             dummy,
             one,
             zero,
+            maps: Default::default(),
         })
     }
 
@@ -568,27 +575,23 @@ impl<'m> GpuModel<'m> {
                 else {
                     return Err(Error::Model("layer lost its GPU form".into()));
                 };
-                let t = map.weighted_map(ins[0].1)?;
-                let (taps, index, weight) = (t.taps, t.index, t.weight);
-                let init = |label, bytes: &[u8]| {
-                    self.dev
-                        .device
-                        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                            label: Some(label),
-                            contents: if bytes.is_empty() { &[0; 4] } else { bytes },
-                            usage: wgpu::BufferUsages::STORAGE,
-                        })
-                };
-                let (index, weight) = (
-                    init("taps", bytemuck::cast_slice(&index)),
-                    init("weights", bytemuck::cast_slice(&weight)),
-                );
+                let (taps, buffers) = self.cached((*layer, "taps", ins[0].1.to_vec()), || {
+                    let t = map.weighted_map(ins[0].1)?;
+                    Ok((
+                        vec![t.taps],
+                        vec![
+                            self.upload_slice("taps", bytemuck::cast_slice(&t.index)),
+                            self.upload_slice("weights", bytemuck::cast_slice(&t.weight)),
+                        ],
+                    ))
+                })?;
+                let (taps, index, weight) = (taps[0], &buffers[0], &buffers[1]);
                 let u = [numel as u32, taps as u32, 0, 0];
                 self.dispatch(
                     pass,
                     kernels::WEIGHTED_GATHER,
                     bytemuck::cast_slice(&u),
-                    &[ins[0].0, &index, &weight, out.0],
+                    &[ins[0].0, index, weight, out.0],
                     self.grid(numel)?,
                 )
             }
@@ -635,12 +638,19 @@ impl<'m> GpuModel<'m> {
                     })
                 };
                 let x = temp(in_last.iter().product());
-                self.gather(pass, ins[0].0, &transpose_map(ins[0].1, &to_last), &x)?;
+                let (_, t) = self.index_map(usize::MAX, "to channels last", ins[0].1, || {
+                    Ok((in_last.clone(), transpose_map(ins[0].1, &to_last)))
+                })?;
+                self.gather(pass, ins[0].0, &t, in_last.iter().product(), &x)?;
                 if out_rank > 2 {
                     let y = temp(numel);
                     self.encode(pass, inner, &[(&x, &in_last)], (&y, &out_last))?;
                     let back = channels_last_perm(out_rank).1;
-                    self.gather(pass, &y, &transpose_map(&out_last, &back), out.0)
+                    let (_, t) =
+                        self.index_map(usize::MAX, "to channels first", &out_last, || {
+                            Ok((out.1.to_vec(), transpose_map(&out_last, &back)))
+                        })?;
+                    self.gather(pass, &y, &t, numel, out.0)
                 } else {
                     let _ = to_first;
                     self.encode(pass, inner, &[(&x, &in_last)], out)
@@ -659,8 +669,10 @@ impl<'m> GpuModel<'m> {
                 )
             }
             Params::Gather(layer) => {
-                let (_, map) = gather_map_of(self.model.plan.layers[*layer].as_ref(), ins[0].1)?;
-                self.gather(pass, ins[0].0, &map, out.0)
+                let (_, map) = self.index_map(*layer, "gather", ins[0].1, || {
+                    gather_map_of(self.model.plan.layers[*layer].as_ref(), ins[0].1)
+                })?;
+                self.gather(pass, ins[0].0, &map, numel, out.0)
             }
             Params::Depthwise {
                 layer,
@@ -675,20 +687,9 @@ impl<'m> GpuModel<'m> {
                 else {
                     return Err(Error::Model("layer lost its GPU form".into()));
                 };
-                let (shape, index) = map.gather_map(ins[0].1)?;
+                let (shape, index) =
+                    self.index_map(*layer, "windows", ins[0].1, || map.gather_map(ins[0].1))?;
                 let (rows, window, channels) = (shape[0], shape[1], shape[2]);
-                let index = self
-                    .dev
-                    .device
-                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                        label: Some("depthwise map"),
-                        contents: if index.is_empty() {
-                            &[0; 4]
-                        } else {
-                            bytemuck::cast_slice(&index)
-                        },
-                        usage: wgpu::BufferUsages::STORAGE,
-                    });
                 let mid = channels * multiplier;
                 let last_stage_here = pointwise.is_none();
                 let temp;
@@ -753,19 +754,8 @@ impl<'m> GpuModel<'m> {
                 else {
                     return Err(Error::Model("layer lost its GPU form".into()));
                 };
-                let (shape, index) = map.gather_map(ins[0].1)?;
-                let index = self
-                    .dev
-                    .device
-                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                        label: Some("window map"),
-                        contents: if index.is_empty() {
-                            &[0; 4]
-                        } else {
-                            bytemuck::cast_slice(&index)
-                        },
-                        usage: wgpu::BufferUsages::STORAGE,
-                    });
+                let (shape, index) =
+                    self.index_map(*layer, "windows", ins[0].1, || map.gather_map(ins[0].1))?;
                 let u = [
                     shape[0] as u32,
                     shape[1] as u32,
@@ -793,16 +783,17 @@ impl<'m> GpuModel<'m> {
                 else {
                     return Err(Error::Model("layer lost its GPU form".into()));
                 };
-                let (shape, index) = map.gather_map(ins[0].1)?;
+                let (shape, index) =
+                    self.index_map(*layer, "im2col", ins[0].1, || map.gather_map(ins[0].1))?;
                 let cols = self.dev.checked("allocating an im2col buffer", || {
                     self.dev.device.create_buffer(&wgpu::BufferDescriptor {
                         label: Some("im2col"),
-                        size: (index.len() * 4).max(4) as u64,
+                        size: (shape.iter().product::<usize>() * 4).max(4) as u64,
                         usage: wgpu::BufferUsages::STORAGE,
                         mapped_at_creation: false,
                     })
                 })?;
-                self.gather(pass, ins[0].0, &index, &cols)?;
+                self.gather(pass, ins[0].0, &index, shape.iter().product(), &cols)?;
                 let m = shape[0];
                 let u = [
                     m as u32,
@@ -853,32 +844,71 @@ impl<'m> GpuModel<'m> {
         }
     }
 
+    /// Upload `u32`/`f32` data as a read-only storage buffer.
+    fn upload_slice(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+        let contents = if bytes.is_empty() {
+            &[0u8; 4][..]
+        } else {
+            bytes
+        };
+        self.dev
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage: wgpu::BufferUsages::STORAGE,
+            })
+    }
+
+    /// The uploaded index map `key`, built by `build` (shape, buffers) the first time.
+    fn cached(
+        &self,
+        key: MapKey,
+        build: impl FnOnce() -> Result<(Vec<usize>, Vec<wgpu::Buffer>)>,
+    ) -> Result<(Vec<usize>, Vec<wgpu::Buffer>)> {
+        if let Some(hit) = self.maps.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(hit);
+        }
+        let value = build()?;
+        if let Ok(mut m) = self.maps.lock() {
+            m.insert(key, value.clone());
+        }
+        Ok(value)
+    }
+
+    /// A gather map of one layer for an input shape, uploaded once.
+    fn index_map(
+        &self,
+        layer: usize,
+        kind: &'static str,
+        shape: &[usize],
+        build: impl FnOnce() -> Result<(Vec<usize>, Vec<u32>)>,
+    ) -> Result<(Vec<usize>, wgpu::Buffer)> {
+        let (shape, mut buffers) = self.cached((layer, kind, shape.to_vec()), || {
+            let (out, map) = build()?;
+            Ok((
+                out,
+                vec![self.upload_slice(kind, bytemuck::cast_slice(&map))],
+            ))
+        })?;
+        Ok((shape, buffers.remove(0)))
+    }
+
     fn gather(
         &self,
         pass: &mut wgpu::ComputePass<'_>,
         src: &wgpu::Buffer,
-        map: &[u32],
+        index: &wgpu::Buffer,
+        n: usize,
         dst: &wgpu::Buffer,
     ) -> Result<()> {
-        let index = self
-            .dev
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("gather map"),
-                contents: if map.is_empty() {
-                    &[0; 4]
-                } else {
-                    bytemuck::cast_slice(map)
-                },
-                usage: wgpu::BufferUsages::STORAGE,
-            });
-        let u = [map.len() as u32, 0, 0, 0];
+        let u = [n as u32, 0, 0, 0];
         self.dispatch(
             pass,
             kernels::GATHER,
             bytemuck::cast_slice(&u),
-            &[src, &index, dst],
-            self.grid(map.len())?,
+            &[src, index, dst],
+            self.grid(n)?,
         )
     }
 
