@@ -85,8 +85,11 @@ pub struct GpuModel<'m> {
     zero: wgpu::Buffer,
     /// Index maps already built and uploaded, by (layer, kind, input shape): a model predicting
     /// the same batch shape again reuses them (planned once per shape).
-    maps: std::sync::Mutex<std::collections::HashMap<MapKey, (Vec<usize>, Vec<wgpu::Buffer>)>>,
+    maps: std::sync::Mutex<std::collections::HashMap<MapKey, UploadedMap>>,
 }
+
+/// An uploaded map: its output shape (or tap count) and buffers.
+type UploadedMap = (Vec<usize>, Vec<wgpu::Buffer>);
 
 /// Identifies an uploaded index map: layer (or `usize::MAX` for transposes), kind, input shape.
 type MapKey = (usize, &'static str, Vec<usize>);
@@ -864,8 +867,8 @@ impl<'m> GpuModel<'m> {
     fn cached(
         &self,
         key: MapKey,
-        build: impl FnOnce() -> Result<(Vec<usize>, Vec<wgpu::Buffer>)>,
-    ) -> Result<(Vec<usize>, Vec<wgpu::Buffer>)> {
+        build: impl FnOnce() -> Result<UploadedMap>,
+    ) -> Result<UploadedMap> {
         if let Some(hit) = self.maps.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(hit);
         }
