@@ -131,8 +131,31 @@ fn increment(idx: &mut [usize], bounds: &[usize]) {
     }
 }
 
+/// The windows of a channels_last input: `[rows = batch × outputs, window, channels]` input
+/// indices ([`super::GATHER_PAD`] outside the input). Shared by pooling and depthwise convolution.
+pub(super) fn window_map(g: &Geometry, shape: &[usize]) -> (Vec<usize>, Vec<u32>) {
+    let rank = shape.len();
+    let (batch, c) = (shape[0], shape[rank - 1]);
+    let spatial = &shape[1..rank - 1];
+    let (out, pads) = g.output(spatial);
+    let n_out: usize = out.iter().product();
+    let n_in: usize = spatial.iter().product();
+    let window: usize = g.kernel.iter().product();
+    let mut map = vec![super::GATHER_PAD; batch * n_out * window * c];
+    for b in 0..batch {
+        for_each_tap(g, spatial, &out, &pads, |o, src, k| {
+            if let Some(s) = src {
+                for ch in 0..c {
+                    map[((b * n_out + o) * window + k) * c + ch] = ((b * n_in + s) * c + ch) as u32;
+                }
+            }
+        });
+    }
+    (vec![batch * n_out, window, c], map)
+}
+
 /// Move channels last (`channels_first` inputs), and back.
-fn to_channels_last(x: &Tensor, channels_first: bool) -> Tensor {
+pub(super) fn to_channels_last(x: &Tensor, channels_first: bool) -> Tensor {
     if !channels_first {
         return x.clone();
     }
@@ -145,7 +168,7 @@ fn to_channels_last(x: &Tensor, channels_first: bool) -> Tensor {
     )
 }
 
-fn from_channels_last(x: Tensor, channels_first: bool) -> Tensor {
+pub(super) fn from_channels_last(x: Tensor, channels_first: bool) -> Tensor {
     if !channels_first {
         return x;
     }
@@ -555,26 +578,8 @@ struct Depthwise {
 }
 
 impl super::GatherMap for Depthwise {
-    /// `[rows = batch × outputs, window, channels]` input indices (channels_last inputs).
     fn gather_map(&self, shape: &[usize]) -> Result<(Vec<usize>, Vec<u32>)> {
-        let (batch, c) = (shape[0], shape[3]);
-        let spatial = &shape[1..3];
-        let (out, pads) = self.geometry.output(spatial);
-        let n_out: usize = out.iter().product();
-        let n_in: usize = spatial.iter().product();
-        let window: usize = self.geometry.kernel.iter().product();
-        let mut map = vec![super::GATHER_PAD; batch * n_out * window * c];
-        for b in 0..batch {
-            for_each_tap(&self.geometry, spatial, &out, &pads, |o, src, k| {
-                if let Some(s) = src {
-                    for ch in 0..c {
-                        map[((b * n_out + o) * window + k) * c + ch] =
-                            ((b * n_in + s) * c + ch) as u32;
-                    }
-                }
-            });
-        }
-        Ok((vec![batch * n_out, window, c], map))
+        Ok(window_map(&self.geometry, shape))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Pooling: Max/AveragePooling 1D/2D/3D (average excludes padded cells, as TF.js) and the global
 //! pooling layers.
 
-use super::conv::{Geometry, Padding};
+use super::conv::{from_channels_last, to_channels_last, Geometry, Padding};
 use super::{one, Layer, LayerCtx, Shape};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -13,42 +13,9 @@ struct Pool {
     channels_first: bool,
 }
 
-fn channels_last(x: &Tensor, cf: bool) -> Tensor {
-    let rank = x.rank();
-    if cf {
-        x.permuted(
-            &[0].into_iter()
-                .chain(2..rank)
-                .chain([1])
-                .collect::<Vec<_>>(),
-        )
-    } else {
-        x.clone()
-    }
-}
-
 impl super::GatherMap for Pool {
-    /// `[rows = batch × outputs, window, channels]` input indices (channels_last inputs).
     fn gather_map(&self, shape: &[usize]) -> Result<(Vec<usize>, Vec<u32>)> {
-        let rank = shape.len();
-        let (batch, c) = (shape[0], shape[rank - 1]);
-        let spatial = &shape[1..rank - 1];
-        let (out, pads) = self.geometry.output(spatial);
-        let n_out: usize = out.iter().product();
-        let n_in: usize = spatial.iter().product();
-        let window: usize = self.geometry.kernel.iter().product();
-        let mut map = vec![super::GATHER_PAD; batch * n_out * window * c];
-        for b in 0..batch {
-            super::conv::for_each_tap(&self.geometry, spatial, &out, &pads, |o, src, k| {
-                if let Some(s) = src {
-                    for ch in 0..c {
-                        map[(((b * n_out + o) * window) + k) * c + ch] =
-                            ((b * n_in + s) * c + ch) as u32;
-                    }
-                }
-            });
-        }
-        Ok((vec![batch * n_out, window, c], map))
+        Ok(super::conv::window_map(&self.geometry, shape))
     }
 }
 
@@ -82,7 +49,7 @@ impl Layer for Pool {
     }
 
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
-        let x = channels_last(one(inputs, &self.name)?, self.channels_first);
+        let x = to_channels_last(one(inputs, &self.name)?, self.channels_first);
         let rank = x.rank();
         let (batch, c) = (x.shape[0], x.shape[rank - 1]);
         let spatial = x.shape[1..rank - 1].to_vec();
@@ -114,16 +81,7 @@ impl Layer for Pool {
             }
         }
         let y = Tensor::new([batch].into_iter().chain(out).chain([c]).collect(), acc)?;
-        Ok(if self.channels_first {
-            y.permuted(
-                &[0, rank - 1]
-                    .into_iter()
-                    .chain(1..rank - 1)
-                    .collect::<Vec<_>>(),
-            )
-        } else {
-            y
-        })
+        Ok(from_channels_last(y, self.channels_first))
     }
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
         Some(super::cf_wrap(
@@ -194,7 +152,7 @@ impl Layer for Global {
     }
 
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
-        let x = channels_last(one(inputs, &self.name)?, self.channels_first);
+        let x = to_channels_last(one(inputs, &self.name)?, self.channels_first);
         let rank = x.rank();
         let (batch, c) = (x.shape[0], x.shape[rank - 1]);
         let n: usize = x.shape[1..rank - 1].iter().product();

@@ -433,6 +433,38 @@ impl<'m> GpuModel<'m> {
         ))
     }
 
+    /// `out = act(a[m×k] · kernel[k×n] + bias)` (softmax kinds as a second pass).
+    #[allow(clippy::too_many_arguments)]
+    fn matmul(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        a: &wgpu::Buffer,
+        (m, k, n): (usize, usize, usize),
+        kernel: &wgpu::Buffer,
+        bias: Option<&wgpu::Buffer>,
+        act: Activation,
+        out: (&wgpu::Buffer, &[usize]),
+    ) -> Result<()> {
+        let u = [
+            m as u32,
+            n as u32,
+            k as u32,
+            act_id(act),
+            u32::from(bias.is_some()),
+            0,
+            0,
+            0,
+        ];
+        self.dispatch(
+            pass,
+            kernels::MATMUL,
+            bytemuck::cast_slice(&u),
+            &[a, kernel, bias.unwrap_or(&self.dummy), out.0],
+            kernels::matmul_groups(m, n),
+        )?;
+        self.softmax(pass, act, out)
+    }
+
     fn softmax(
         &self,
         pass: &mut wgpu::ComputePass<'_>,
@@ -477,30 +509,15 @@ impl<'m> GpuModel<'m> {
                 act,
             } => {
                 let m = ins[0].1.iter().product::<usize>() / (*k).max(1);
-                let u = [
-                    m as u32,
-                    *n as u32,
-                    *k as u32,
-                    act_id(*act),
-                    u32::from(bias.is_some()),
-                    0,
-                    0,
-                    0,
-                ];
-                let groups = kernels::matmul_groups(m, *n);
-                self.dispatch(
+                self.matmul(
                     pass,
-                    kernels::MATMUL,
-                    bytemuck::cast_slice(&u),
-                    &[
-                        ins[0].0,
-                        kernel,
-                        bias.as_ref().unwrap_or(&self.dummy),
-                        out.0,
-                    ],
-                    groups,
-                )?;
-                self.softmax(pass, *act, out)
+                    ins[0].0,
+                    (m, *k, *n),
+                    kernel,
+                    bias.as_ref(),
+                    *act,
+                    out,
+                )
             }
             Params::Affine {
                 mul,
@@ -729,27 +746,12 @@ impl<'m> GpuModel<'m> {
                     &[ins[0].0, &index, depthwise, b.unwrap_or(&self.dummy), dst],
                     self.grid(rows * mid)?,
                 )?;
-                if let Some((pw, f)) = pointwise {
-                    let u = [
-                        rows as u32,
-                        *f as u32,
-                        mid as u32,
-                        act_id(*act),
-                        u32::from(bias.is_some()),
-                        0,
-                        0,
-                        0,
-                    ];
-                    let groups = kernels::matmul_groups(rows, *f);
-                    self.dispatch(
-                        pass,
-                        kernels::MATMUL,
-                        bytemuck::cast_slice(&u),
-                        &[dst, pw, bias.as_ref().unwrap_or(&self.dummy), out.0],
-                        groups,
-                    )?;
+                match pointwise {
+                    Some((pw, f)) => {
+                        self.matmul(pass, dst, (rows, mid, *f), pw, bias.as_ref(), *act, out)
+                    }
+                    None => self.softmax(pass, *act, out),
                 }
-                self.softmax(pass, *act, out)
             }
             Params::WindowReduce { layer, max } => {
                 let Some(GpuForm::WindowReduce { map, .. }) =
@@ -798,25 +800,7 @@ impl<'m> GpuModel<'m> {
                 })?;
                 self.gather(pass, ins[0].0, &index, shape.iter().product(), &cols)?;
                 let m = shape[0];
-                let u = [
-                    m as u32,
-                    *n as u32,
-                    *k as u32,
-                    act_id(*act),
-                    u32::from(bias.is_some()),
-                    0,
-                    0,
-                    0,
-                ];
-                let groups = kernels::matmul_groups(m, *n);
-                self.dispatch(
-                    pass,
-                    kernels::MATMUL,
-                    bytemuck::cast_slice(&u),
-                    &[&cols, kernel, bias.as_ref().unwrap_or(&self.dummy), out.0],
-                    groups,
-                )?;
-                self.softmax(pass, *act, out)
+                self.matmul(pass, &cols, (m, *k, *n), kernel, bias.as_ref(), *act, out)
             }
             Params::Concat(axis) => {
                 let rank = out.1.len();
