@@ -637,7 +637,7 @@ impl<'m> GpuModel<'m> {
                 )
             }
             Params::ChannelsFirst(inner) => {
-                let (to_last, to_first) = channels_last_perm(ins[0].1.len());
+                let to_last = channels_last_perm(ins[0].1.len()).0;
                 let in_last: Vec<usize> = to_last.iter().map(|&p| ins[0].1[p]).collect();
                 let out_rank = out.1.len();
                 let out_last: Vec<usize> = if out_rank > 2 {
@@ -672,7 +672,7 @@ impl<'m> GpuModel<'m> {
                         })?;
                     self.gather(pass, &y, &t, numel, out.0)
                 } else {
-                    let _ = to_first;
+                    // Rank 2 outputs (global pooling) have no channel axis to move back.
                     self.encode(pass, inner, &[(&x, &in_last)], out)
                 }
             }
