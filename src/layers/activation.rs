@@ -303,8 +303,8 @@ pub(super) fn build_thresholded_relu(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
 struct Softmax {
     axis: isize,
     name: String,
-    /// The axis is the input's last (known at build time).
-    last: bool,
+    /// For a softmax over a middle axis, the permutation moving it last (GPU form).
+    moved: Option<Vec<usize>>,
 }
 
 impl Layer for Softmax {
@@ -332,11 +332,18 @@ impl Layer for Softmax {
         Ok(moved.permuted(&back))
     }
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
-        self.last.then_some(super::GpuForm::Affine {
+        let softmax = super::GpuForm::Affine {
             mul: &[1.0],
             add: &[0.0],
             axis: -1,
             activation: Activation::Softmax,
+        };
+        Some(match self.moved {
+            None => softmax,
+            Some(ref to) => super::GpuForm::Permuted {
+                to: to.clone(),
+                inner: Box::new(softmax),
+            },
         })
     }
 }
@@ -351,11 +358,14 @@ pub(super) fn build_softmax(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
             .ok_or_else(|| ctx.err("config 'axis' is not an integer"))? as isize,
     };
     let rank = ctx.input()?.len();
-    let last = normalize_axis(axis, rank) == Some(rank.saturating_sub(1));
+    let moved = match normalize_axis(axis, rank) {
+        Some(a) if a + 1 < rank => Some(super::axes_last(&[a], rank)),
+        _ => None,
+    };
     Ok(Box::new(Softmax {
         axis,
         name: ctx.name.to_string(),
-        last,
+        moved,
     }))
 }
 

@@ -110,9 +110,15 @@ pub enum GpuForm<'a> {
     },
     /// Rows of `table` picked by the (float-carried) ids of the input.
     Embedding(&'a Tensor),
-    /// A channels_last computation run on channels_first data: the executor transposes the
-    /// input to NHWC, runs the inner form, and transposes the result back.
-    ChannelsFirst(Box<GpuForm<'a>>),
+    /// The inner form run on the input permuted by `to` (output axis `i` is input axis
+    /// `to[i]`); the result is permuted back when it keeps the input's rank. channels_first
+    /// layers (channels moved last), softmax over a middle axis, layer norm over leading axes.
+    Permuted {
+        /// The permutation applied to the input.
+        to: Vec<usize>,
+        /// What runs on the permuted input.
+        inner: Box<GpuForm<'a>>,
+    },
     /// Max or mean over gathered windows: the map is `[rows, window, channels]`.
     WindowReduce {
         /// The window map for an input shape.
@@ -147,13 +153,25 @@ pub enum GpuForm<'a> {
     },
 }
 
-/// `form` as is for channels_last data, wrapped in [`GpuForm::ChannelsFirst`] otherwise.
+/// `form` as is for channels_last data; for channels_first data, run on the input with its
+/// channels moved last (rank known only at predict time: `to` is empty and means exactly that).
 pub fn cf_wrap(channels_first: bool, form: GpuForm<'_>) -> GpuForm<'_> {
     if channels_first {
-        GpuForm::ChannelsFirst(Box::new(form))
+        GpuForm::Permuted {
+            to: Vec::new(),
+            inner: Box::new(form),
+        }
     } else {
         form
     }
+}
+
+/// The permutation moving `axes` (sorted) to the end of a rank-`rank` shape, others in order.
+pub fn axes_last(axes: &[usize], rank: usize) -> Vec<usize> {
+    (0..rank)
+        .filter(|a| !axes.contains(a))
+        .chain(axes.iter().copied())
+        .collect()
 }
 
 /// The taps of a fixed linear resampling: `out[i] = Σ_t weight[i·taps + t] · in[index[i·taps + t]]`.

@@ -119,14 +119,23 @@ impl Layer for LayerNorm {
         Ok(t.permuted(&back))
     }
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
-        // The kernel normalizes trailing, contiguous axes (the usual `axis: -1`).
+        // The kernel normalizes the trailing values of each row; other axes are moved last first
+        // (gamma and beta are laid out in the order of the sorted axes, which moving keeps).
         let trailing = self.axes.windows(2).all(|w| w[1] == w[0] + 1)
             && self.axes.last() == Some(&(self.rank - 1));
-        trailing.then_some(super::GpuForm::LayerNorm {
+        let norm = super::GpuForm::LayerNorm {
             group: self.group,
             eps: self.eps as f32,
             gamma: self.gamma.as_ref(),
             beta: self.beta.as_ref(),
+        };
+        Some(if trailing {
+            norm
+        } else {
+            super::GpuForm::Permuted {
+                to: super::axes_last(&self.axes, self.rank),
+                inner: Box::new(norm),
+            }
         })
     }
 }

@@ -40,7 +40,10 @@ enum Params {
         gamma: Option<wgpu::Buffer>,
         beta: Option<wgpu::Buffer>,
     },
-    ChannelsFirst(Box<Params>),
+    Permuted {
+        to: Vec<usize>,
+        inner: Box<Params>,
+    },
     WeightedGather(usize),
     RowDot(bool),
     Embedding {
@@ -182,9 +185,10 @@ fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
             rows: table.shape[0],
             dim: table.shape[1],
         },
-        GpuForm::ChannelsFirst(inner) => {
-            Params::ChannelsFirst(Box::new(upload(dev, index, name, *inner)))
-        }
+        GpuForm::Permuted { to, inner } => Params::Permuted {
+            to,
+            inner: Box::new(upload(dev, index, name, *inner)),
+        },
         GpuForm::WindowReduce { max, .. } => Params::WindowReduce { layer: index, max },
         GpuForm::Depthwise {
             depthwise,
@@ -216,10 +220,10 @@ fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
     }
 }
 
-/// `form` without a [`GpuForm::ChannelsFirst`] wrapper.
+/// `form` without a [`GpuForm::Permuted`] wrapper.
 fn inner(form: GpuForm<'_>) -> GpuForm<'_> {
     match form {
-        GpuForm::ChannelsFirst(f) => inner(*f),
+        GpuForm::Permuted { inner: f, .. } => inner(*f),
         f => f,
     }
 }
@@ -636,45 +640,39 @@ impl<'m> GpuModel<'m> {
                     self.grid(numel)?,
                 )
             }
-            Params::ChannelsFirst(inner) => {
-                let to_last = channels_last_perm(ins[0].1.len()).0;
-                let in_last: Vec<usize> = to_last.iter().map(|&p| ins[0].1[p]).collect();
-                let out_rank = out.1.len();
-                let out_last: Vec<usize> = if out_rank > 2 {
-                    channels_last_perm(out_rank)
-                        .0
-                        .iter()
-                        .map(|&p| out.1[p])
-                        .collect()
+            Params::Permuted { to, inner } => {
+                let rank = ins[0].1.len();
+                // An empty permutation means channels_first: channels (axis 1) moved last.
+                let to = if to.is_empty() {
+                    channels_last_perm(rank).0
                 } else {
-                    out.1.to_vec()
+                    to.clone()
                 };
+                let in_p: Vec<usize> = to.iter().map(|&p| ins[0].1[p]).collect();
                 let temp = |n: usize| {
                     self.dev.device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some("nhwc"),
+                        label: Some("permuted"),
                         size: (n * 4).max(4) as u64,
                         usage: wgpu::BufferUsages::STORAGE,
                         mapped_at_creation: false,
                     })
                 };
-                let x = temp(in_last.iter().product());
-                let (_, t) = self.index_map(usize::MAX, "to channels last", ins[0].1, || {
-                    Ok((in_last.clone(), transpose_map(ins[0].1, &to_last)))
-                })?;
-                self.gather(pass, ins[0].0, &t, in_last.iter().product(), &x)?;
-                if out_rank > 2 {
-                    let y = temp(numel);
-                    self.encode(pass, inner, &[(&x, &in_last)], (&y, &out_last))?;
-                    let back = channels_last_perm(out_rank).1;
-                    let (_, t) =
-                        self.index_map(usize::MAX, "to channels first", &out_last, || {
-                            Ok((out.1.to_vec(), transpose_map(&out_last, &back)))
-                        })?;
-                    self.gather(pass, &y, &t, numel, out.0)
-                } else {
-                    // Rank 2 outputs (global pooling) have no channel axis to move back.
-                    self.encode(pass, inner, &[(&x, &in_last)], out)
+                let x = temp(in_p.iter().product());
+                let (_, t) = self.transpose(ins[0].1, &to)?;
+                self.gather(pass, ins[0].0, &t, in_p.iter().product(), &x)?;
+                if out.1.len() != rank {
+                    // Rank-changing inner forms (global pooling) leave nothing to move back.
+                    return self.encode(pass, inner, &[(&x, &in_p)], out);
                 }
+                let out_p: Vec<usize> = to.iter().map(|&p| out.1[p]).collect();
+                let y = temp(numel);
+                self.encode(pass, inner, &[(&x, &in_p)], (&y, &out_p))?;
+                let mut back = vec![0; rank];
+                for (i, &p) in to.iter().enumerate() {
+                    back[p] = i;
+                }
+                let (_, t) = self.transpose(&out_p, &back)?;
+                self.gather(pass, &y, &t, numel, out.0)
             }
             Params::Binary(op) => self.binary(pass, *op, ins, out),
             Params::Parametric(p) => {
@@ -879,6 +877,22 @@ impl<'m> GpuModel<'m> {
             ))
         })?;
         Ok((shape, buffers.remove(0)))
+    }
+
+    /// The uploaded gather map of `x.permuted(perm)` for `x` of `shape`.
+    fn transpose(&self, shape: &[usize], perm: &[usize]) -> Result<(Vec<usize>, wgpu::Buffer)> {
+        let key: Vec<usize> = shape
+            .iter()
+            .copied()
+            .chain([usize::MAX])
+            .chain(perm.iter().copied())
+            .collect();
+        self.index_map(usize::MAX, "transpose", &key, || {
+            Ok((
+                perm.iter().map(|&p| shape[p]).collect(),
+                transpose_map(shape, perm),
+            ))
+        })
     }
 
     fn gather(
