@@ -221,6 +221,43 @@ impl Device {
         self.check_lost()
     }
 
+    /// Map `(buffer, length)` pairs for reading with one wait: every `map_async` first, then one
+    /// poll, then each result checked (`what` names them in errors). Views over `0..length`.
+    pub fn map_read(
+        &self,
+        what: &str,
+        buffers: &[(&wgpu::Buffer, u64)],
+    ) -> Result<Vec<wgpu::BufferView>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        for (k, (buffer, len)) in buffers.iter().enumerate() {
+            let tx = tx.clone();
+            buffer.map_async(wgpu::MapMode::Read, 0..*len, move |r| {
+                let _ = tx.send((k, r));
+            });
+        }
+        drop(tx);
+        self.wait()?;
+        let mut seen = 0;
+        for (k, r) in rx.iter() {
+            r.map_err(|e| Error::Gpu(format!("mapping {what} ({k}) for reading: {e}")))?;
+            seen += 1;
+        }
+        if seen != buffers.len() {
+            return Err(Error::Gpu(format!(
+                "mapping {what}: {} of {} mappings never completed",
+                buffers.len() - seen,
+                buffers.len()
+            )));
+        }
+        buffers
+            .iter()
+            .map(|(b, len)| {
+                b.get_mapped_range(0..*len)
+                    .map_err(|e| Error::Gpu(format!("reading {what}: {e}")))
+            })
+            .collect()
+    }
+
     /// Copy `src` (a COPY_SRC buffer) back to the host.
     pub fn read_back(&self, src: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
         let staging = self.checked("allocating a readback buffer", || {
@@ -234,17 +271,9 @@ impl Device {
         let mut enc = self.device.create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(src, 0, &staging, 0, size);
         self.queue.submit([enc.finish()]);
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = tx.send(r);
-        });
-        self.wait()?;
-        rx.recv()
-            .map_err(|_| Error::Gpu("readback mapping was dropped".into()))?
-            .map_err(|e| Error::Gpu(format!("mapping the readback buffer: {e}")))?;
-        let bytes = staging
-            .get_mapped_range(..)
-            .map_err(|e| Error::Gpu(format!("reading the readback buffer: {e}")))?
+        let bytes = self
+            .map_read("the readback buffer", &[(&staging, size)])?
+            .remove(0)
             .to_vec();
         staging.unmap();
         Ok(bytes)

@@ -613,27 +613,8 @@ impl GpuWeights {
     }
 
     fn map_all(&self) -> Result<Vec<wgpu::BufferView>> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        for (b, buffer) in self.buffers.iter().enumerate() {
-            let tx = tx.clone();
-            buffer.map_async(wgpu::MapMode::Read, .., move |r| {
-                let _ = tx.send((b, r));
-            });
-        }
-        drop(tx);
-        self.device.wait()?;
-        for (b, r) in rx.iter() {
-            r.map_err(|e| Error::Gpu(format!("mapping weight buffer {b} for reading: {e}")))?;
-        }
-        self.buffers
-            .iter()
-            .enumerate()
-            .map(|(b, buffer)| {
-                buffer
-                    .get_mapped_range(..)
-                    .map_err(|e| Error::Gpu(format!("reading weight buffer {b}: {e}")))
-            })
-            .collect()
+        let all: Vec<(&wgpu::Buffer, u64)> = self.buffers.iter().map(|b| (b, b.size())).collect();
+        self.device.map_read("weight buffers", &all)
     }
 }
 
@@ -706,18 +687,10 @@ impl GpuReader<'_> {
             }
         }
         dev.queue.submit([enc.finish()]);
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, ..total, move |r| {
-            let _ = tx.send(r);
-        });
-        dev.wait()?;
-        rx.recv()
-            .map_err(|_| Error::Gpu("readback mapping was dropped".into()))?
-            .map_err(|e| Error::Gpu(format!("mapping the readback buffer: {e}")))?;
         {
-            let view = staging
-                .get_mapped_range(..total)
-                .map_err(|e| Error::Gpu(format!("reading the readback buffer: {e}")))?;
+            let view = dev
+                .map_read("the readback buffer", &[(staging, total)])?
+                .remove(0);
             for &(i, at) in &batch {
                 let mut bytes = Vec::with_capacity(gw.weights[i].len as usize);
                 let mut at = at as usize;

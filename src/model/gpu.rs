@@ -1031,17 +1031,7 @@ impl<'m> GpuModel<'m> {
         dev.checked("running the model on the GPU", || {
             dev.queue.submit([enc.finish()])
         })?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = tx.send(r);
-        });
-        dev.wait()?;
-        rx.recv()
-            .map_err(|_| Error::Gpu("output mapping was dropped".into()))?
-            .map_err(|e| Error::Gpu(format!("mapping the outputs: {e}")))?;
-        let view = staging
-            .get_mapped_range(..)
-            .map_err(|e| Error::Gpu(format!("reading the outputs: {e}")))?;
+        let view = dev.map_read("the outputs", &[(&staging, total)])?.remove(0);
         let mut at = 0usize;
         let mut result = Vec::with_capacity(outputs.len());
         for ((_, shape), &size) in outputs.iter().zip(&sizes) {
