@@ -311,24 +311,12 @@ impl Device {
             });
             (uniform, input, output)
         })?;
-        let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("axpy"),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: uniform.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: input.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: output.as_entire_binding(),
-                },
-            ],
-        });
+        let resources = [
+            uniform.as_entire_binding(),
+            input.as_entire_binding(),
+            output.as_entire_binding(),
+        ];
+        let group = self.bind_group(&pipeline, "axpy", &resources);
         let (gx, gy) = kernels::grid_for(n, self.limits.max_compute_workgroups_per_dimension);
         let mut enc = self.device.create_command_encoder(&Default::default());
         {
@@ -340,6 +328,28 @@ impl Device {
         self.queue.submit([enc.finish()]);
         let out = self.read_back(&output, bytes)?;
         Ok(bytemuck::pod_collect_to_vec::<u8, f32>(&out)[..x.len()].to_vec())
+    }
+
+    /// A bind group for `pipeline`'s group 0 with `resources` at bindings 0, 1, 2, … in order.
+    pub fn bind_group(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        label: &str,
+        resources: &[wgpu::BindingResource<'_>],
+    ) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry> = resources
+            .iter()
+            .enumerate()
+            .map(|(i, r)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: r.clone(),
+            })
+            .collect();
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        })
     }
 
     /// The compute pipeline of `kernel` (entry point `main`), built once per device and cached;

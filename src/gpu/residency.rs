@@ -465,7 +465,6 @@ impl Device {
             return Ok(());
         }
         let pipeline = self.pipeline(kernels::DEQUANTIZE)?;
-        let layout = pipeline.get_bind_group_layout(0);
         let mut tables: HashMap<usize, wgpu::Buffer> = HashMap::new();
         let mut groups = Vec::with_capacity(jobs.len());
         for job in jobs {
@@ -503,34 +502,13 @@ impl Device {
                     size: wgpu::BufferSize::new(p.len.next_multiple_of(4)),
                 }
             }
-            let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("dequantize"),
-                layout: &layout,
-                entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: uniform.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: wgpu::BindingResource::Buffer(bind(
-                            &codes[job.codes.buffer],
-                            job.codes,
-                        )),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: table.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 3,
-                        resource: wgpu::BindingResource::Buffer(bind(
-                            &out[job.out.buffer],
-                            job.out,
-                        )),
-                    },
-                ],
-            });
+            let resources = [
+                uniform.as_entire_binding(),
+                wgpu::BindingResource::Buffer(bind(&codes[job.codes.buffer], job.codes)),
+                table.as_entire_binding(),
+                wgpu::BindingResource::Buffer(bind(&out[job.out.buffer], job.out)),
+            ];
+            let group = self.bind_group(&pipeline, "dequantize", &resources);
             groups.push((group, params.n));
         }
         self.checked("dequantizing weights on the GPU", || {

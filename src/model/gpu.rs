@@ -401,27 +401,10 @@ impl<'m> GpuModel<'m> {
                 contents: uniform,
                 usage: wgpu::BufferUsages::UNIFORM,
             });
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: params.as_entire_binding(),
-        }];
-        entries.extend(
-            buffers
-                .iter()
-                .enumerate()
-                .map(|(i, b)| wgpu::BindGroupEntry {
-                    binding: i as u32 + 1,
-                    resource: b.as_entire_binding(),
-                }),
-        );
-        let group = self
-            .dev
-            .device
-            .create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(kernel.name),
-                layout: &pipeline.get_bind_group_layout(0),
-                entries: &entries,
-            });
+        let resources: Vec<wgpu::BindingResource> = std::iter::once(params.as_entire_binding())
+            .chain(buffers.iter().map(|b| b.as_entire_binding()))
+            .collect();
+        let group = self.dev.bind_group(&pipeline, kernel.name, &resources);
         pass.set_pipeline(&pipeline);
         pass.set_bind_group(0, &group, &[]);
         pass.dispatch_workgroups(groups.0, groups.1, 1);
