@@ -1,39 +1,156 @@
-//! Shared CPU kernels of the reference implementation: matrix multiply (the `matrixmultiply`
-//! crate's blocked SGEMM) and broadcasting.
+//! Shared CPU kernels of the reference implementation: matrix multiply (the `gemm` crate, the
+//! SGEMM behind candle) and broadcasting.
 
-/// `c[m×n] = a[m×k] · b[k×n]` (row-major, c overwritten).
+use rayon::prelude::*;
+
+/// How a matrix product may use threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threads {
+    /// Every core (rayon's pool); `gemm` itself decides whether the size is worth splitting.
+    All,
+    /// The calling thread only: for products already inside a parallel loop.
+    One,
+}
+
+/// `c[m×n] = a[m×k] · b[k×n]` (row-major, c overwritten), on every core.
 pub fn matmul(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        c.iter_mut().for_each(|x| *x = 0.0);
-        return;
-    }
-    // SAFETY: the slices hold m×k, k×n and m×n elements (checked below); strides describe
-    // row-major layouts within them.
+    matmul_with(a, b, c, (m, k, n), Threads::All);
+}
+
+/// `c[m×n] = a[m×k] · b[k×n]` (row-major, c overwritten) with the given threading.
+pub fn matmul_with(
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    (m, k, n): (usize, usize, usize),
+    threads: Threads,
+) {
     assert!(
         a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
         "matmul operand sizes"
     );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c[..m * n].iter_mut().for_each(|x| *x = 0.0);
+        return;
+    }
+    let threads = match threads {
+        Threads::All => rayon::current_num_threads(),
+        Threads::One => 1,
+    };
+    // Few rows (a Dense layer on a small batch): `gemm` splits such products poorly, so split
+    // the columns of `b` and `c` between the threads, each running a one-thread product.
+    let strips = if m < 128 && n >= 256 * threads {
+        threads
+    } else {
+        1
+    };
+    if strips > 1 {
+        let width = n.div_ceil(strips);
+        let dst = SharedMut(c.as_mut_ptr());
+        (0..strips).into_par_iter().for_each(|s| {
+            let (j0, j1) = (s * width, ((s + 1) * width).min(n));
+            // SAFETY: strips cover disjoint column ranges of `c`, so no element is written by
+            // two threads; `c` outlives the parallel loop.
+            unsafe { gemm_strided(a, (b, j0), dst.at(j0), (m, k, j1 - j0), n, 1) };
+        });
+        return;
+    }
+    // SAFETY: `c` holds m×n elements (asserted above) and is exclusively borrowed.
+    unsafe { gemm_strided(a, (b, 0), c.as_mut_ptr(), (m, k, n), n, threads) };
+}
+
+/// A raw pointer into a result that threads write in disjoint parts.
+#[derive(Clone, Copy)]
+struct SharedMut(*mut f32);
+// SAFETY: only used for disjoint writes (see `matmul_with`).
+unsafe impl Send for SharedMut {}
+unsafe impl Sync for SharedMut {}
+
+impl SharedMut {
+    /// SAFETY: `offset` is within the allocation.
+    unsafe fn at(self, offset: usize) -> *mut f32 {
+        unsafe { self.0.add(offset) }
+    }
+}
+
+/// `c[m×w] = a[m×k] · b[k×w]` where `b` is columns `col0..col0 + w` of a row-major `k×row_len`
+/// matrix and `c` points at the same columns of a row-major `m×row_len` result.
+///
+/// SAFETY: `c` must point to column `col0` of a row-major matrix with at least `m` rows of
+/// `row_len` elements, valid for writes and aliasing neither `a` nor `b`.
+unsafe fn gemm_strided(
+    a: &[f32],
+    (b, col0): (&[f32], usize),
+    c: *mut f32,
+    (m, k, w): (usize, usize, usize),
+    row_len: usize,
+    threads: usize,
+) {
+    assert!(a.len() >= m * k && b.len() >= k * row_len && col0 + w <= row_len);
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
     unsafe {
-        matrixmultiply::sgemm(
+        gemm::gemm(
             m,
+            w,
             k,
-            n,
-            1.0,
+            c,
+            1,
+            row_len as isize,
+            false,
             a.as_ptr(),
+            1,
             k as isize,
+            b[col0..].as_ptr(),
             1,
-            b.as_ptr(),
-            n as isize,
-            1,
+            row_len as isize,
             0.0,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
         );
     }
+}
+
+/// Rows per block of [`matmul_rows`]: small enough that a block of the left operand stays in
+/// L2 while the product runs, large enough for the GEMM's panels.
+const ROW_BLOCK: usize = 256;
+
+/// `c[m×n] = A · b[k×n]` where the rows of `A` are produced on demand by `fill(row, out_row)`
+/// (e.g. im2col): blocks of rows are filled into a cache-sized buffer and multiplied, in
+/// parallel over blocks, then `finish(block_of_c)` runs on each block while it is hot. The whole
+/// `A` (k× larger than the input for a convolution) is never materialized.
+pub fn matmul_rows(
+    (m, k, n): (usize, usize, usize),
+    b: &[f32],
+    c: &mut [f32],
+    fill: impl Fn(usize, &mut [f32]) + Sync,
+    finish: impl Fn(&mut [f32]) + Sync,
+) {
+    assert!(b.len() >= k * n && c.len() >= m * n, "matmul operand sizes");
+    if n == 0 {
+        return;
+    }
+    c[..m * n]
+        .par_chunks_mut(ROW_BLOCK * n)
+        .enumerate()
+        .for_each(|(blk, out)| {
+            let rows = out.len() / n;
+            let mut a = vec![0.0f32; rows * k];
+            for (r, row) in a.chunks_exact_mut(k.max(1)).enumerate().take(rows) {
+                fill(blk * ROW_BLOCK + r, row);
+            }
+            matmul_with(&a, b, out, (rows, k, n), Threads::One);
+            finish(out);
+        });
 }
 
 /// Add `bias[n]` to every row of `c[m×n]`.
@@ -55,5 +172,51 @@ mod tests {
         let mut c = [0.0; 4];
         matmul(&a, &b, &mut c, 2, 3, 2);
         assert_eq!(c, [4.0, 5.0, 10.0, 11.0]);
+    }
+
+    fn naive(a: &[f32], b: &[f32], (m, k, n): (usize, usize, usize)) -> Vec<f32> {
+        let mut c = vec![0.0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn wide_products_split_into_column_strips_match() {
+        for (m, k, n) in [(5, 33, 1031), (1, 7, 4096), (127, 3, 600), (200, 9, 700)] {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i % 13) as f32 - 6.0) / 4.0).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i % 7) as f32 - 3.0) / 2.0).collect();
+            let mut c = vec![f32::NAN; m * n];
+            matmul(&a, &b, &mut c, m, k, n);
+            let want = naive(&a, &b, (m, k, n));
+            let err = c
+                .iter()
+                .zip(&want)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max);
+            assert!(err < 1e-3, "{m}×{k}×{n}: max error {err}");
+        }
+    }
+
+    #[test]
+    fn row_blocks_match_one_product() {
+        let (m, k, n) = (2 * ROW_BLOCK + 37, 19, 7);
+        let a: Vec<f32> = (0..m * k).map(|i| (i % 11) as f32 - 5.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i % 7) as f32 * 0.5).collect();
+        let mut whole = vec![0.0; m * n];
+        matmul(&a, &b, &mut whole, m, k, n);
+        let mut blocked = vec![f32::NAN; m * n];
+        matmul_rows(
+            (m, k, n),
+            &b,
+            &mut blocked,
+            |r, row| row.copy_from_slice(&a[r * k..(r + 1) * k]),
+            |out| out.iter_mut().for_each(|x| *x += 1.0),
+        );
+        let plus_one: Vec<f32> = whole.iter().map(|x| x + 1.0).collect();
+        assert_eq!(blocked, plus_one);
     }
 }

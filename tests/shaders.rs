@@ -46,3 +46,77 @@ fn every_shader_file_is_registered() {
         );
     }
 }
+
+/// The kernels are compiled without naga's loop bounding (`kernels::RUNTIME_CHECKS`), which is
+/// sound only if every loop terminates. Enforce the one loop shape the shaders use: `for (var i
+/// = …; i < bound; i++)` (or `i > 0u; i--`) with the counter never written in the body.
+#[test]
+fn every_loop_is_a_bounded_counter() {
+    let sources = kernels::ALL
+        .iter()
+        .map(|k| (k.name, k.source))
+        .chain([("activation", kernels::ACTIVATION_PRELUDE)]);
+    for (name, source) in sources {
+        let code: String = source
+            .lines()
+            .map(|l| l.split("//").next().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let source = code.as_str();
+        let words: Vec<&str> = source
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .collect();
+        for banned in ["loop", "while", "continuing"] {
+            assert!(
+                !words.contains(&banned),
+                "shaders/{name}.wgsl uses `{banned}`"
+            );
+        }
+        let mut counters = Vec::new();
+        for header in source.split("for (").skip(1) {
+            let header = &header[..header.find(')').expect("for header")];
+            let parts: Vec<&str> = header.split(';').map(str::trim).collect();
+            let var = parts[0]
+                .strip_prefix("var ")
+                .and_then(|p| p.split(" = ").next())
+                .unwrap_or_else(|| panic!("shaders/{name}.wgsl: loop `{header}`"));
+            let up = parts[1].starts_with(&format!("{var} < ")) && parts[2] == format!("{var}++");
+            let down = parts[1] == format!("{var} > 0u") && parts[2] == format!("{var}--");
+            assert!(
+                up || down,
+                "shaders/{name}.wgsl: loop `{header}` is not a bounded counter"
+            );
+            counters.push(var.to_string());
+        }
+        counters.sort();
+        counters.dedup();
+        for var in counters {
+            let headers = source.matches(&format!("for (var {var} = ")).count();
+            let writes = writes_to(source, &var);
+            assert_eq!(
+                writes,
+                2 * headers,
+                "shaders/{name}.wgsl writes loop counter `{var}` outside its `for` header"
+            );
+        }
+    }
+}
+
+/// Occurrences of `var =`, `var +=`, `var -=`, `var++`, `var--` (not `==`).
+fn writes_to(source: &str, var: &str) -> usize {
+    let bytes = source.as_bytes();
+    source
+        .match_indices(var)
+        .filter(|&(at, _)| {
+            let before = at.checked_sub(1).map(|i| bytes[i] as char);
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                return false;
+            }
+            let rest = source[at + var.len()..].trim_start();
+            (rest.starts_with('=') && !rest.starts_with("=="))
+                || ["+=", "-=", "*=", "++", "--"]
+                    .iter()
+                    .any(|op| rest.starts_with(op))
+        })
+        .count()
+}

@@ -31,6 +31,10 @@ pub struct BenchArgs {
     /// Sweep the tensor count (10 … 100,000) at a fixed total size instead.
     #[arg(long)]
     sweep: bool,
+    /// Time predictions instead (MLP and CNN on the CPU backend and the GPU, and a 1024³ matmul
+    /// on the GPU); `tools/tfjs-fixtures/bench-predict.mjs` compares them with TF.js.
+    #[arg(long)]
+    predict: bool,
     /// Keep the synthetic model in this directory (e.g. to measure TF.js on the same files).
     #[arg(long)]
     keep_model: Option<PathBuf>,
@@ -76,6 +80,9 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
     let t = Instant::now();
     let dev = choose_device(args.device)?;
     let device_secs = t.elapsed().as_secs_f64();
+    if args.predict {
+        return predict(dev.as_ref(), &args);
+    }
     let scratch = tempfile::tempdir().map_err(|e| Error::io("temporary directory", e))?;
     let opts = Options {
         repeat: args.repeat,
@@ -131,6 +138,32 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
         );
     } else {
         print!("{}", report.render());
+    }
+    Ok(())
+}
+
+/// `layercake bench --predict`: median milliseconds and GFLOP/s per case and backend.
+fn predict(dev: Option<&layercake::gpu::Device>, args: &BenchArgs) -> Result<(), Failure> {
+    let gpu_repeat = args.repeat.min(3);
+    let rows = bench::predict::run(dev, args.repeat, gpu_repeat)?;
+    for r in &rows {
+        let ms = |s: f64| s * 1e3;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({"case": r.case, "backend": r.backend, "ms": {"median": ms(r.secs.median), "min": ms(r.secs.min), "max": ms(r.secs.max)}, "gflops": r.gflops})
+            );
+        } else {
+            println!(
+                "{:<11} {:<4} {:>9.2} ms  ({:.2}–{:.2})  {:>6.2} GFLOP/s",
+                r.case,
+                r.backend,
+                ms(r.secs.median),
+                ms(r.secs.min),
+                ms(r.secs.max),
+                r.gflops
+            );
+        }
     }
     Ok(())
 }

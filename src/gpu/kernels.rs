@@ -164,14 +164,34 @@ pub struct AxpyParams {
     pub pad: u32,
 }
 
-/// Output rows and columns one workgroup of [`MATMUL`] covers (8×8 invocations × 8×8 each).
-pub const MATMUL_TILE: u32 = 64;
+/// The runtime checks naga adds to every kernel: all of them except loop bounding, which the
+/// kernels do not need (every loop is a bounded `for`, enforced by `tests/shaders.rs`).
+pub const RUNTIME_CHECKS: wgpu::ShaderRuntimeChecks = {
+    let mut checks = wgpu::ShaderRuntimeChecks::checked();
+    checks.force_loop_bounding = false;
+    checks
+};
+
+/// Output rows and columns one invocation of [`MATMUL`] computes.
+pub const MATMUL_BLOCK: u32 = 8;
+
+/// Invocations across the columns of one [`MATMUL`] workgroup (its `group_cols` uniform, a power
+/// of two dividing 64); the workgroup's other invocations go down the rows. As many as the
+/// output's width needs (up to 8), more when the output has too few rows to fill the rest: a
+/// 16-filter convolution gets 256×16 tiles, a batch-32 Dense 32×128 ones, instead of idle lanes.
+pub fn matmul_group_cols(m: usize, n: usize) -> u32 {
+    let blocks = |len: usize| (len as u32).div_ceil(MATMUL_BLOCK).next_power_of_two();
+    let for_width = blocks(n).clamp(1, 8);
+    let for_height = 64 / blocks(m).clamp(1, 64);
+    for_width.max(for_height)
+}
 
 /// Workgroups of [`MATMUL`] for an `m × n` output.
 pub fn matmul_groups(m: usize, n: usize) -> (u32, u32) {
+    let gx = matmul_group_cols(m, n);
     (
-        (n as u32).div_ceil(MATMUL_TILE).max(1),
-        (m as u32).div_ceil(MATMUL_TILE).max(1),
+        (n as u32).div_ceil(gx * MATMUL_BLOCK).max(1),
+        (m as u32).div_ceil((64 / gx) * MATMUL_BLOCK).max(1),
     )
 }
 
@@ -191,6 +211,17 @@ pub fn grid_for(n: u32, max_dim: u32) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn matmul_tiles_fit_the_output() {
+        assert_eq!(matmul_group_cols(32768, 16), 2); // 256×16 tiles
+        assert_eq!(matmul_group_cols(1024, 1024), 8); // 64×64
+        assert_eq!(matmul_group_cols(32, 1024), 16); // 32×128
+        assert_eq!(matmul_group_cols(1, 10), 64); // one row of 64 invocations
+        assert_eq!(matmul_groups(32768, 16), (1, 128));
+        assert_eq!(matmul_groups(1024, 1024), (16, 16));
+        assert_eq!(matmul_groups(0, 0), (1, 1));
+    }
 
     #[test]
     fn grid_covers_every_element() {

@@ -5,6 +5,7 @@ use super::{one, Activation, Layer, LayerCtx, Shape};
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
+use std::borrow::Cow;
 
 /// Padding mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,17 +155,112 @@ pub(super) fn window_map(g: &Geometry, shape: &[usize]) -> (Vec<usize>, Vec<u32>
     (vec![batch * n_out, window, c], map)
 }
 
+/// Row-wise im2col of a channels_last input: row `(b, o)` holds the `kernel × cin` input values
+/// under the kernel at output position `o` (zeros in the padding). Runs along the last spatial
+/// axis are copied as one slice when the dilation there is 1.
+pub(super) struct Im2col<'g> {
+    g: &'g Geometry,
+    input: Vec<usize>,
+    pub out: Vec<usize>,
+    pads: Vec<usize>,
+    cin: usize,
+    n_in: usize,
+    pub n_out: usize,
+    pub row_len: usize,
+}
+
+impl<'g> Im2col<'g> {
+    pub(super) fn new(g: &'g Geometry, input: &[usize], cin: usize) -> Self {
+        let (out, pads) = g.output(input);
+        Im2col {
+            n_in: input.iter().product(),
+            n_out: out.iter().product(),
+            row_len: g.kernel.iter().product::<usize>() * cin,
+            g,
+            input: input.to_vec(),
+            out,
+            pads,
+            cin,
+        }
+    }
+
+    /// Write row `r` (batch-major) of the im2col matrix of `x` into `row`.
+    pub(super) fn fill(&self, x: &[f32], r: usize, row: &mut [f32]) {
+        let rank = self.input.len();
+        let (b, mut o) = (r / self.n_out, r % self.n_out);
+        // Spatial rank is at most 3 (Conv3D): fixed arrays keep allocation out of the hot loop.
+        let mut start = [0isize; 3];
+        for d in (0..rank).rev() {
+            start[d] = ((o % self.out[d]) * self.g.strides[d]) as isize - self.pads[d] as isize;
+            o /= self.out[d];
+        }
+        let xb = &x[b * self.n_in * self.cin..(b + 1) * self.n_in * self.cin];
+        let last = rank - 1;
+        let run = self.g.kernel[last] * self.cin;
+        let mut k_idx = [0usize; 2];
+        let k_idx = &mut k_idx[..last];
+        for dst in row.chunks_exact_mut(run) {
+            match self.lead_offset(&start, k_idx) {
+                Some(base) => self.fill_run(xb, base, start[last], dst),
+                None => dst.fill(0.0),
+            }
+            increment(k_idx, &self.g.kernel[..last]);
+        }
+    }
+
+    /// Flat input offset (in pixels) of the leading-axes tap `k_idx`, None in the padding.
+    fn lead_offset(&self, start: &[isize], k_idx: &[usize]) -> Option<usize> {
+        let mut flat = 0usize;
+        for (d, &k) in k_idx.iter().enumerate() {
+            let pos = start[d] + (k * self.g.dilation[d]) as isize;
+            if pos < 0 || pos >= self.input[d] as isize {
+                return None;
+            }
+            flat = flat * self.input[d] + pos as usize;
+        }
+        Some(flat * self.input[k_idx.len()])
+    }
+
+    /// The kernel's taps along the last spatial axis, starting at input position `start`.
+    fn fill_run(&self, xb: &[f32], base: usize, start: isize, dst: &mut [f32]) {
+        let last = self.input.len() - 1;
+        let (n, kw, dil, c) = (
+            self.input[last] as isize,
+            self.g.kernel[last],
+            self.g.dilation[last],
+            self.cin,
+        );
+        let end = start + ((kw - 1) * dil) as isize;
+        if dil == 1 && start >= 0 && end < n {
+            let from = (base + start as usize) * c;
+            dst.copy_from_slice(&xb[from..from + kw * c]);
+            return;
+        }
+        for (k, d) in dst.chunks_exact_mut(c).enumerate() {
+            let pos = start + (k * dil) as isize;
+            if pos < 0 || pos >= n {
+                d.fill(0.0);
+            } else {
+                let from = (base + pos as usize) * c;
+                d.copy_from_slice(&xb[from..from + c]);
+            }
+        }
+    }
+}
+
 /// Move channels last (`channels_first` inputs), and back.
-pub(super) fn to_channels_last(x: &Tensor, channels_first: bool) -> Tensor {
+pub(super) fn to_channels_last(x: &Tensor, channels_first: bool) -> Cow<'_, Tensor> {
     if !channels_first {
-        return x.clone();
+        return Cow::Borrowed(x);
     }
     let rank = x.rank();
-    x.permuted(
-        &[0].into_iter()
-            .chain(2..rank)
-            .chain([1])
-            .collect::<Vec<_>>(),
+    Cow::Owned(
+        x.permuted(
+            &[0].into_iter()
+                .chain(2..rank)
+                .chain([1])
+                .collect::<Vec<_>>(),
+        ),
     )
 }
 
@@ -259,36 +355,24 @@ impl Layer for Conv {
                 self.kernel.shape[rank - 2]
             )));
         }
-        let (out, pads) = self.geometry.output(spatial);
-        let n_out: usize = out.iter().product();
-        let n_k: usize = self.geometry.kernel.iter().product();
-        let kk = n_k * cin;
-        let n_in: usize = spatial.iter().product();
-        // im2col for the whole batch, then one GEMM: [batch·n_out, k·cin] × [k·cin, f].
-        let mut cols = vec![0.0f32; batch * n_out * kk];
-        for b in 0..batch {
-            let xb = &x.data[b * n_in * cin..(b + 1) * n_in * cin];
-            let cb = &mut cols[b * n_out * kk..(b + 1) * n_out * kk];
-            for_each_tap(&self.geometry, spatial, &out, &pads, |o, src, k| {
-                if let Some(s) = src {
-                    cb[o * kk + k * cin..o * kk + (k + 1) * cin]
-                        .copy_from_slice(&xb[s * cin..(s + 1) * cin]);
-                }
-            });
-        }
-        let mut result = vec![0.0f32; batch * n_out * f];
-        cpu::matmul(
-            &cols,
+        let cols = Im2col::new(&self.geometry, spatial, cin);
+        let (rows, kk) = (batch * cols.n_out, cols.row_len);
+        let mut result = vec![0.0f32; rows * f];
+        // Blocks of im2col rows are built in cache and multiplied at once, in parallel; bias and
+        // activation run on each output block while it is hot.
+        cpu::matmul_rows(
+            (rows, kk, f),
             &self.kernel_2d.data,
             &mut result,
-            batch * n_out,
-            kk,
-            f,
+            |r, row| cols.fill(&x.data, r, row),
+            |out| {
+                if let Some(bias) = &self.bias {
+                    cpu::add_bias(out, &bias.data);
+                }
+                self.activation.apply(out, f);
+            },
         );
-        if let Some(bias) = &self.bias {
-            cpu::add_bias(&mut result, &bias.data);
-        }
-        self.activation.apply(&mut result, f);
+        let out = cols.out.clone();
         let shape = [batch].into_iter().chain(out).chain([f]).collect();
         Ok(from_channels_last(
             Tensor::new(shape, result)?,

@@ -438,7 +438,7 @@ impl<'m> GpuModel<'m> {
             k as u32,
             act_id(act),
             u32::from(bias.is_some()),
-            0,
+            kernels::matmul_group_cols(m, n),
             0,
             0,
         ];

@@ -1,11 +1,19 @@
-// Times TensorFlow.js predicting the same architectures as `cargo bench --bench predict`:
-// an MLP 784-1024-1024-10 (batch 32) and a 3-conv CNN (batch 8, 64×64×3), on the pure-JS CPU
-// backend and, when @tensorflow/tfjs-backend-wasm is installed, the wasm backend.
+// Times TensorFlow.js predicting the same architectures as `layercake bench --predict` (and
+// `cargo bench --bench predict`): an MLP 784-1024-1024-10 (batch 32) and a 3-conv CNN (batch 8,
+// 64×64×3), on the pure-JS CPU backend and, when @tensorflow/tfjs-backend-wasm is installed, the
+// wasm backend; then runs layercake on the same machine in the same run and prints the ratios.
 //
-//   node bench-predict.mjs [--repeat 10]
+//   cargo build --release && node bench-predict.mjs [--repeat 10] [--layercake ../../target/release/layercake]
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 
-const repeat = Number(process.argv[process.argv.indexOf('--repeat') + 1]) || 10;
+function arg(name, fallback) {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : fallback;
+}
+const repeat = Number(arg('--repeat', 10)) || 10;
+const layercake = arg('--layercake', new URL('../../target/release/layercake', import.meta.url).pathname);
 const L = tf.layers;
 
 function mlp() {
@@ -41,6 +49,17 @@ async function time(build) {
   return median(ms);
 }
 
+// layercake's rows: {case, backend, ms: {median}, gflops}, one JSON object per line.
+function layercakeTimings() {
+  if (!existsSync(layercake)) {
+    console.log(`(${layercake} not built: run \`cargo build --release\` for the ratios)`);
+    return [];
+  }
+  const out = execFileSync(layercake, ['bench', '--predict', '--json', '--device', 'gpu', '--repeat', String(repeat)],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  return out.trim().split('\n').map((l) => JSON.parse(l));
+}
+
 async function main() {
   const backends = ['cpu'];
   try {
@@ -49,10 +68,19 @@ async function main() {
   } catch {
     console.log('(@tensorflow/tfjs-backend-wasm not installed: cpu backend only)');
   }
+  const tfjs = {};
   for (const b of backends) {
     await tf.setBackend(b);
     await tf.ready();
-    console.log(`TF.js ${tf.version.tfjs} ${b}: mlp ${(await time(mlp)).toFixed(2)} ms, cnn ${(await time(cnn)).toFixed(2)} ms (median of ${repeat})`);
+    tfjs[b] = { mlp: await time(mlp), cnn: await time(cnn) };
+    console.log(`TF.js ${tf.version.tfjs} ${b}: mlp ${tfjs[b].mlp.toFixed(2)} ms, cnn ${tfjs[b].cnn.toFixed(2)} ms (median of ${repeat})`);
+  }
+  for (const r of layercakeTimings()) {
+    const ms = r.ms.median;
+    const ratios = Object.entries(tfjs)
+      .filter(([, t]) => t[r.case] !== undefined)
+      .map(([b, t]) => `${(t[r.case] / ms).toFixed(2)}× faster than TF.js ${b}`);
+    console.log(`layercake ${r.backend} ${r.case}: ${ms.toFixed(2)} ms, ${r.gflops.toFixed(2)} GFLOP/s${ratios.length ? '; ' + ratios.join(', ') : ''}`);
   }
 }
 

@@ -6,6 +6,8 @@
 //! files into freshly allocated memory and into a reused buffer, writing the same bytes from
 //! memory with and without fsync, and memcpy.
 
+pub mod predict;
+
 use crate::error::{Error, Result};
 use crate::format::{self, Artifacts, SaveOptions};
 use crate::gpu::residency::UploadOptions;

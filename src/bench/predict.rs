@@ -1,0 +1,182 @@
+//! Inference timings on the architectures of the targets (shared by `cargo bench --bench
+//! predict` and `layercake bench --predict`; `tools/tfjs-fixtures/bench-predict.mjs` times TF.js
+//! on the same architectures and prints the ratios):
+//! - an MLP 784-1024-1024-10 (relu, relu, softmax), batch 32;
+//! - a CNN of three 3×3 `same` relu convolutions (16, 32 and 64 filters; strides 1, 2, 2) on
+//!   batch 8 of 64×64×3;
+//! - one Dense layer computing a 1024×1024 by 1024×1024 product (the GPU matmul's GFLOP/s).
+
+use super::Stat;
+use crate::error::Result;
+use crate::format::synthetic;
+use crate::gpu::Device;
+use crate::model::gpu::GpuModel;
+use crate::model::Model;
+use crate::tensor::Tensor;
+use serde_json::{json, Value};
+use std::time::Instant;
+
+/// One benchmark case: a model with synthetic weights and its input.
+pub struct Case {
+    /// Short name (`mlp`, `cnn`, `matmul1024`).
+    pub name: &'static str,
+    /// The model.
+    pub model: Model,
+    /// Its input batch.
+    pub input: Tensor,
+    /// Floating-point operations per predict (multiply-adds counted as two).
+    pub flops: f64,
+}
+
+/// One measured row of [`run`].
+#[derive(Clone, Debug)]
+pub struct Timing {
+    /// The case's name.
+    pub case: &'static str,
+    /// `cpu` or `gpu`.
+    pub backend: &'static str,
+    /// Seconds per predict.
+    pub secs: Stat,
+    /// GFLOP/s at the median.
+    pub gflops: f64,
+}
+
+fn sequential(
+    name: &str,
+    input: &[usize],
+    layers: Vec<Value>,
+    weights: &[(String, Vec<usize>)],
+) -> Result<Model> {
+    let shape: Vec<Value> = std::iter::once(Value::Null)
+        .chain(input.iter().map(|&d| json!(d)))
+        .collect();
+    let mut all = vec![
+        json!({"class_name": "InputLayer", "config": {"name": "x", "batch_input_shape": shape}}),
+    ];
+    all.extend(layers);
+    let topology = json!({"class_name": "Sequential", "config": {"name": name, "layers": all}});
+    Model::from_artifacts(synthetic::with_topology(weights, topology, 5)?)
+}
+
+fn input(shape: Vec<usize>) -> Result<Tensor> {
+    let n = shape.iter().product();
+    let data = (0..n)
+        .map(|i| ((i * 13) % 29) as f32 / 14.0 - 1.0)
+        .collect();
+    Tensor::new(shape, data)
+}
+
+/// MLP 784-1024-1024-10, batch 32.
+pub fn mlp() -> Result<Case> {
+    let dims = [784, 1024, 1024, 10];
+    let (mut layers, mut weights, mut flops) = (Vec::new(), Vec::new(), 0.0);
+    for i in 0..3 {
+        let name = format!("d{i}");
+        let act = if i == 2 { "softmax" } else { "relu" };
+        layers.push(json!({"class_name": "Dense", "config": {"name": name, "units": dims[i + 1], "activation": act}}));
+        weights.push((format!("{name}/kernel"), vec![dims[i], dims[i + 1]]));
+        weights.push((format!("{name}/bias"), vec![dims[i + 1]]));
+        flops += 2.0 * 32.0 * (dims[i] * dims[i + 1]) as f64;
+    }
+    Ok(Case {
+        name: "mlp",
+        model: sequential("mlp", &[784], layers, &weights)?,
+        input: input(vec![32, 784])?,
+        flops,
+    })
+}
+
+/// Three 3×3 convolutions on batch 8 of 64×64×3.
+pub fn cnn() -> Result<Case> {
+    let specs = [(3, 16, 1), (16, 32, 2), (32, 64, 2)];
+    let (mut layers, mut weights, mut flops, mut side) = (Vec::new(), Vec::new(), 0.0, 64);
+    for (i, &(cin, f, s)) in specs.iter().enumerate() {
+        let name = format!("c{i}");
+        layers.push(json!({"class_name": "Conv2D", "config": {"name": name, "filters": f, "kernel_size": 3, "strides": s, "padding": "same", "activation": "relu"}}));
+        weights.push((format!("{name}/kernel"), vec![3, 3, cin, f]));
+        weights.push((format!("{name}/bias"), vec![f]));
+        side /= s;
+        flops += 2.0 * (8 * side * side * 9 * cin * f) as f64;
+    }
+    Ok(Case {
+        name: "cnn",
+        model: sequential("cnn", &[64, 64, 3], layers, &weights)?,
+        input: input(vec![8, 64, 64, 3])?,
+        flops,
+    })
+}
+
+/// One Dense layer: a 1024×1024 by 1024×1024 matrix product (plus bias).
+pub fn matmul1024() -> Result<Case> {
+    let n = 1024;
+    let layers = vec![json!({"class_name": "Dense", "config": {"name": "d", "units": n}})];
+    let weights = [("d/kernel".into(), vec![n, n]), ("d/bias".into(), vec![n])];
+    Ok(Case {
+        name: "matmul1024",
+        model: sequential("matmul", &[n], layers, &weights)?,
+        input: input(vec![n, n])?,
+        flops: 2.0 * (n * n * n) as f64,
+    })
+}
+
+fn time(repeat: usize, mut f: impl FnMut() -> Result<()>) -> Result<Stat> {
+    f()?; // warm-up: pipelines compiled, buffers and caches filled
+    let mut samples = Vec::with_capacity(repeat);
+    for _ in 0..repeat.max(1) {
+        let t = Instant::now();
+        f()?;
+        samples.push(t.elapsed().as_secs_f64());
+    }
+    Ok(Stat::of(&samples))
+}
+
+fn timing(case: &Case, backend: &'static str, secs: Stat) -> Timing {
+    Timing {
+        case: case.name,
+        backend,
+        secs,
+        gflops: case.flops / secs.median.max(1e-12) / 1e9,
+    }
+}
+
+/// Time every case on the CPU backend and, with `dev`, on the GPU (`repeat` predicts each after a
+/// warm-up; the 1024³ product is timed on the GPU only, with `gpu_repeat`).
+pub fn run(dev: Option<&Device>, repeat: usize, gpu_repeat: usize) -> Result<Vec<Timing>> {
+    let cases = [mlp()?, cnn()?, matmul1024()?];
+    let mut rows = Vec::new();
+    for case in &cases[..2] {
+        let x = std::slice::from_ref(&case.input);
+        let secs = time(repeat, || case.model.predict(x).map(drop))?;
+        rows.push(timing(case, "cpu", secs));
+    }
+    if let Some(dev) = dev {
+        for case in &cases {
+            let gm = GpuModel::new(dev, &case.model)?;
+            let x = std::slice::from_ref(&case.input);
+            let secs = time(gpu_repeat, || gm.predict(x).map(drop))?;
+            rows.push(timing(case, "gpu", secs));
+        }
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cases_have_the_documented_shapes_and_work() {
+        let c = cnn().unwrap();
+        assert_eq!(
+            c.flops,
+            2.0 * 8.0 * (4096.0 * 27.0 * 16.0 + 1024.0 * 144.0 * 32.0 + 256.0 * 288.0 * 64.0)
+        );
+        let out = c.model.predict(std::slice::from_ref(&c.input)).unwrap();
+        assert_eq!(out[0].shape, vec![8, 16, 16, 64]);
+        let m = mlp().unwrap();
+        let out = m.model.predict(std::slice::from_ref(&m.input)).unwrap();
+        assert_eq!(out[0].shape, vec![32, 10]);
+        let rows: f32 = out[0].data.iter().sum();
+        assert!((rows - 32.0).abs() < 1e-3, "softmax rows sum to 1");
+    }
+}
