@@ -51,7 +51,61 @@ fn gpu_predictions_match_tfjs_and_the_cpu() {
             close(g, &cpu[k], 1e-5, 1e-4)
                 .unwrap_or_else(|e| panic!("{name} output {k} vs CPU: {e}"));
         }
+        // A second batch size gets its own plan; the first is then replayed unchanged.
+        let first: Vec<Tensor> = inputs.iter().map(first_sample).collect();
+        let got_first = gm.predict(&first).unwrap();
+        for (k, (g, c)) in got_first
+            .iter()
+            .zip(model.predict(&first).unwrap())
+            .enumerate()
+        {
+            close(g, &c, 1e-5, 1e-4)
+                .unwrap_or_else(|e| panic!("{name} output {k}, batch 1 vs CPU: {e}"));
+        }
+        let again = gm.predict(&inputs).unwrap();
+        for (k, (a, g)) in again.iter().zip(&got).enumerate() {
+            assert_eq!(a.data, g.data, "{name} output {k}: replayed plan differs");
+        }
     }
+}
+
+/// The first sample of a batch.
+fn first_sample(t: &Tensor) -> Tensor {
+    let mut shape = t.shape.clone();
+    let n = t.data.len() / shape[0].max(1);
+    shape[0] = 1;
+    Tensor::new(shape, t.data[..n].to_vec()).unwrap()
+}
+
+#[test]
+fn activation_buffers_are_shared_by_lifetime() {
+    let Some(dev) = gpu() else { return };
+    // Six Dense(64) layers in a chain on batch 8: the input, two buffers the intermediates take
+    // turns in, and the output reusing one of them.
+    let mut layers = vec![
+        serde_json::json!({"class_name": "InputLayer", "config": {"name": "x", "batch_input_shape": [null, 64]}}),
+    ];
+    let mut weights = Vec::new();
+    for i in 0..6 {
+        layers.push(serde_json::json!({"class_name": "Dense", "config": {"name": format!("d{i}"), "units": 64, "activation": "tanh"}}));
+        weights.push((format!("d{i}/kernel"), vec![64, 64]));
+        weights.push((format!("d{i}/bias"), vec![64]));
+    }
+    let topology = serde_json::json!({"class_name": "Sequential", "config": {"name": "chain", "layers": layers}});
+    let model =
+        Model::from_artifacts(synthetic::with_topology(&weights, topology, 3).unwrap()).unwrap();
+    let gm = GpuModel::new(&dev, &model).unwrap();
+    let x = Tensor::new(
+        vec![8, 64],
+        (0..512).map(|i| (i % 17) as f32 / 8.0 - 1.0).collect(),
+    )
+    .unwrap();
+    assert_eq!(
+        gm.activation_bytes(std::slice::from_ref(&x)).unwrap(),
+        3 * 8 * 64 * 4
+    );
+    let got = gm.predict(std::slice::from_ref(&x)).unwrap();
+    close(&got[0], &model.predict(&[x]).unwrap()[0], 1e-5, 1e-4).unwrap();
 }
 
 #[test]

@@ -1,13 +1,16 @@
 //! Predictions on the GPU. Each layer declares its computation in the executor's primitives
-//! ([`GpuForm`]); parameters are uploaded once, and `predict` allocates the slot buffers for the
-//! batch at hand, writes the inputs, records every dispatch in one command encoder, submits once,
-//! and reads back only the outputs.
+//! ([`GpuForm`]); parameters are uploaded once. The first predict for an input shape plans an
+//! [`Execution`]: activation buffers assigned by lifetime (a buffer whose last reader has run is
+//! reused for a later output), index maps uploaded, and every dispatch recorded with its pipeline
+//! and bind group. Each predict for that shape then writes the inputs, replays the dispatches in
+//! one compute pass, submits once, and reads back only the outputs.
 
 use super::Model;
 use crate::error::{Error, Result};
 use crate::gpu::{kernels, Device};
 use crate::layers::{gather_map_of, normalize_axis, Activation, BinaryOp, GpuForm};
 use crate::tensor::{strides, Tensor};
+use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
 /// A layer's parameters on the GPU.
@@ -89,6 +92,33 @@ pub struct GpuModel<'m> {
     /// Index maps already built and uploaded, by (layer, kind, input shape): a model predicting
     /// the same batch shape again reuses them (planned once per shape).
     maps: std::sync::Mutex<std::collections::HashMap<MapKey, UploadedMap>>,
+    /// Planned executions by input shapes (at most [`MAX_EXECUTIONS`]).
+    executions: Mutex<Vec<(Vec<Vec<usize>>, Arc<Mutex<Execution>>)>>,
+}
+
+/// Input shapes whose executions are kept (the least recently planned is dropped first).
+const MAX_EXECUTIONS: usize = 4;
+
+/// One dispatch, ready to replay.
+struct Dispatch {
+    pipeline: wgpu::ComputePipeline,
+    group: wgpu::BindGroup,
+    groups: (u32, u32),
+}
+
+/// The dispatches of one predict, in order (the encoding functions append to it).
+#[derive(Default)]
+struct Recording(Vec<Dispatch>);
+
+/// Everything a predict on one set of input shapes needs, planned at its first predict.
+struct Execution {
+    /// Activation buffers (inputs, outputs and intermediates; intermediates shared by lifetime).
+    buffers: Vec<wgpu::Buffer>,
+    /// The buffer each model input is written to.
+    inputs: Vec<usize>,
+    /// The buffer and shape of each model output.
+    outputs: Vec<(usize, Vec<usize>)>,
+    dispatches: Recording,
 }
 
 /// An uploaded map: its output shape (or tap count) and buffers.
@@ -287,75 +317,99 @@ impl<'m> GpuModel<'m> {
             one,
             zero,
             maps: Default::default(),
+            executions: Default::default(),
         })
     }
 
-    /// Run the model on the GPU. Inputs in the order of [`Model::inputs`]; any batch size.
+    /// Run the model on the GPU. Inputs in the order of [`Model::inputs`]; any batch size (each
+    /// new set of input shapes is planned once, see the module docs).
     pub fn predict(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         self.model.check_inputs(inputs)?;
-        let plan = &self.model.plan;
-        let shapes = self.concrete_shapes(inputs)?;
+        let exec = self.execution(inputs)?;
+        let exec = exec
+            .lock()
+            .map_err(|_| Error::Gpu("an earlier predict panicked".into()))?;
         let dev = &self.dev;
-        let mut buffer_of = vec![usize::MAX; shapes.len()];
-        let mut buffers: Vec<wgpu::Buffer> = Vec::new();
-        let usage = wgpu::BufferUsages::STORAGE
-            | wgpu::BufferUsages::COPY_SRC
-            | wgpu::BufferUsages::COPY_DST;
-        dev.checked("allocating activation buffers", || {
-            for (port, t) in plan.inputs.iter().zip(inputs) {
-                buffer_of[port.slot] = buffers.len();
-                let bytes: &[u8] = if t.data.is_empty() {
-                    &[0; 4]
-                } else {
-                    bytemuck::cast_slice(&t.data)
-                };
-                buffers.push(
-                    dev.device
-                        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                            label: Some("input"),
-                            contents: bytes,
-                            usage,
-                        }),
-                );
+        for (&b, t) in exec.inputs.iter().zip(inputs) {
+            if !t.data.is_empty() {
+                dev.queue
+                    .write_buffer(&exec.buffers[b], 0, bytemuck::cast_slice(&t.data));
             }
-            for op in &plan.ops {
-                if let Params::Identity = self.params[op.layer] {
-                    buffer_of[op.output] = buffer_of[op.inputs[0]];
-                } else {
-                    buffer_of[op.output] = buffers.len();
-                    let size = (shapes[op.output].iter().product::<usize>() * 4).max(4) as u64;
-                    buffers.push(dev.device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some("activation"),
-                        size,
-                        usage,
-                        mapped_at_creation: false,
-                    }));
-                }
-            }
-        })?;
+        }
         let mut enc = dev.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            for op in &plan.ops {
-                let ins: Vec<(&wgpu::Buffer, &[usize])> = op
-                    .inputs
-                    .iter()
-                    .map(|&s| (&buffers[buffer_of[s]], shapes[s].as_slice()))
-                    .collect();
-                let out = (&buffers[buffer_of[op.output]], shapes[op.output].as_slice());
-                let (class, name) = &plan.layer_info[op.layer];
-                self.encode(&mut pass, &self.params[op.layer], &ins, out)
-                    .map_err(|e| {
-                        Error::Model(format!("layer '{name}' ({class}) on the GPU: {e}"))
-                    })?;
+            for d in &exec.dispatches.0 {
+                pass.set_pipeline(&d.pipeline);
+                pass.set_bind_group(0, &d.group, &[]);
+                pass.dispatch_workgroups(d.groups.0, d.groups.1, 1);
             }
         }
-        let outputs: Vec<(usize, Vec<usize>)> = plan
-            .outputs
-            .iter()
-            .map(|p| (buffer_of[p.slot], shapes[p.slot].clone()))
-            .collect();
-        self.read_outputs(enc, &buffers, &outputs)
+        self.read_outputs(enc, &exec.buffers, &exec.outputs)
+    }
+
+    /// Device memory of the activation buffers planned for these inputs' shapes (inputs,
+    /// outputs and intermediates, shared by lifetime), planning them if needed.
+    pub fn activation_bytes(&self, inputs: &[Tensor]) -> Result<u64> {
+        self.model.check_inputs(inputs)?;
+        let exec = self.execution(inputs)?;
+        let exec = exec
+            .lock()
+            .map_err(|_| Error::Gpu("an earlier predict panicked".into()))?;
+        Ok(exec.buffers.iter().map(wgpu::Buffer::size).sum())
+    }
+
+    /// The planned execution for these inputs' shapes, planning it on first use.
+    fn execution(&self, inputs: &[Tensor]) -> Result<Arc<Mutex<Execution>>> {
+        let key: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape.clone()).collect();
+        let mut cache = self
+            .executions
+            .lock()
+            .map_err(|_| Error::Gpu("an earlier predict panicked".into()))?;
+        if let Some((_, e)) = cache.iter().find(|(k, _)| *k == key) {
+            return Ok(e.clone());
+        }
+        let exec = Arc::new(Mutex::new(self.plan(inputs)?));
+        if cache.len() >= MAX_EXECUTIONS {
+            cache.remove(0);
+        }
+        cache.push((key, exec.clone()));
+        Ok(exec)
+    }
+
+    /// Assign buffers and record every dispatch for these inputs' shapes.
+    fn plan(&self, inputs: &[Tensor]) -> Result<Execution> {
+        let plan = &self.model.plan;
+        let shapes = self.concrete_shapes(inputs)?;
+        let mut pool = BufferPool::new(&self.dev);
+        let buffer_of = self.dev.checked("allocating activation buffers", || {
+            pool.assign(plan, &self.params, &shapes)
+        })?;
+        let mut rec = Recording::default();
+        for op in &plan.ops {
+            let ins: Vec<(&wgpu::Buffer, &[usize])> = op
+                .inputs
+                .iter()
+                .map(|&s| (&pool.buffers[buffer_of[s]], shapes[s].as_slice()))
+                .collect();
+            let out = (
+                &pool.buffers[buffer_of[op.output]],
+                shapes[op.output].as_slice(),
+            );
+            let (class, name) = &plan.layer_info[op.layer];
+            self.encode(&mut rec, &self.params[op.layer], &ins, out)
+                .map_err(|e| Error::Model(format!("layer '{name}' ({class}) on the GPU: {e}")))?;
+        }
+        Ok(Execution {
+            inputs: plan.inputs.iter().map(|p| buffer_of[p.slot]).collect(),
+            outputs: plan
+                .outputs
+                .iter()
+                .map(|p| (buffer_of[p.slot], shapes[p.slot].clone()))
+                .collect(),
+            buffers: pool.buffers,
+            dispatches: rec,
+        })
     }
 
     /// Every slot's shape for these inputs.
@@ -386,7 +440,7 @@ impl<'m> GpuModel<'m> {
 
     fn dispatch(
         &self,
-        pass: &mut wgpu::ComputePass<'_>,
+        pass: &mut Recording,
         kernel: kernels::Kernel,
         uniform: &[u8],
         buffers: &[&wgpu::Buffer],
@@ -405,9 +459,11 @@ impl<'m> GpuModel<'m> {
             .chain(buffers.iter().map(|b| b.as_entire_binding()))
             .collect();
         let group = self.dev.bind_group(&pipeline, kernel.name, &resources);
-        pass.set_pipeline(&pipeline);
-        pass.set_bind_group(0, &group, &[]);
-        pass.dispatch_workgroups(groups.0, groups.1, 1);
+        pass.0.push(Dispatch {
+            pipeline,
+            group,
+            groups,
+        });
         Ok(())
     }
 
@@ -424,7 +480,7 @@ impl<'m> GpuModel<'m> {
     #[allow(clippy::too_many_arguments)]
     fn matmul(
         &self,
-        pass: &mut wgpu::ComputePass<'_>,
+        pass: &mut Recording,
         a: &wgpu::Buffer,
         (m, k, n): (usize, usize, usize),
         kernel: &wgpu::Buffer,
@@ -454,7 +510,7 @@ impl<'m> GpuModel<'m> {
 
     fn softmax(
         &self,
-        pass: &mut wgpu::ComputePass<'_>,
+        pass: &mut Recording,
         act: Activation,
         out: (&wgpu::Buffer, &[usize]),
     ) -> Result<()> {
@@ -480,7 +536,7 @@ impl<'m> GpuModel<'m> {
 
     fn encode(
         &self,
-        pass: &mut wgpu::ComputePass<'_>,
+        pass: &mut Recording,
         params: &Params,
         ins: &[(&wgpu::Buffer, &[usize])],
         out: (&wgpu::Buffer, &[usize]),
@@ -880,7 +936,7 @@ impl<'m> GpuModel<'m> {
 
     fn gather(
         &self,
-        pass: &mut wgpu::ComputePass<'_>,
+        pass: &mut Recording,
         src: &wgpu::Buffer,
         index: &wgpu::Buffer,
         n: usize,
@@ -899,7 +955,7 @@ impl<'m> GpuModel<'m> {
     /// n-ary merge as a chain of binary dispatches (`b` broadcast by strides).
     fn binary(
         &self,
-        pass: &mut wgpu::ComputePass<'_>,
+        pass: &mut Recording,
         op: BinaryOp,
         ins: &[(&wgpu::Buffer, &[usize])],
         out: (&wgpu::Buffer, &[usize]),
@@ -948,7 +1004,7 @@ impl<'m> GpuModel<'m> {
     #[allow(clippy::too_many_arguments)]
     fn binary_code(
         &self,
-        pass: &mut wgpu::ComputePass<'_>,
+        pass: &mut Recording,
         code: u32,
         scale: f32,
         x: (&wgpu::Buffer, &[usize]),
@@ -1027,4 +1083,98 @@ impl<'m> GpuModel<'m> {
         staging.unmap();
         Ok(result)
     }
+}
+
+/// Activation buffers for one execution, reused by lifetime: once the last op reading a buffer
+/// has been recorded, the buffer goes back to the pool and the smallest pooled buffer large
+/// enough serves a later output. Inputs and outputs are never shared.
+struct BufferPool<'d> {
+    dev: &'d Device,
+    buffers: Vec<wgpu::Buffer>,
+    free: Vec<usize>,
+}
+
+impl<'d> BufferPool<'d> {
+    fn new(dev: &'d Device) -> Self {
+        BufferPool {
+            dev,
+            buffers: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
+    /// The buffer of every slot.
+    fn assign(
+        &mut self,
+        plan: &super::graph::Plan,
+        params: &[Params],
+        shapes: &[Vec<usize>],
+    ) -> Vec<usize> {
+        const PINNED: usize = usize::MAX / 2;
+        let mut readers = vec![0usize; shapes.len()];
+        plan.ops
+            .iter()
+            .flat_map(|op| &op.inputs)
+            .for_each(|&s| readers[s] += 1);
+        plan.inputs
+            .iter()
+            .chain(&plan.outputs)
+            .for_each(|p| readers[p.slot] = PINNED);
+        let mut buffer_of = vec![usize::MAX; shapes.len()];
+        let mut pending = Vec::new(); // readers left per buffer
+        for p in &plan.inputs {
+            buffer_of[p.slot] = self.fresh(bytes_of(&shapes[p.slot]));
+            pending.push(PINNED);
+        }
+        for op in &plan.ops {
+            let b = if let Params::Identity = params[op.layer] {
+                buffer_of[op.inputs[0]]
+            } else {
+                self.take(bytes_of(&shapes[op.output]))
+            };
+            buffer_of[op.output] = b;
+            pending.resize(self.buffers.len(), 0);
+            pending[b] = pending[b].saturating_add(readers[op.output]);
+            for &s in &op.inputs {
+                let b = buffer_of[s];
+                pending[b] -= 1;
+                if pending[b] == 0 {
+                    self.free.push(b);
+                }
+            }
+            if pending[b] == 0 {
+                self.free.push(b); // an output nothing reads
+            }
+        }
+        buffer_of
+    }
+
+    /// The smallest free buffer of at least `size` bytes, or a new one.
+    fn take(&mut self, size: u64) -> usize {
+        let best = (0..self.free.len())
+            .filter(|&i| self.buffers[self.free[i]].size() >= size)
+            .min_by_key(|&i| self.buffers[self.free[i]].size());
+        match best {
+            Some(i) => self.free.swap_remove(i),
+            None => self.fresh(size),
+        }
+    }
+
+    fn fresh(&mut self, size: u64) -> usize {
+        self.buffers
+            .push(self.dev.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("activation"),
+                size,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+        self.buffers.len() - 1
+    }
+}
+
+/// Bytes of an f32 tensor of this shape (at least 4: wgpu has no empty bindings).
+fn bytes_of(shape: &[usize]) -> u64 {
+    (shape.iter().product::<usize>() * 4).max(4) as u64
 }
