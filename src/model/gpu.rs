@@ -93,8 +93,11 @@ pub struct GpuModel<'m> {
     /// the same batch shape again reuses them (planned once per shape).
     maps: std::sync::Mutex<std::collections::HashMap<MapKey, UploadedMap>>,
     /// Planned executions by input shapes (at most [`MAX_EXECUTIONS`]).
-    executions: Mutex<Vec<(Vec<Vec<usize>>, Arc<Mutex<Execution>>)>>,
+    executions: Mutex<Vec<(InputShapes, Arc<Mutex<Execution>>)>>,
 }
+
+/// The shapes of a predict's inputs: the key of its planned [`Execution`].
+type InputShapes = Vec<Vec<usize>>;
 
 /// Input shapes whose executions are kept (the least recently planned is dropped first).
 const MAX_EXECUTIONS: usize = 4;
@@ -361,7 +364,7 @@ impl<'m> GpuModel<'m> {
 
     /// The planned execution for these inputs' shapes, planning it on first use.
     fn execution(&self, inputs: &[Tensor]) -> Result<Arc<Mutex<Execution>>> {
-        let key: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape.clone()).collect();
+        let key: InputShapes = inputs.iter().map(|t| t.shape.clone()).collect();
         let mut cache = self
             .executions
             .lock()
