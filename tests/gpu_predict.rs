@@ -131,23 +131,51 @@ fn matmul_matches_the_cpu_on_odd_shapes() {
 }
 
 #[test]
-fn layers_without_kernels_are_named() {
+fn dot_over_any_axes_matches_the_cpu() {
     let Some(dev) = gpu() else { return };
-    // Recurrent layers come with issue 5: the CPU rejects them already; a model whose graph
-    // builds but has a layer without a GPU form gets a clear error too (Dot on rank-3 inputs).
-    let x = serde_json::json!({"batch_input_shape": [null, 3, 4], "name": "x"});
-    let y = serde_json::json!({"batch_input_shape": [null, 3, 4], "name": "y"});
-    let topology = serde_json::json!({"class_name": "Model", "config": {"name": "m", "layers": [
-        {"class_name": "InputLayer", "name": "x", "config": x, "inbound_nodes": []},
-        {"class_name": "InputLayer", "name": "y", "config": y, "inbound_nodes": []},
-        {"class_name": "Dot", "name": "d", "config": {"name": "d", "axes": 2}, "inbound_nodes": [[["x", 0, 0, {}], ["y", 0, 0, {}]]]}],
-        "input_layers": [["x", 0, 0], ["y", 0, 0]], "output_layers": [["d", 0, 0]]}});
-    let model = Model::from_artifacts(synthetic::with_topology(&[], topology, 1).unwrap()).unwrap();
-    let err = GpuModel::new(&dev, &model).err().unwrap().to_string();
-    assert!(
-        err.contains("layer 'd' (Dot) has no GPU kernels yet"),
-        "{err}"
-    );
+    // Rank-3 and mixed-rank Dot run as gathered row dots; every axis pairing, both modes.
+    let cases = [
+        ([3, 4], [5, 4], serde_json::json!([2, 2])),
+        ([3, 4], [4, 5], serde_json::json!([2, 1])),
+        ([3, 4], [3, 2], serde_json::json!([1, 1])),
+        ([3, 4], [1, 3], serde_json::json!([1, 2])),
+        ([3, 4], [4, 0], serde_json::json!([2, 1])),
+    ];
+    for (xs, ys, axes) in cases {
+        for normalize in [false, true] {
+            let dims = |s: [usize; 2]| -> Vec<serde_json::Value> {
+                std::iter::once(serde_json::Value::Null)
+                    .chain(s.iter().filter(|&&d| d > 0).map(|&d| d.into()))
+                    .collect()
+            };
+            let topology = serde_json::json!({"class_name": "Model", "config": {"name": "m", "layers": [
+                {"class_name": "InputLayer", "name": "x", "config": {"batch_input_shape": dims(xs), "name": "x"}, "inbound_nodes": []},
+                {"class_name": "InputLayer", "name": "y", "config": {"batch_input_shape": dims(ys), "name": "y"}, "inbound_nodes": []},
+                {"class_name": "Dot", "name": "d", "config": {"name": "d", "axes": axes, "normalize": normalize}, "inbound_nodes": [[["x", 0, 0, {}], ["y", 0, 0, {}]]]}],
+                "input_layers": [["x", 0, 0], ["y", 0, 0]], "output_layers": [["d", 0, 0]]}});
+            let model =
+                Model::from_artifacts(synthetic::with_topology(&[], topology, 1).unwrap()).unwrap();
+            let input = |s: [usize; 2], seed: usize| {
+                let shape: Vec<usize> = [2]
+                    .into_iter()
+                    .chain(s.into_iter().filter(|&d| d > 0))
+                    .collect();
+                let n: usize = shape.iter().product();
+                let data = (0..n)
+                    .map(|i| ((i * 7 + seed) % 11) as f32 / 5.0 - 1.0)
+                    .collect();
+                Tensor::new(shape, data).unwrap()
+            };
+            let inputs = [input(xs, 1), input(ys, 4)];
+            let cpu = model.predict(&inputs).unwrap();
+            let got = GpuModel::new(&dev, &model)
+                .unwrap()
+                .predict(&inputs)
+                .unwrap();
+            close(&got[0], &cpu[0], 1e-5, 1e-4)
+                .unwrap_or_else(|e| panic!("axes {axes}, normalize {normalize}: {e}"));
+        }
+    }
 }
 
 /// A Sequential model of one layer (`class`, `config`) on inputs of `shape` (batch first),

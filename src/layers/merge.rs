@@ -234,8 +234,6 @@ struct Dot {
     axes: [usize; 2],
     normalize: bool,
     name: String,
-    /// Both inputs are rank 2 (the axes are then both 1): the GPU's row-dot form.
-    rank2: bool,
 }
 
 fn l2_normalize(t: &Tensor, axis: usize) -> Tensor {
@@ -332,8 +330,9 @@ impl Layer for Dot {
         Tensor::new(shape, data)
     }
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
-        self.rank2.then_some(super::GpuForm::RowDot {
+        Some(super::GpuForm::RowDot {
             normalize: self.normalize,
+            axes: self.axes,
         })
     }
 }
@@ -364,6 +363,49 @@ pub(super) fn dot(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
         axes,
         normalize: ctx.bool_or("normalize", false),
         name: ctx.name.to_string(),
-        rank2: ranks == [2, 2],
     }))
+}
+
+/// Flat offsets (by `shape`'s row-major strides) of every multi-index over the axes `dims`, in
+/// row-major order of those axes.
+fn offsets(shape: &[usize], dims: &[usize]) -> Vec<usize> {
+    let st = crate::tensor::strides(shape);
+    let mut out = vec![0usize];
+    for &d in dims {
+        let (len, step) = (shape[d], st[d]);
+        out = out
+            .iter()
+            .flat_map(|&o| (0..len).map(move |i| o + i * step))
+            .collect();
+    }
+    out
+}
+
+/// Gather maps that turn a Dot over any ranks into row dots: row `(b, i, j)` of the first map
+/// holds the indices of `a`'s contracted vector at batch `b`, position `i`; the same row of the
+/// second map those of `b`'s vector at `j` (`i`, `j` run over the non-contracted axes in the
+/// output's order). Returns `(rows, k, a_map, b_map)`.
+pub(crate) fn dot_row_maps(
+    axes: [usize; 2],
+    a: &[usize],
+    b: &[usize],
+) -> (usize, usize, Vec<u32>, Vec<u32>) {
+    let rest = |rank: usize, axis: usize| (1..rank).filter(move |&d| d != axis).collect::<Vec<_>>();
+    let (sa, sb) = (crate::tensor::strides(a), crate::tensor::strides(b));
+    let (ia, jb) = (
+        offsets(a, &rest(a.len(), axes[0])),
+        offsets(b, &rest(b.len(), axes[1])),
+    );
+    let (batch, k) = (a[0], a[axes[0]]);
+    let rows = batch * ia.len() * jb.len();
+    let (mut am, mut bm) = (Vec::with_capacity(rows * k), Vec::with_capacity(rows * k));
+    for n in 0..batch {
+        for &i in &ia {
+            for &j in &jb {
+                am.extend((0..k).map(|kk| (n * sa[0] + i + kk * sa[axes[0]]) as u32));
+                bm.extend((0..k).map(|kk| (n * sb[0] + j + kk * sb[axes[1]]) as u32));
+            }
+        }
+    }
+    (rows, k, am, bm)
 }

@@ -16,6 +16,7 @@ mod pooling;
 mod reshape;
 
 pub use activation::{Activation, Parametric};
+pub(crate) use merge::dot_row_maps;
 
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -107,6 +108,9 @@ pub enum GpuForm<'a> {
     RowDot {
         /// Cosine similarity instead of the plain dot product.
         normalize: bool,
+        /// The contracted axis of each input (rank-2 inputs run directly; others gather their
+        /// contracted vectors into rows first, see `merge::dot_row_maps`).
+        axes: [usize; 2],
     },
     /// Rows of `table` picked by the (float-carried) ids of the input.
     Embedding(&'a Tensor),

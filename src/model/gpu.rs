@@ -48,7 +48,11 @@ enum Params {
         inner: Box<Params>,
     },
     WeightedGather(usize),
-    RowDot(bool),
+    RowDot {
+        layer: usize,
+        normalize: bool,
+        axes: [usize; 2],
+    },
     Embedding {
         table: wgpu::Buffer,
         rows: usize,
@@ -212,7 +216,11 @@ fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
             beta: beta.map(buf),
         },
         GpuForm::WeightedGather(_) => Params::WeightedGather(index),
-        GpuForm::RowDot { normalize } => Params::RowDot(normalize),
+        GpuForm::RowDot { normalize, axes } => Params::RowDot {
+            layer: index,
+            normalize,
+            axes,
+        },
         GpuForm::Embedding(table) => Params::Embedding {
             table: buf(table),
             rows: table.shape[0],
@@ -661,17 +669,11 @@ impl<'m> GpuModel<'m> {
                     self.grid(numel)?,
                 )
             }
-            Params::RowDot(normalize) => {
-                let rows = ins[0].1[0];
-                let u = [rows as u32, ins[0].1[1] as u32, u32::from(*normalize), 0];
-                self.dispatch(
-                    pass,
-                    kernels::ROW_DOT,
-                    bytemuck::cast_slice(&u),
-                    &[ins[0].0, ins[1].0, out.0],
-                    self.grid(rows)?,
-                )
-            }
+            Params::RowDot {
+                layer,
+                normalize,
+                axes,
+            } => self.row_dot(pass, *layer, *normalize, *axes, ins, out.0),
             Params::Embedding { table, rows, dim } => {
                 let u = [numel as u32, *dim as u32, *rows as u32, 0];
                 self.dispatch(
@@ -935,6 +937,58 @@ impl<'m> GpuModel<'m> {
                 transpose_map(shape, perm),
             ))
         })
+    }
+
+    /// Keras Dot: rank-2 inputs directly, others after gathering each output element's two
+    /// contracted vectors into rows.
+    fn row_dot(
+        &self,
+        pass: &mut Recording,
+        layer: usize,
+        normalize: bool,
+        axes: [usize; 2],
+        ins: &[(&wgpu::Buffer, &[usize])],
+        out: &wgpu::Buffer,
+    ) -> Result<()> {
+        let (a, b) = (ins[0], ins[1]);
+        let (rows, k, gathered);
+        let (x, y) = if a.1.len() == 2 && b.1.len() == 2 {
+            (rows, k) = (a.1[0], a.1[1]);
+            (a.0, b.0)
+        } else {
+            let key: Vec<usize> =
+                a.1.iter()
+                    .chain([&usize::MAX])
+                    .chain(b.1)
+                    .copied()
+                    .collect();
+            let (shape, maps) = self.cached((layer, "dot", key), || {
+                let (rows, k, am, bm) = crate::layers::dot_row_maps(axes, a.1, b.1);
+                let up = |m: &[u32]| self.upload_slice("dot", bytemuck::cast_slice(m));
+                Ok((vec![rows, k], vec![up(&am), up(&bm)]))
+            })?;
+            (rows, k) = (shape[0], shape[1]);
+            let temp = |label| {
+                self.dev.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size: (rows * k * 4).max(4) as u64,
+                    usage: wgpu::BufferUsages::STORAGE,
+                    mapped_at_creation: false,
+                })
+            };
+            gathered = [temp("dot rows a"), temp("dot rows b")];
+            self.gather(pass, a.0, &maps[0], rows * k, &gathered[0])?;
+            self.gather(pass, b.0, &maps[1], rows * k, &gathered[1])?;
+            (&gathered[0], &gathered[1])
+        };
+        let u = [rows as u32, k as u32, u32::from(normalize), 0];
+        self.dispatch(
+            pass,
+            kernels::ROW_DOT,
+            bytemuck::cast_slice(&u),
+            &[x, y, out],
+            self.grid(rows)?,
+        )
     }
 
     fn gather(

@@ -298,6 +298,21 @@ function nested() {
   return tf.model({ inputs: [a, b], outputs: L.dense({ units: 2, name: 'final' }).apply(sum) });
 }
 
+// Attention-style Dot layers on rank-3 inputs: contracted axes (2, 2), (2, 1) and (1, 1), and a
+// normalized (cosine) one.
+function dotAttention() {
+  const q = L.input({ shape: [4, 6], name: 'q' });
+  const k = L.input({ shape: [5, 6], name: 'k' });
+  const v = L.input({ shape: [5, 3], name: 'v' });
+  const qp = L.dense({ units: 6, name: 'proj' }).apply(q);
+  const scores = L.softmax({ axis: -1 }).apply(L.dot({ axes: [2, 2] }).apply([qp, k]));
+  const context = L.dot({ axes: [2, 1] }).apply([scores, v]);
+  const cosine = L.dot({ axes: 2, normalize: true }).apply([q, k]);
+  const gram = L.dot({ axes: [1, 1] }).apply([qp, L.dense({ units: 2, name: 'side' }).apply(q)]);
+  const head = L.dense({ units: 2, name: 'head' }).apply(L.flatten().apply(context));
+  return tf.model({ inputs: [q, k, v], outputs: [context, cosine, gram, head] });
+}
+
 function mlp() {
   const m = tf.sequential();
   m.add(L.dense({ units: 40, activation: 'relu', inputShape: [30] }));
@@ -322,6 +337,7 @@ export const CASES = {
   quant_uint8: { build: cnn, style: 'converter', conv: { quantize: { uint8: ['*'] } } },
   quant_uint16: { build: mlp, style: 'converter', conv: { shard_size: 4096, quantize: { uint16: ['*/kernel'] } } },
   quant_float16: { build: convMisc, style: 'converter', conv: { quantize: { float16: ['*'] } } },
+  dot_attention: { build: dotAttention, style: 'node' },
 };
 
 async function generate(name, spec, seed) {
