@@ -21,6 +21,7 @@ pub mod layers;
 pub mod model;
 pub mod shape;
 pub mod tensor;
+pub mod verify;
 
 pub use dtype::{DType, Encoding, QuantDType};
 pub use error::{Error, Result};

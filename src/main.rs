@@ -59,25 +59,32 @@ enum Command {
         #[arg(long, value_enum, default_value = "auto")]
         device: predict::PredictDevice,
     },
-    /// Check a model's predictions against expected outputs.
+    /// Run every post-load check: artifacts (and recorded hashes), weights (NaN/Inf, all-zero,
+    /// GPU copy), reconstruction, predictions (golden bundle, GPU vs CPU, finite). Exit 0 when
+    /// all pass, 1 when any fails, 2 when the model cannot be read.
     Verify {
         /// model.json, a directory holding one, or a .safetensors file.
         model: PathBuf,
-        /// Inputs and expected outputs (the fixtures' expected.json form).
+        /// Inputs and expected outputs (the fixtures' expected.json form) to reproduce instead
+        /// of the sample embedded by `convert --with-sample`.
         #[arg(long)]
-        expect: PathBuf,
-        /// Absolute tolerance.
-        #[arg(long, default_value_t = 1e-5)]
-        atol: f64,
-        /// Relative tolerance.
-        #[arg(long, default_value_t = 1e-4)]
-        rtol: f64,
+        expect: Option<PathBuf>,
+        /// Absolute tolerance (default 1e-5, widened for quantized weights).
+        #[arg(long)]
+        atol: Option<f64>,
+        /// Relative tolerance (default 1e-4, widened for quantized weights).
+        #[arg(long)]
+        rtol: Option<f64>,
+        /// Seed of the random inputs of the GPU-vs-CPU check.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
         /// Print JSON.
         #[arg(long)]
         json: bool,
-        /// Where to run.
+        /// Where to check: `auto` uses any GPU adapter (software ones included: the checks are
+        /// about correctness) and falls back to the CPU.
         #[arg(long, value_enum, default_value = "auto")]
-        device: predict::PredictDevice,
+        device: DeviceArg,
     },
     /// Measure load/save throughput against this machine's limits.
     Bench(bench::BenchArgs),
@@ -110,6 +117,14 @@ struct ConvertArgs {
     /// straight on the CPU. `auto` takes a hardware GPU when there is one.
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceArg,
+    /// Embed a sanity sample (seeded inputs and this model's outputs for them, at most
+    /// 16,384 values) in the metadata; `layercake verify` reproduces it.
+    #[arg(long)]
+    with_sample: bool,
+    /// Record an xxh3 hash per weight file (TF.js) or per tensor (safetensors) in the
+    /// metadata; `layercake verify` checks them.
+    #[arg(long)]
+    with_hashes: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -194,9 +209,19 @@ fn run(command: Command) -> Result<(), Failure> {
             expect,
             atol,
             rtol,
+            seed,
             json,
             device,
-        } => predict::verify(&model, &expect, atol, rtol, json, device),
+        } => {
+            let opts = layercake::verify::VerifyOptions {
+                atol,
+                rtol,
+                expect,
+                gpu: any_device(device)?,
+                seed,
+            };
+            predict::verify(&model, &opts, json)
+        }
         Command::Demo { device } => demo::run(device),
     }
 }
@@ -229,15 +254,50 @@ fn convert_command(args: ConvertArgs) -> Result<(), Failure> {
         target,
         style,
         quantize,
+        hashes: args.with_hashes,
         ..Default::default()
     };
     convert(
         &args.src,
         &args.dst,
         args.topology.as_deref(),
-        args.device,
+        (args.device, args.with_sample),
         opts,
     )
+}
+
+/// Embed the sanity sample in `artifacts`' metadata: the model is rebuilt from a second open of
+/// the source, predicts on the device in use (or the CPU), and the sample goes into
+/// `userDefinedMetadata.layercake.sample`.
+fn add_sample(
+    artifacts: &mut layercake::Artifacts,
+    dev: Option<&Device>,
+    src: &Path,
+    topology: Option<&Path>,
+    quantize: QuantizeChoice,
+) -> Result<(), Failure> {
+    let model = layercake::model::Model::from_artifacts(open(src, topology)?)?;
+    let quantization = match quantize {
+        QuantizeChoice::To(q) => Some(q.to_string()),
+        _ => None,
+    };
+    let sample = layercake::verify::make_sample(&model, dev, 7, quantization.as_deref())?;
+    format::integrity::set_metadata(&mut artifacts.spec.fields, "sample", sample);
+    Ok(())
+}
+
+/// Any GPU adapter for `auto` and `gpu` (software ones too), `None` for the CPU; says which.
+fn any_device(arg: DeviceArg) -> Result<Option<Device>, Failure> {
+    let dev = match arg {
+        DeviceArg::Cpu => None,
+        DeviceArg::Gpu => Some(Device::open()?),
+        DeviceArg::Auto => Device::open().ok(),
+    };
+    match &dev {
+        Some(d) => eprintln!("device: GPU {}", d.describe()),
+        None => eprintln!("device: CPU"),
+    }
+    Ok(dev)
 }
 
 fn open(path: &Path, topology: Option<&Path>) -> Result<layercake::Artifacts, Error> {
@@ -314,12 +374,15 @@ fn convert(
     src: &Path,
     dst: &Path,
     topology: Option<&Path>,
-    device: DeviceArg,
+    (device, with_sample): (DeviceArg, bool),
     opts: SaveOptions,
 ) -> Result<(), Failure> {
     let dev = choose_device(device)?;
     let started = Instant::now();
-    let artifacts = open(src, topology)?;
+    let mut artifacts = open(src, topology)?;
+    if with_sample {
+        add_sample(&mut artifacts, dev.as_ref(), src, topology, opts.quantize)?;
+    }
     let (report, path) = match &dev {
         None => (
             layercake::save(dst, &artifacts.spec, &artifacts, opts)?,

@@ -4,10 +4,9 @@ use super::Failure;
 use layercake::gpu::Device;
 use layercake::model::gpu::GpuModel;
 use layercake::model::{bundle_json, read_bundle, Model, Named};
+use layercake::verify::VerifyOptions;
 use layercake::Error;
-use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// Where predictions run.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -94,71 +93,24 @@ pub fn compare(got: &[f32], want: &[f32], atol: f64, rtol: f64) -> (f64, f64, bo
     (abs, rel, ok)
 }
 
-/// `layercake verify MODEL --expect FILE`: exit 0 when every output is within tolerance, 1 when
-/// not, 2 when the model cannot be loaded.
-pub fn verify(
-    model: &Path,
-    expect: &Path,
-    atol: f64,
-    rtol: f64,
-    as_json: bool,
-    device: PredictDevice,
-) -> Result<(), Failure> {
-    let started = Instant::now();
-    let model = Model::load(model)?;
-    let inputs = read_bundle(expect, "inputs")?;
-    let want = read_bundle(expect, "outputs")?;
-    let ran = run(&model, &inputs, device)?;
-    let got = ran.outputs;
-    let mut rows = Vec::new();
-    let mut all = got.len() == want.len();
-    for (g, w) in got.iter().zip(&want) {
-        let same_shape = g.tensor.shape == w.tensor.shape;
-        let (abs, rel, ok) = compare(&g.tensor.data, &w.tensor.data, atol, rtol);
-        all &= ok && same_shape;
-        rows.push(json!({"output": g.name, "shape": g.tensor.shape, "expected_shape": w.tensor.shape, "max_abs_error": abs, "max_rel_error": rel, "pass": ok && same_shape}));
-    }
-    let secs = started.elapsed().as_secs_f64();
+/// `layercake verify MODEL`: every check, as a table or JSON; exit 0 when all pass, 1 when any
+/// fails, 2 when the model cannot be read.
+pub fn verify(model: &Path, opts: &VerifyOptions, as_json: bool) -> Result<(), Failure> {
+    let report = layercake::verify::verify(model, opts)?;
     if as_json {
-        println!(
-            "{}",
-            json!({"pass": all, "atol": atol, "rtol": rtol, "device": ran.device, "outputs": rows, "seconds": secs})
-        );
+        println!("{}", report.json());
     } else {
-        println!(
-            "{:<32} {:>14} {:>14}  result",
-            "output", "max abs err", "max rel err"
-        );
-        for r in &rows {
-            println!(
-                "{:<32} {:>14.3e} {:>14.3e}  {}",
-                r["output"].as_str().unwrap_or(""),
-                r["max_abs_error"].as_f64().unwrap_or(0.0),
-                r["max_rel_error"].as_f64().unwrap_or(0.0),
-                if r["pass"] == true { "pass" } else { "FAIL" }
-            );
-        }
-        println!(
-            "{} (atol {atol:e}, rtol {rtol:e}, {}, {:.1} ms)",
-            if all {
-                "all outputs within tolerance"
-            } else {
-                "outputs out of tolerance"
-            },
-            ran.device,
-            secs * 1e3
-        );
+        print!("{}", report.render());
     }
-    if all {
-        Ok(())
-    } else {
-        Err(Failure {
-            code: 1,
-            message: format!(
-                "{}: predictions differ from {}",
-                model.artifacts.origin.display(),
-                expect.display()
-            ),
-        })
+    if report.passed() {
+        return Ok(());
     }
+    let failed: Vec<String> = report
+        .failures()
+        .map(|c| format!("{} ({})", c.name, c.detail))
+        .collect();
+    Err(Failure {
+        code: 1,
+        message: format!("{}: failed: {}", model.display(), failed.join("; ")),
+    })
 }

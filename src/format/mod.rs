@@ -4,6 +4,7 @@
 //! is used, then memory-maps the weight files. Writing streams each weight into its destination
 //! and switches the whole model into place atomically.
 
+pub mod integrity;
 pub mod manifest;
 pub mod quant;
 pub mod safetensors;
@@ -320,6 +321,9 @@ pub struct SaveOptions {
     pub quantize: QuantizeChoice,
     /// fsync the files and directory before and after the switch (default true).
     pub durable: bool,
+    /// Record an xxh3 hash per weight file (TF.js) or per tensor (safetensors) in the metadata
+    /// (see [`integrity`]); `layercake verify` checks them.
+    pub hashes: bool,
 }
 
 impl Default for SaveOptions {
@@ -329,6 +333,7 @@ impl Default for SaveOptions {
             style: None,
             quantize: QuantizeChoice::Keep,
             durable: true,
+            hashes: false,
         }
     }
 }
@@ -358,7 +363,7 @@ pub fn save(
     });
     match target {
         Target::Safetensors => {
-            let weight_bytes = safetensors::write(dst, spec, data, opts.quantize, opts.durable)?;
+            let weight_bytes = safetensors::write(dst, spec, data, &opts)?;
             Ok(SaveReport {
                 target,
                 style: None,
@@ -380,6 +385,7 @@ pub fn save(
                     style: opts.style,
                     quantize: opts.quantize,
                     durable: opts.durable,
+                    hashes: opts.hashes,
                 },
             )?;
             Ok(SaveReport {

@@ -15,7 +15,7 @@ use super::manifest::WeightSpec;
 use super::store::{Backing, Span, WeightStore};
 use super::{
     output_bytes, output_specs, Artifacts, Container, GroupLayout, Layout, ModelSpec,
-    QuantizeChoice, Style, WeightBytes,
+    Style, WeightBytes,
 };
 use crate::atomic;
 use crate::dtype::{DType, Encoding, QuantDType};
@@ -286,10 +286,16 @@ pub fn write(
     dst: &Path,
     spec: &ModelSpec,
     data: &dyn WeightBytes,
-    quantize: QuantizeChoice,
-    durable: bool,
+    opts: &super::SaveOptions,
 ) -> Result<u64> {
-    let out_specs = output_specs(spec, data, quantize)?;
+    let out_specs = output_specs(spec, data, opts.quantize)?;
+    let hashed;
+    let spec = if opts.hashes {
+        hashed = with_tensor_hashes(spec, &out_specs, data)?;
+        &hashed
+    } else {
+        spec
+    };
     let mut order: Vec<usize> = (0..out_specs.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(out_specs[i].encoding().size()));
     let mut infos = Vec::with_capacity(order.len());
@@ -307,7 +313,7 @@ pub fn write(
     }
     let header = header_bytes(dst, spec, &out_specs, infos)?;
     data.will_read(&order);
-    atomic::replace_file(dst, durable, |tmp| {
+    atomic::replace_file(dst, opts.durable, |tmp| {
         let file = File::create(tmp).map_err(|e| Error::io(tmp, e))?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
         let io = |e| Error::io(dst, e);
@@ -321,6 +327,24 @@ pub fn write(
         w.flush().map_err(io)
     })?;
     Ok(offset as u64)
+}
+
+/// `spec` with every tensor's stored-bytes hash recorded in its metadata (a pass over the data
+/// before the header, which precedes the data in the file, is written).
+fn with_tensor_hashes(
+    spec: &ModelSpec,
+    out_specs: &[WeightSpec],
+    data: &dyn WeightBytes,
+) -> Result<ModelSpec> {
+    let mut tensors = serde_json::Map::new();
+    for (i, out) in out_specs.iter().enumerate() {
+        let bytes = output_bytes(&spec.weights[i], out, i, data)?;
+        tensors.insert(out.name.clone(), super::integrity::hash_bytes(&bytes).into());
+    }
+    let mut spec = spec.clone();
+    let record = json!({"algorithm": super::integrity::ALGORITHM, "tensors": tensors});
+    super::integrity::set_metadata(&mut spec.fields, "hashes", record);
+    Ok(spec)
 }
 
 fn header_bytes(

@@ -364,6 +364,8 @@ pub struct WriteOptions {
     pub quantize: QuantizeChoice,
     /// fsync before and after the switch.
     pub durable: bool,
+    /// Record each weight file's hash in the metadata ([`super::integrity`]).
+    pub hashes: bool,
 }
 
 impl Default for WriteOptions {
@@ -372,6 +374,7 @@ impl Default for WriteOptions {
             style: None,
             quantize: QuantizeChoice::Keep,
             durable: true,
+            hashes: false,
         }
     }
 }
@@ -574,7 +577,10 @@ pub fn write_into(
                 .map(|f| f.0.trim_start_matches("./").to_string()),
         );
     }
-    let json = spec.model_json(Value::Array(manifest));
+    let mut json = spec.model_json(Value::Array(manifest));
+    if let (true, Value::Object(fields)) = (opts.hashes, &mut json) {
+        super::integrity::set_metadata(fields, "hashes", super::integrity::file_hashes(dir, &files)?);
+    }
     let text = serde_json::to_vec(&json).map_err(|e| Error::json(dir.join("model.json"), e))?;
     let json_path = dir.join("model.json");
     std::fs::write(&json_path, text).map_err(|e| Error::io(&json_path, e))?;

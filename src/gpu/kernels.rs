@@ -45,6 +45,12 @@ pub const AFFINE: Kernel = Kernel {
     source: include_str!("../../shaders/affine.wgsl"),
     activations: true,
 };
+/// Post-load weight scan: non-finite and non-zero float32 counts.
+pub const SCAN: Kernel = Kernel {
+    name: "scan",
+    source: include_str!("../../shaders/scan.wgsl"),
+    activations: false,
+};
 /// Row softmax / log-softmax.
 pub const SOFTMAX: Kernel = Kernel {
     name: "softmax",
@@ -87,7 +93,11 @@ pub const ALL: &[Kernel] = &[
     WEIGHTED_GATHER,
     EMBEDDING,
     ROW_DOT,
+    SCAN,
 ];
+
+/// float32 words one [`SCAN`] workgroup covers (64 invocations × 64 words).
+pub const SCAN_WORDS_PER_GROUP: u32 = 64 * 64;
 
 /// Row-wise dot product (Dot on rank-2 inputs).
 pub const ROW_DOT: Kernel = Kernel {

@@ -251,6 +251,12 @@ fn alias_taken(name: &str, plan: &Plan) -> bool {
 pub fn read_bundle(path: &Path, key: &str) -> Result<Vec<Named>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|e| Error::json(path, e))?;
+    parse_bundle(&v, key, path)
+}
+
+/// The `key` list (`inputs` / `outputs`) of a tensor bundle already parsed; `path` names its
+/// origin in errors.
+pub fn parse_bundle(v: &Value, key: &str, path: &Path) -> Result<Vec<Named>> {
     let list = v
         .get(key)
         .and_then(Value::as_array)
