@@ -180,7 +180,11 @@ impl Checks {
     }
 }
 
-const WEIGHT_CHECKS: [&str; 3] = ["weights: finite", "weights: non-zero", "weights: device copy"];
+const WEIGHT_CHECKS: [&str; 3] = [
+    "weights: finite",
+    "weights: non-zero",
+    "weights: device copy",
+];
 const PREDICTION_CHECKS: [&str; 3] = [
     "predictions: golden",
     "predictions: GPU vs CPU",
@@ -275,7 +279,14 @@ fn artifacts_detail(a: &Artifacts) -> (Status, String) {
     match integrity::check_hashes(a) {
         None => (Status::Pass, format!("{base}; no hashes recorded")),
         Some(Err(e)) => (Status::Fail, e.to_string()),
-        Some(Ok(results)) => {
+        Some(Ok(integrity::HashCheck::Stale { recorded })) => (
+            Status::Warn,
+            format!(
+                "{base}; the recorded hashes name other files ({}): re-saved by another tool, not checked",
+                recorded.join(", ")
+            ),
+        ),
+        Some(Ok(integrity::HashCheck::Compared(results))) => {
             let bad: Vec<String> = results
                 .iter()
                 .filter(|r| !r.ok())
@@ -342,9 +353,8 @@ fn weight_checks(checks: &mut Checks, a: &Artifacts, gpu: Option<&Device>) {
                 .iter()
                 .zip(&a.spec.weights)
                 .filter_map(|(s, w)| {
-                    s.filter(|s| s.non_finite > 0).map(|s| {
-                        format!("{}: {} NaN/Inf of {}", w.name, s.non_finite, s.elements)
-                    })
+                    s.filter(|s| s.non_finite > 0)
+                        .map(|s| format!("{}: {} NaN/Inf of {}", w.name, s.non_finite, s.elements))
                 })
                 .collect();
             let n = scans.iter().flatten().count();
@@ -372,7 +382,10 @@ fn weight_checks(checks: &mut Checks, a: &Artifacts, gpu: Option<&Device>) {
         if zero.is_empty() {
             (Status::Pass, "no all-zero float tensor".into(), ())
         } else {
-            let detail = format!("all-zero (fine for fresh biases, suspicious for kernels): {}", zero.join(", "));
+            let detail = format!(
+                "all-zero (fine for fresh biases, suspicious for kernels): {}",
+                zero.join(", ")
+            );
             (Status::Warn, detail, ())
         }
     });
@@ -432,8 +445,11 @@ fn quantized_tolerance(m: &Model) -> Option<(f64, &'static str)> {
         .max_by(|a, b| a.0.total_cmp(&b.0))
 }
 
-/// The golden bundle: `expect`, else the embedded sample. `(inputs, outputs, source)`.
-fn golden(m: &Model, opts: &VerifyOptions) -> Result<Option<(Vec<Named>, Vec<Named>, String)>> {
+/// A golden bundle: inputs, expected outputs, and where they came from.
+type Golden = (Vec<Named>, Vec<Named>, String);
+
+/// The golden bundle: `expect`, else the embedded sample.
+fn golden(m: &Model, opts: &VerifyOptions) -> Result<Option<Golden>> {
     if let Some(path) = &opts.expect {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let v: Value = serde_json::from_slice(&bytes).map_err(|e| Error::json(path, e))?;
@@ -448,7 +464,11 @@ fn golden(m: &Model, opts: &VerifyOptions) -> Result<Option<(Vec<Named>, Vec<Nam
     let inputs = parse_bundle(sample, "inputs", origin)?;
     let outputs = parse_bundle(sample, "outputs", origin)?;
     let by = sample.get("device").and_then(Value::as_str).unwrap_or("?");
-    Ok(Some((inputs, outputs, format!("the embedded sample ({by})"))))
+    Ok(Some((
+        inputs,
+        outputs,
+        format!("the embedded sample ({by})"),
+    )))
 }
 
 fn prediction_checks(checks: &mut Checks, m: &Model, opts: &VerifyOptions, report: &mut Report) {
@@ -547,9 +567,18 @@ fn named(m: &Model, tensors: Vec<Tensor>) -> Vec<Named> {
 }
 
 /// Whether every output is within tolerance, and the largest errors per output.
-fn compare_outputs(m: &Model, got: &[Tensor], want: &[Named], atol: f64, rtol: f64) -> (bool, String) {
+fn compare_outputs(
+    m: &Model,
+    got: &[Tensor],
+    want: &[Named],
+    atol: f64,
+    rtol: f64,
+) -> (bool, String) {
     if got.len() != want.len() {
-        return (false, format!("{} outputs, expected {}", got.len(), want.len()));
+        return (
+            false,
+            format!("{} outputs, expected {}", got.len(), want.len()),
+        );
     }
     let mut ok = true;
     let parts: Vec<String> = got
@@ -559,7 +588,10 @@ fn compare_outputs(m: &Model, got: &[Tensor], want: &[Named], atol: f64, rtol: f
         .map(|((g, w), p)| {
             if g.shape != w.tensor.shape {
                 ok = false;
-                return format!("{}: shape {:?}, expected {:?}", p.name, g.shape, w.tensor.shape);
+                return format!(
+                    "{}: shape {:?}, expected {:?}",
+                    p.name, g.shape, w.tensor.shape
+                );
             }
             let (abs, within) = max_error(&g.data, &w.tensor.data, atol, rtol);
             ok &= within;
@@ -590,7 +622,9 @@ pub fn max_error(got: &[f32], want: &[f32], atol: f64, rtol: f64) -> (f64, bool)
 /// uniform in [-1, 1), integer inputs token ids in `0..vocab` (the smallest `input_dim` in the
 /// topology, so ids are in range for every Embedding).
 pub fn random_inputs(m: &Model, seed: u64, batch: usize) -> Vec<Tensor> {
-    let vocab = smallest_input_dim(m.artifacts.spec.topology()).unwrap_or(2).max(1);
+    let vocab = smallest_input_dim(m.artifacts.spec.topology())
+        .unwrap_or(2)
+        .max(1);
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut next = move || {
         // xorshift64*: deterministic, dependency-free, good enough for test inputs.
@@ -628,7 +662,10 @@ pub fn random_inputs(m: &Model, seed: u64, batch: usize) -> Vec<Tensor> {
 fn smallest_input_dim(v: Option<&Value>) -> Option<usize> {
     match v? {
         Value::Object(o) => {
-            let here = o.get("input_dim").and_then(Value::as_u64).map(|d| d as usize);
+            let here = o
+                .get("input_dim")
+                .and_then(Value::as_u64)
+                .map(|d| d as usize);
             o.values()
                 .filter_map(|c| smallest_input_dim(Some(c)))
                 .chain(here)
@@ -642,7 +679,12 @@ fn smallest_input_dim(v: Option<&Value>) -> Option<usize> {
 /// Build the self-validation sample of `m`: seeded inputs (batch 2, or 1 when that is too big)
 /// and the outputs the model produces on `gpu` (or the CPU). Bounded by [`SAMPLE_MAX_VALUES`].
 /// `quantization` names the quantization the saved weights will get, if any.
-pub fn make_sample(m: &Model, gpu: Option<&Device>, seed: u64, quantization: Option<&str>) -> Result<Value> {
+pub fn make_sample(
+    m: &Model,
+    gpu: Option<&Device>,
+    seed: u64,
+    quantization: Option<&str>,
+) -> Result<Value> {
     for batch in [2, 1] {
         let inputs = random_inputs(m, seed, batch);
         let in_values: usize = inputs.iter().map(|t| t.data.len()).sum();
@@ -673,7 +715,9 @@ pub fn make_sample(m: &Model, gpu: Option<&Device>, seed: u64, quantization: Opt
         v["outputs"] = o["outputs"].clone();
         v["seed"] = json!(seed);
         v["device"] = json!(device);
-        v["weights"] = json!(quantization.map_or("as saved".to_string(), |q| format!("before {q} quantization")));
+        v["weights"] = json!(quantization.map_or("as saved".to_string(), |q| format!(
+            "before {q} quantization"
+        )));
         return Ok(v);
     }
     Err(Error::Usage(format!(

@@ -182,7 +182,14 @@ fn cli_verify_and_predict() {
     );
     let report: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
     assert_eq!(report["pass"], true);
-    assert_eq!(report["outputs"].as_array().unwrap().len(), 2);
+    let golden = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "predictions: golden")
+        .unwrap();
+    assert_eq!(golden["result"], "pass", "{report}");
+    assert!(golden["detail"].as_str().unwrap().contains("expected.json"));
 
     // A perturbed expectation fails with exit code 1.
     let tmp = tempfile::tempdir().unwrap();

@@ -4,7 +4,7 @@
 //! repeats. Load is files → every tensor resident on the device (device creation timed
 //! separately); save is device → files, with and without fsync. The limits are: reading the same
 //! files into freshly allocated memory and into a reused buffer, writing the same bytes from
-//! memory with and without fsync, and memcpy.
+//! memory with and without fsync, and memcpy; beside them, the xxh3 hash of the same bytes.
 
 pub mod predict;
 
@@ -469,10 +469,18 @@ fn limit_rows(files: &[PathBuf], scratch: &Path, repeat: usize, bytes: u64) -> R
         std::hint::black_box(&dst);
         copy.push(secs(t.elapsed()));
     }
+    // The integrity hash (`convert --with-hashes`, `verify`): xxh3-64 over the same bytes.
+    let mut hash = Vec::new();
+    for _ in 0..repeat {
+        let t = Instant::now();
+        std::hint::black_box(xxhash_rust::xxh3::xxh3_64(&source));
+        hash.push(secs(t.elapsed()));
+    }
     let rows = [
         ("limit: read into fresh memory", fresh),
         ("limit: read into a reused buffer", reused_t),
         ("limit: memcpy", copy),
+        ("xxh3-64 hash (integrity records)", hash),
     ];
     Ok(rows
         .into_iter()

@@ -3,10 +3,10 @@
 //! device, reload the saved copy and check it again, and report throughput.
 
 use super::{DeviceArg, Failure};
-use layercake::check::weight_hashes;
 use layercake::gpu::residency::UploadOptions;
 use layercake::gpu::Device;
-use layercake::{Artifacts, SaveOptions, WeightBytes};
+use layercake::verify::VerifyOptions;
+use layercake::{SaveOptions, WeightBytes};
 use std::path::Path;
 use std::time::Instant;
 
@@ -48,16 +48,19 @@ fn gbps(bytes: u64, secs: f64) -> String {
     format!("{:.3} GB/s", bytes as f64 / secs.max(1e-9) / 1e9)
 }
 
-/// Count NaN / Inf values among the float32 weights of `data`.
-fn non_finite(a: &Artifacts, data: &dyn WeightBytes) -> Result<usize, Failure> {
-    let mut bad = 0;
-    for (i, w) in a.spec.weights.iter().enumerate() {
-        if w.dtype == layercake::DType::Float32 {
-            let v: Vec<f32> = bytemuck::pod_collect_to_vec(&data.logical(i)?);
-            bad += v.iter().filter(|x| !x.is_finite()).count();
-        }
+/// Run every post-load check on `model` against TF.js's predictions; prints the table.
+fn checks(model: &Path, expected: &Path, dev: Option<&Device>) -> Result<bool, Failure> {
+    let opts = VerifyOptions {
+        expect: Some(expected.to_path_buf()),
+        gpu: dev.cloned(),
+        seed: 7,
+        ..Default::default()
+    };
+    let report = layercake::verify::verify(model, &opts)?;
+    for line in report.render().lines().skip(1) {
+        println!("  {line}");
     }
-    Ok(bad)
+    Ok(report.passed())
 }
 
 /// Run the demo.
@@ -102,7 +105,11 @@ pub fn run(arg: DeviceArg) -> Result<(), Failure> {
         );
     }
 
-    println!("3. checks");
+    println!("3. predict and check (weights scanned on the device, GPU copy hashed, predictions vs TF.js and the CPU)");
+    let expected = src.join("expected.json");
+    let first = checks(&src, &expected, dev.as_ref())?;
+
+    println!("4. save from the device (with per-file hashes), reload, check again");
     let reader = match &resident {
         Some(gw) => Some(gw.reader(64 << 20)?),
         None => None,
@@ -111,54 +118,16 @@ pub fn run(arg: DeviceArg) -> Result<(), Failure> {
         Some(r) => r,
         None => &a,
     };
-    let hashes = weight_hashes(&a, data)?;
-    let mismatched = hashes.iter().filter(|h| !h.ok()).count();
-    println!(
-        "  weight hashes (device vs files): {} of {} match",
-        hashes.len() - mismatched,
-        hashes.len()
-    );
-    let nan = non_finite(&a, data)?;
-    println!("  NaN/Inf scan: {nan} non-finite values");
-
-    let model = layercake::model::Model::load(&src)?;
-    let expected = src.join("expected.json");
-    let inputs: Vec<_> = layercake::model::read_bundle(&expected, "inputs")?
-        .into_iter()
-        .map(|n| n.tensor)
-        .collect();
-    let want = layercake::model::read_bundle(&expected, "outputs")?;
-    let cpu = model.predict(&inputs)?;
-    let (got, on) = match &dev {
-        Some(d) => (
-            layercake::model::gpu::GpuModel::new(d, &model)?.predict(&inputs)?,
-            "GPU",
-        ),
-        None => (cpu.clone(), "CPU"),
-    };
-    println!("  predictions on the {on} vs TF.js's (atol 1e-5 / rtol 1e-4):");
-    let mut off = 0;
-    for ((g, w), c) in got.iter().zip(&want).zip(&cpu) {
-        let (abs, _, ok) = super::predict::compare(&g.data, &w.tensor.data, 1e-5, 1e-4);
-        let (vs_cpu, _, same) = super::predict::compare(&g.data, &c.data, 1e-5, 1e-4);
-        off += usize::from(!ok) + usize::from(!same);
-        println!("    {}: shape {:?}, max abs error {abs:.2e} vs TF.js, {vs_cpu:.2e} vs the CPU reference ({})", w.name, g.shape, if ok && same { "pass" } else { "FAIL" });
-    }
-
-    println!("4. save from the device, reload, check again");
     let dst = work.path().join("saved");
     let t = Instant::now();
-    layercake::save(&dst, &a.spec, data, SaveOptions::default())?;
+    let opts = SaveOptions {
+        hashes: true,
+        ..Default::default()
+    };
+    layercake::save(&dst, &a.spec, data, opts)?;
     let save = t.elapsed().as_secs_f64();
-    let b = layercake::open(&dst)?;
-    let again = weight_hashes(&a, &b)?;
-    let differ = again.iter().filter(|h| !h.ok()).count();
-    println!(
-        "  saved to {} and reloaded: {} of {} weights identical",
-        dst.display(),
-        again.len() - differ,
-        again.len()
-    );
+    println!("  saved to {} in {:.2} ms", dst.display(), save * 1e3);
+    let second = checks(&dst, &expected, dev.as_ref())?;
 
     println!("5. throughput (a tiny model: dominated by fixed costs; see `cargo bench`)");
     println!(
@@ -168,7 +137,7 @@ pub fn run(arg: DeviceArg) -> Result<(), Failure> {
         save * 1e3,
         gbps(bytes, save)
     );
-    if mismatched + nan + differ + off > 0 {
+    if !(first && second) {
         return Err(Failure {
             code: 1,
             message: "demo checks failed".into(),

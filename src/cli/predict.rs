@@ -79,20 +79,6 @@ pub fn predict(
     Ok(())
 }
 
-/// Largest absolute and relative error of `got` against `want`, and whether every element is
-/// within `atol + rtol * |want|`.
-pub fn compare(got: &[f32], want: &[f32], atol: f64, rtol: f64) -> (f64, f64, bool) {
-    let mut ok = got.len() == want.len();
-    let (mut abs, mut rel) = (0.0f64, 0.0f64);
-    for (&g, &w) in got.iter().zip(want) {
-        let e = (g as f64 - w as f64).abs();
-        ok &= e <= atol + rtol * (w as f64).abs();
-        abs = abs.max(e);
-        rel = rel.max(e / (w as f64).abs().max(f64::MIN_POSITIVE));
-    }
-    (abs, rel, ok)
-}
-
 /// `layercake verify MODEL`: every check, as a table or JSON; exit 0 when all pass, 1 when any
 /// fails, 2 when the model cannot be read.
 pub fn verify(model: &Path, opts: &VerifyOptions, as_json: bool) -> Result<(), Failure> {

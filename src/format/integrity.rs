@@ -18,7 +18,10 @@ pub const ALGORITHM: &str = "xxh3-64";
 
 /// `layercake.<key>` in the `userDefinedMetadata` of model.json's fields.
 pub fn metadata<'a>(fields: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    fields.get("userDefinedMetadata")?.get("layercake")?.get(key)
+    fields
+        .get("userDefinedMetadata")?
+        .get("layercake")?
+        .get(key)
 }
 
 /// Set `layercake.<key>` in the `userDefinedMetadata` of model.json's fields (created at the
@@ -41,6 +44,22 @@ pub fn set_metadata(fields: &mut Map<String, Value>, key: &str, value: Value) {
     ours.as_object_mut()
         .expect("an object")
         .insert(key.into(), value);
+}
+
+/// Remove `layercake.<key>` (and `layercake` / `userDefinedMetadata` when left empty).
+pub fn remove_metadata(fields: &mut Map<String, Value>, key: &str) {
+    let Some(Value::Object(user)) = fields.get_mut("userDefinedMetadata") else {
+        return;
+    };
+    if let Some(Value::Object(ours)) = user.get_mut("layercake") {
+        ours.remove(key);
+        if ours.is_empty() {
+            user.remove("layercake");
+        }
+    }
+    if user.is_empty() {
+        fields.remove("userDefinedMetadata");
+    }
 }
 
 /// xxh3-64 as 16 hex digits.
@@ -94,14 +113,59 @@ impl HashResult {
     }
 }
 
+/// What the recorded hashes say about `a`.
+#[derive(Clone, Debug)]
+pub enum HashCheck {
+    /// Each recorded file or tensor compared.
+    Compared(Vec<HashResult>),
+    /// The record names other files than the manifest: the model was re-saved by a tool that
+    /// kept the metadata but not the hashes' meaning (e.g. TF.js writing `weights.bin`).
+    Stale {
+        /// Files the record names.
+        recorded: Vec<String>,
+    },
+}
+
 /// Check the hashes recorded in `a` (None when it records none).
-pub fn check_hashes(a: &Artifacts) -> Option<Result<Vec<HashResult>>> {
+pub fn check_hashes(a: &Artifacts) -> Option<Result<HashCheck>> {
     let rec = metadata(&a.spec.fields, "hashes")?;
-    Some(check_record(a, rec))
+    if a.container == Container::Tfjs {
+        let mut manifest: Vec<String> = a
+            .spec
+            .layout
+            .groups
+            .iter()
+            .flat_map(|g| {
+                g.paths
+                    .iter()
+                    .map(|p| p.trim_start_matches("./").to_string())
+            })
+            .collect();
+        let mut recorded: Vec<String> = rec
+            .get("files")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.keys()
+                    .map(|k| k.trim_start_matches("./").to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        manifest.sort();
+        recorded.sort();
+        if manifest != recorded && recorded.iter().all(|r| !manifest.contains(r)) {
+            return Some(Ok(HashCheck::Stale { recorded }));
+        }
+    }
+    Some(check_record(a, rec).map(HashCheck::Compared))
 }
 
 fn check_record(a: &Artifacts, rec: &Value) -> Result<Vec<HashResult>> {
-    let bad = |m: &str| Error::format(&a.origin, format!("userDefinedMetadata.layercake.hashes: {m}"));
+    let bad = |m: &str| {
+        Error::format(
+            &a.origin,
+            format!("userDefinedMetadata.layercake.hashes: {m}"),
+        )
+    };
     if rec.get("algorithm").and_then(Value::as_str) != Some(ALGORITHM) {
         return Err(bad(&format!("algorithm is not {ALGORITHM}")));
     }
@@ -158,6 +222,12 @@ mod tests {
             json!({"purpose": "x", "layercake": {"hashes": {"a": 1}}})
         );
         assert_eq!(metadata(&fields, "hashes"), Some(&json!({"a": 1})));
+        remove_metadata(&mut fields, "hashes");
+        assert_eq!(fields["userDefinedMetadata"], json!({"purpose": "x"}));
+        let mut only = Map::new();
+        set_metadata(&mut only, "sample", json!(1));
+        remove_metadata(&mut only, "sample");
+        assert!(only.is_empty());
         assert_eq!(hash_bytes(b""), hex(xxh3_64(b"")));
     }
 }

@@ -356,6 +356,16 @@ pub fn save(
     data: &dyn WeightBytes,
     opts: SaveOptions,
 ) -> Result<SaveReport> {
+    // Rewritten files make recorded hashes meaningless: they are dropped unless recomputed.
+    let unhashed;
+    let spec = if !opts.hashes && integrity::metadata(&spec.fields, "hashes").is_some() {
+        let mut s = spec.clone();
+        integrity::remove_metadata(&mut s.fields, "hashes");
+        unhashed = s;
+        &unhashed
+    } else {
+        spec
+    };
     let target = opts.target.unwrap_or(if is_safetensors_path(dst) {
         Target::Safetensors
     } else {

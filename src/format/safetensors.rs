@@ -14,8 +14,8 @@
 use super::manifest::WeightSpec;
 use super::store::{Backing, Span, WeightStore};
 use super::{
-    output_bytes, output_specs, Artifacts, Container, GroupLayout, Layout, ModelSpec,
-    Style, WeightBytes,
+    output_bytes, output_specs, Artifacts, Container, GroupLayout, Layout, ModelSpec, Style,
+    WeightBytes,
 };
 use crate::atomic;
 use crate::dtype::{DType, Encoding, QuantDType};
@@ -339,7 +339,10 @@ fn with_tensor_hashes(
     let mut tensors = serde_json::Map::new();
     for (i, out) in out_specs.iter().enumerate() {
         let bytes = output_bytes(&spec.weights[i], out, i, data)?;
-        tensors.insert(out.name.clone(), super::integrity::hash_bytes(&bytes).into());
+        tensors.insert(
+            out.name.clone(),
+            super::integrity::hash_bytes(&bytes).into(),
+        );
     }
     let mut spec = spec.clone();
     let record = json!({"algorithm": super::integrity::ALGORITHM, "tensors": tensors});

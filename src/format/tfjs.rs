@@ -579,7 +579,11 @@ pub fn write_into(
     }
     let mut json = spec.model_json(Value::Array(manifest));
     if let (true, Value::Object(fields)) = (opts.hashes, &mut json) {
-        super::integrity::set_metadata(fields, "hashes", super::integrity::file_hashes(dir, &files)?);
+        super::integrity::set_metadata(
+            fields,
+            "hashes",
+            super::integrity::file_hashes(dir, &files)?,
+        );
     }
     let text = serde_json::to_vec(&json).map_err(|e| Error::json(dir.join("model.json"), e))?;
     let json_path = dir.join("model.json");

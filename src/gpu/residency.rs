@@ -649,10 +649,17 @@ impl GpuWeights {
                     offset: c.offset,
                     size: wgpu::BufferSize::new(u64::from(words) * 4),
                 });
-                let resources = [uniform.as_entire_binding(), region, counts.as_entire_binding()];
+                let resources = [
+                    uniform.as_entire_binding(),
+                    region,
+                    counts.as_entire_binding(),
+                ];
                 let group = dev.bind_group(&pipeline, "scan", &resources);
                 let max = dev.limits.max_compute_workgroups_per_dimension;
-                let grid = kernels::grid_for(words.div_ceil(kernels::SCAN_WORDS_PER_GROUP / kernels::WORKGROUP), max);
+                let grid = kernels::grid_for(
+                    words.div_ceil(kernels::SCAN_WORDS_PER_GROUP / kernels::WORKGROUP),
+                    max,
+                );
                 jobs.push((group, grid));
             }
         }
@@ -675,7 +682,9 @@ impl GpuWeights {
             enc.copy_buffer_to_buffer(&counts, 0, &staging, 0, counts.size());
             dev.queue.submit([enc.finish()]);
         })?;
-        let view = dev.map_read("scan counts", &[(&staging, staging.size())])?.remove(0);
+        let view = dev
+            .map_read("scan counts", &[(&staging, staging.size())])?
+            .remove(0);
         let c: Vec<u32> = bytemuck::pod_collect_to_vec(&view);
         drop(view);
         Ok(self
