@@ -65,6 +65,32 @@ fn verify_passes_on_every_fixture_on_gpu_and_cpu() {
     }
 }
 
+/// The golden check failed on an output out of tolerance.
+fn assert_golden_fails(r: &Report) {
+    let (s, detail) = status(r, "predictions: golden");
+    assert_eq!(s, Status::Fail, "{}", r.render());
+    assert!(detail.contains("OUT OF TOLERANCE"), "{detail}");
+}
+
+/// Run the CLI.
+fn layercake(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_layercake"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Run the CLI; it must succeed.
+fn layercake_ok(args: &[&std::ffi::OsStr]) -> String {
+    let out = layercake(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Byte offset of weight `name` in a single-file TF.js model, and its length.
 fn weight_range(dir: &Path, name: &str) -> (usize, usize) {
     let a = layercake::open(dir).unwrap();
@@ -129,9 +155,7 @@ fn a_zeroed_tensor_is_flagged_and_breaks_the_golden_check() {
         let (s, detail) = status(&r, "weights: non-zero");
         assert_eq!(s, Status::Warn, "{}", r.render());
         assert!(detail.contains(&kernel), "{detail}");
-        let (s, detail) = status(&r, "predictions: golden");
-        assert_eq!(s, Status::Fail, "{}", r.render());
-        assert!(detail.contains("OUT OF TOLERANCE"), "{detail}");
+        assert_golden_fails(&r);
     }
 }
 
@@ -201,20 +225,14 @@ fn a_truncated_shard_fails_the_artifacts_check_naming_it() {
     assert!(detail.contains("group1-shard3of9.bin"), "{detail}");
     assert_eq!(status(&r, "predictions: golden").0, Status::Skip);
     // The CLI: exit 1 (a check failed), not 2 (unreadable).
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_layercake"))
-        .args([
-            "verify".as_ref(),
-            tmp.path().as_os_str(),
-            "--device".as_ref(),
-            "cpu".as_ref(),
-        ])
-        .output()
-        .unwrap();
+    let out = layercake(&[
+        "verify".as_ref(),
+        tmp.path().as_os_str(),
+        "--device".as_ref(),
+        "cpu".as_ref(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_layercake"))
-        .args(["verify", "/nonexistent/model.json"])
-        .output()
-        .unwrap();
+    let missing = layercake(&["verify".as_ref(), "/nonexistent/model.json".as_ref()]);
     assert_eq!(missing.status.code(), Some(2));
 }
 
@@ -258,9 +276,7 @@ fn swapped_same_shaped_weights_fail_the_golden_check() {
     });
     for dev in devices() {
         let r = verify(tmp.path(), &options(dev, expected("mlp_adam"))).unwrap();
-        let (s, detail) = status(&r, "predictions: golden");
-        assert_eq!(s, Status::Fail, "{x} <-> {y}: {}", r.render());
-        assert!(detail.contains("OUT OF TOLERANCE"), "{detail}");
+        assert_golden_fails(&r);
     }
 }
 
@@ -292,20 +308,12 @@ fn the_embedded_sample_catches_changed_weights_without_expect() {
     let tmp = tempfile::tempdir().unwrap();
     let dst = tmp.path().join("m");
     let src = fixtures_dir().join("cnn");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_layercake"))
-        .args([
-            "convert".as_ref(),
-            src.as_os_str(),
-            dst.as_os_str(),
-            "--with-sample".as_ref(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    layercake_ok(&[
+        "convert".as_ref(),
+        src.as_os_str(),
+        dst.as_os_str(),
+        "--with-sample".as_ref(),
+    ]);
     let r = verify(&dst, &options(gpu(), None)).unwrap();
     let (s, detail) = status(&r, "predictions: golden");
     assert_eq!(s, Status::Pass, "{}", r.render());
@@ -335,16 +343,10 @@ fn the_sample_survives_a_round_trip_through_tfjs() {
         let tmp = tempfile::tempdir().unwrap();
         let (ours, theirs) = (tmp.path().join("ours"), tmp.path().join("theirs"));
         let src = fixtures_dir().join(name);
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_layercake"))
-            .args(["convert".as_ref(), src.as_os_str(), ours.as_os_str()])
-            .args(["--with-sample", "--with-hashes", "--device", "cpu"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let flags = ["--with-sample", "--with-hashes", "--device", "cpu"];
+        let mut args = vec!["convert".as_ref(), src.as_os_str(), ours.as_os_str()];
+        args.extend(flags.iter().map(std::ffi::OsStr::new));
+        layercake_ok(&args);
         let resave = std::process::Command::new("node")
             .arg(tools.join("resave.mjs"))
             .args([ours.as_os_str(), theirs.as_os_str()])
@@ -388,16 +390,7 @@ fn the_demo_runs_the_whole_job_on_each_device() {
         devices.push("gpu");
     }
     for device in devices {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_layercake"))
-            .args(["demo", "--device", device])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{device}: {text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = layercake_ok(&["demo".as_ref(), "--device".as_ref(), device.as_ref()]);
         // Checked after loading and again after saving from the device and reloading.
         assert_eq!(
             text.matches("  all checks passed").count(),

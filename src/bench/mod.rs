@@ -363,12 +363,7 @@ fn save_rows(
 ) -> Result<Vec<Row>> {
     let a = format::open(path)?;
     let files = weight_files(&a);
-    let source: Vec<u8> = files
-        .iter()
-        .map(std::fs::read)
-        .collect::<std::io::Result<Vec<_>>>()
-        .map_err(io(scratch))?
-        .concat();
+    let source = read_all(&files, scratch)?;
     let dst = scratch.join(if format::is_safetensors_path(path) {
         "saved.safetensors"
     } else {
@@ -421,6 +416,16 @@ fn save_rows(
         .collect())
 }
 
+/// The weight files' bytes, concatenated.
+fn read_all(files: &[PathBuf], scratch: &Path) -> Result<Vec<u8>> {
+    Ok(files
+        .iter()
+        .map(std::fs::read)
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(io(scratch))?
+        .concat())
+}
+
 fn remove(path: &Path) {
     let _ = if path.is_dir() {
         std::fs::remove_dir_all(path)
@@ -455,12 +460,7 @@ fn limit_rows(files: &[PathBuf], scratch: &Path, repeat: usize, bytes: u64) -> R
         }
         reused_t.push(secs(t.elapsed()));
     }
-    let source: Vec<u8> = files
-        .iter()
-        .map(std::fs::read)
-        .collect::<std::io::Result<Vec<_>>>()
-        .map_err(io(scratch))?
-        .concat();
+    let source = read_all(files, scratch)?;
     let mut copy = Vec::new();
     let mut dst = vec![1u8; source.len()];
     for _ in 0..repeat {
