@@ -45,6 +45,18 @@ pub const AFFINE: Kernel = Kernel {
     source: include_str!("../../shaders/affine.wgsl"),
     activations: true,
 };
+/// One time step of a recurrent layer.
+pub const RECURRENT: Kernel = Kernel {
+    name: "recurrent",
+    source: include_str!("../../shaders/recurrent.wgsl"),
+    activations: true,
+};
+/// Masks: from ids, from features, and applied.
+pub const MASK: Kernel = Kernel {
+    name: "mask",
+    source: include_str!("../../shaders/mask.wgsl"),
+    activations: false,
+};
 /// Post-load weight scan: non-finite and non-zero float32 counts.
 pub const SCAN: Kernel = Kernel {
     name: "scan",
@@ -94,6 +106,8 @@ pub const ALL: &[Kernel] = &[
     EMBEDDING,
     ROW_DOT,
     SCAN,
+    RECURRENT,
+    MASK,
 ];
 
 /// float32 words one [`SCAN`] workgroup covers (64 invocations × 64 words).

@@ -101,6 +101,11 @@ impl Activation {
         })
     }
 
+    /// The activation of one value (softmax kinds: identity; they act on rows).
+    pub fn of(self, x: f32) -> f32 {
+        self.scalar(f64::from(x)) as f32
+    }
+
     fn scalar(self, x: f64) -> f64 {
         match self {
             Activation::Linear | Activation::Softmax | Activation::LogSoftmax => x,

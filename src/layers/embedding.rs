@@ -7,6 +7,8 @@ use crate::tensor::Tensor;
 struct Embedding {
     table: Tensor,
     name: String,
+    /// `mask_zero`: id 0 is padding, masked for the layers after.
+    mask_zero: bool,
 }
 
 impl Layer for Embedding {
@@ -33,6 +35,13 @@ impl Layer for Embedding {
         }
         Tensor::new(x.shape.iter().copied().chain([dim]).collect(), data)
     }
+    fn mask_rule(&self) -> super::MaskRule {
+        if self.mask_zero {
+            super::MaskRule::Ids
+        } else {
+            super::MaskRule::Drop
+        }
+    }
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
         Some(super::GpuForm::Embedding(&self.table))
     }
@@ -43,5 +52,6 @@ pub(super) fn build(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     Ok(Box::new(Embedding {
         table: ctx.weight("embeddings", &[rows, dim])?,
         name: ctx.name.to_string(),
+        mask_zero: ctx.bool_or("mask_zero", false),
     }))
 }

@@ -13,10 +13,14 @@ mod merge;
 mod normalization;
 mod padding;
 mod pooling;
+mod recurrent;
 mod reshape;
+mod wrappers;
 
 pub use activation::{Activation, Parametric};
 pub(crate) use merge::dot_row_maps;
+pub use recurrent::{Cell, Recurrent};
+pub use wrappers::{Bidirectional, MergeMode};
 
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -33,9 +37,60 @@ pub trait Layer: Send + Sync {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape>;
     /// Run on the CPU: the reference implementation.
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor>;
+    /// Run with the mask of the first input (`[batch, steps]`, 1 keep / 0 masked), if it has
+    /// one. Only layers that consume masks (the recurrent ones) look at it.
+    fn forward_masked(&self, inputs: &[&Tensor], _mask: Option<&Tensor>) -> Result<Tensor> {
+        self.forward(inputs)
+    }
+    /// How the output's mask follows from the input's. By default dropped: as in TF.js, a
+    /// layer that does not support masking returns none.
+    fn mask_rule(&self) -> MaskRule {
+        MaskRule::Drop
+    }
     /// The layer in terms of the GPU executor's primitives; `None` where it has no kernels yet.
     fn gpu(&self) -> Option<GpuForm<'_>> {
         None
+    }
+}
+
+/// How a layer's output mask (`[batch, steps]`, 1 keep / 0 masked) follows from its input.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MaskRule {
+    /// No output mask.
+    Drop,
+    /// The input's mask, unchanged.
+    Keep,
+    /// From integer ids: 0 is masked (Embedding with `mask_zero`).
+    Ids,
+    /// From features: a step whose features all equal the value is masked (Masking).
+    Features(f32),
+}
+
+impl MaskRule {
+    /// The output mask for input `x` (first input) carrying `mask`.
+    pub fn apply(self, x: &Tensor, mask: Option<&Tensor>) -> Option<Tensor> {
+        let (shape, data): (Vec<usize>, Vec<f32>) = match self {
+            MaskRule::Drop => return None,
+            MaskRule::Keep => return mask.cloned(),
+            MaskRule::Ids => (
+                x.shape.clone(),
+                x.data
+                    .iter()
+                    .map(|&v| f32::from(u8::from(v != 0.0)))
+                    .collect(),
+            ),
+            MaskRule::Features(value) => {
+                let f = (*x.shape.last().unwrap_or(&1)).max(1);
+                (
+                    x.shape[..x.rank().saturating_sub(1)].to_vec(),
+                    x.data
+                        .chunks(f)
+                        .map(|row| f32::from(u8::from(row.iter().any(|&v| v != value))))
+                        .collect(),
+                )
+            }
+        };
+        Some(Tensor { shape, data })
     }
 }
 
@@ -56,6 +111,14 @@ pub enum BinaryOp {
 
 /// What a layer computes, in the GPU executor's primitives (`model::gpu`).
 pub enum GpuForm<'a> {
+    /// A recurrent layer: input projection, then one dispatch per time step.
+    Recurrent(&'a Recurrent),
+    /// Both directions of a recurrent layer, merged.
+    Bidirectional(&'a Bidirectional),
+    /// The inner form on `[batch·steps, …]` (TimeDistributed).
+    MergeTime(Box<GpuForm<'a>>),
+    /// Masking: steps whose features all equal the value are zeroed (and masked).
+    Masking(f32),
     /// Output = input (dropout at inference, flatten and reshape of contiguous data).
     Identity,
     /// `activation(x · kernel + bias)` over the last axis.
@@ -279,6 +342,12 @@ pub const REGISTRY: &[(&str, Builder)] = &[
     ("ZeroPadding2D", padding::zero_padding),
     ("Cropping2D", padding::cropping),
     ("UpSampling2D", padding::upsampling),
+    ("SimpleRNN", recurrent::build),
+    ("GRU", recurrent::build),
+    ("LSTM", recurrent::build),
+    ("Bidirectional", wrappers::bidirectional),
+    ("TimeDistributed", wrappers::time_distributed),
+    ("Masking", wrappers::masking),
 ];
 
 /// The builder of `class`, or an error listing what is supported.

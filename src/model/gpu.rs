@@ -8,13 +8,49 @@
 use super::Model;
 use crate::error::{Error, Result};
 use crate::gpu::{kernels, Device};
-use crate::layers::{gather_map_of, normalize_axis, Activation, BinaryOp, GpuForm};
+use crate::layers::{
+    gather_map_of, normalize_axis, Activation, BinaryOp, Cell, GpuForm, MaskRule, MergeMode,
+    Recurrent,
+};
 use crate::tensor::{strides, Tensor};
 use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
+/// A recurrent layer's parameters on the GPU.
+struct RecurrentParams {
+    kernel: wgpu::Buffer,
+    recurrent: wgpu::Buffer,
+    bias: wgpu::Buffer,
+    recurrent_bias: wgpu::Buffer,
+    /// The shader's cell id (0 simple, 1 LSTM, 2 GRU reset_after, 3 GRU).
+    cell: u32,
+    gates: usize,
+    units: usize,
+    features: usize,
+    act: Activation,
+    gate_act: Activation,
+    return_sequences: bool,
+    go_backwards: bool,
+}
+
+/// Where one direction writes its per-step outputs.
+struct StepOutput<'b> {
+    buffer: &'b wgpu::Buffer,
+    /// Row stride (units, or 2·units for a concatenating Bidirectional).
+    stride: usize,
+    /// Column offset.
+    col: usize,
+    /// Write the output sequence reversed (the backward half of Bidirectional, whose sequence
+    /// TF.js reverses back).
+    reversed: bool,
+}
+
 /// A layer's parameters on the GPU.
 enum Params {
+    Recurrent(Box<RecurrentParams>),
+    Bidirectional(Box<(RecurrentParams, RecurrentParams)>, MergeMode),
+    MergeTime(Box<Params>),
+    Masking(f32),
     Identity,
     MatMul {
         kernel: wgpu::Buffer,
@@ -115,7 +151,7 @@ struct Dispatch {
 
 /// The dispatches of one predict, in order (the encoding functions append to it).
 #[derive(Default)]
-struct Recording(Vec<Dispatch>);
+struct Recording(Vec<Dispatch>, Option<wgpu::Buffer>);
 
 /// Everything a predict on one set of input shapes needs, planned at its first predict.
 struct Execution {
@@ -173,6 +209,16 @@ fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
     let buf = |t: &Tensor| storage(dev, name, &t.data);
     match form {
         GpuForm::Identity => Params::Identity,
+        GpuForm::Recurrent(r) => Params::Recurrent(Box::new(recurrent_params(dev, name, r))),
+        GpuForm::Bidirectional(b) => Params::Bidirectional(
+            Box::new((
+                recurrent_params(dev, name, &b.forward),
+                recurrent_params(dev, name, &b.backward),
+            )),
+            b.merge,
+        ),
+        GpuForm::MergeTime(f) => Params::MergeTime(Box::new(upload(dev, index, name, *f))),
+        GpuForm::Masking(v) => Params::Masking(v),
         GpuForm::MatMul {
             kernel,
             bias,
@@ -258,6 +304,29 @@ fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
             n: kernel.shape[1],
             act: activation,
         },
+    }
+}
+
+fn recurrent_params(dev: &Device, name: &str, r: &Recurrent) -> RecurrentParams {
+    let buf = |t: &Tensor| storage(dev, name, &t.data);
+    RecurrentParams {
+        kernel: buf(&r.kernel),
+        recurrent: buf(&r.recurrent),
+        bias: buf(&r.bias),
+        recurrent_bias: buf(&r.recurrent_bias),
+        cell: match r.cell {
+            Cell::Simple => 0,
+            Cell::Lstm => 1,
+            Cell::Gru { reset_after: true } => 2,
+            Cell::Gru { reset_after: false } => 3,
+        },
+        gates: r.cell.gates(),
+        units: r.units(),
+        features: r.kernel.shape[0],
+        act: r.activation,
+        gate_act: r.gate_activation,
+        return_sequences: r.return_sequences,
+        go_backwards: r.go_backwards,
     }
 }
 
@@ -397,6 +466,8 @@ impl<'m> GpuModel<'m> {
             pool.assign(plan, &self.params, &shapes)
         })?;
         let mut rec = Recording::default();
+        // The mask (`[batch, steps]`) each slot carries, made on the GPU (see `MaskRule`).
+        let mut masks: Vec<Option<wgpu::Buffer>> = vec![None; shapes.len()];
         for op in &plan.ops {
             let ins: Vec<(&wgpu::Buffer, &[usize])> = op
                 .inputs
@@ -408,8 +479,16 @@ impl<'m> GpuModel<'m> {
                 shapes[op.output].as_slice(),
             );
             let (class, name) = &plan.layer_info[op.layer];
+            let in_mask = op.inputs.first().and_then(|&s| masks[s].clone());
+            rec.1 = in_mask.clone();
+            let failed =
+                |e: Error| Error::Model(format!("layer '{name}' ({class}) on the GPU: {e}"));
             self.encode(&mut rec, &self.params[op.layer], &ins, out)
-                .map_err(|e| Error::Model(format!("layer '{name}' ({class}) on the GPU: {e}")))?;
+                .map_err(failed)?;
+            let rule = plan.layers[op.layer].mask_rule();
+            masks[op.output] = self
+                .output_mask(&mut rec, rule, ins[0], in_mask)
+                .map_err(failed)?;
         }
         Ok(Execution {
             inputs: plan.inputs.iter().map(|p| buffer_of[p.slot]).collect(),
@@ -674,6 +753,42 @@ impl<'m> GpuModel<'m> {
                 normalize,
                 axes,
             } => self.row_dot(pass, *layer, *normalize, *axes, ins, out.0),
+            Params::Recurrent(r) => {
+                let to = StepOutput {
+                    buffer: out.0,
+                    stride: r.units,
+                    col: 0,
+                    reversed: false,
+                };
+                self.recurrent(pass, r, ins[0], &to)
+            }
+            Params::Bidirectional(halves, merge) => {
+                self.bidirectional(pass, halves, *merge, ins[0], out)
+            }
+            Params::MergeTime(inner) => {
+                let merged = |s: &[usize]| -> Vec<usize> {
+                    [s[0] * s.get(1).copied().unwrap_or(1)]
+                        .into_iter()
+                        .chain(s.iter().skip(2).copied())
+                        .collect()
+                };
+                let (i_shape, o_shape) = (merged(ins[0].1), merged(out.1));
+                self.encode(pass, inner, &[(ins[0].0, &i_shape)], (out.0, &o_shape))
+            }
+            Params::Masking(value) => {
+                let f = *ins[0].1.last().unwrap_or(&1);
+                let keep = self.temp("masking", numel / f.max(1));
+                self.mask_kernel(
+                    pass,
+                    1,
+                    *value,
+                    (ins[0].0, f),
+                    &self.dummy,
+                    &keep,
+                    numel / f.max(1),
+                )?;
+                self.mask_kernel(pass, 2, 0.0, (ins[0].0, f), &keep, out.0, numel)
+            }
             Params::Embedding { table, rows, dim } => {
                 let u = [numel as u32, *dim as u32, *rows as u32, 0];
                 self.dispatch(
@@ -937,6 +1052,195 @@ impl<'m> GpuModel<'m> {
                 transpose_map(shape, perm),
             ))
         })
+    }
+
+    /// A scratch storage buffer of `n` floats (kept alive by the bind groups that use it).
+    fn temp(&self, label: &str, n: usize) -> wgpu::Buffer {
+        self.dev.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (n * 4).max(4) as u64,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// One [`kernels::MASK`] dispatch over `n` rows or elements.
+    #[allow(clippy::too_many_arguments)]
+    fn mask_kernel(
+        &self,
+        pass: &mut Recording,
+        mode: u32,
+        value: f32,
+        (x, features): (&wgpu::Buffer, usize),
+        mask_in: &wgpu::Buffer,
+        dst: &wgpu::Buffer,
+        n: usize,
+    ) -> Result<()> {
+        let u = [n as u32, features.max(1) as u32, mode, value.to_bits()];
+        self.dispatch(
+            pass,
+            kernels::MASK,
+            bytemuck::cast_slice(&u),
+            &[x, mask_in, dst],
+            self.grid(n)?,
+        )
+    }
+
+    /// The output mask of a layer with `rule` whose first input is `x`, carrying `mask`.
+    fn output_mask(
+        &self,
+        pass: &mut Recording,
+        rule: MaskRule,
+        x: (&wgpu::Buffer, &[usize]),
+        mask: Option<wgpu::Buffer>,
+    ) -> Result<Option<wgpu::Buffer>> {
+        let n: usize = x.1.iter().product();
+        let (mode, value, features) = match rule {
+            MaskRule::Drop => return Ok(None),
+            MaskRule::Keep => return Ok(mask),
+            MaskRule::Ids => (0, 0.0, 1),
+            MaskRule::Features(v) => (1, v, *x.1.last().unwrap_or(&1)),
+        };
+        let rows = n / features.max(1);
+        let out = self.temp("mask", rows);
+        self.mask_kernel(pass, mode, value, (x.0, features), &self.dummy, &out, rows)?;
+        Ok(Some(out))
+    }
+
+    /// A recurrent layer over `x` (`[b, t, features]`): the input projection as one matmul, then
+    /// one dispatch per step (two for TF.js's GRU), states alternating between two buffers.
+    fn recurrent(
+        &self,
+        pass: &mut Recording,
+        r: &RecurrentParams,
+        x: (&wgpu::Buffer, &[usize]),
+        to: &StepOutput<'_>,
+    ) -> Result<()> {
+        let &[b, t, f] = x.1 else {
+            return Err(Error::Model(format!(
+                "expects [batch, steps, features], got {:?}",
+                x.1
+            )));
+        };
+        if f != r.features {
+            return Err(Error::Model(format!(
+                "input has {f} features, the kernel expects {}",
+                r.features
+            )));
+        }
+        let (u, gu) = (r.units, r.gates * r.units);
+        let xw = self.temp("input projection", b * t * gu);
+        self.matmul(
+            pass,
+            x.0,
+            (b * t, f, gu),
+            &r.kernel,
+            Some(&r.bias),
+            Activation::Linear,
+            (&xw, &[b * t, gu]),
+        )?;
+        let states = [self.temp("state", 2 * b * u), self.temp("state", 2 * b * u)];
+        let reset = self.temp("reset gate", b * u);
+        let mask = pass.1.clone();
+        let out_steps = if r.return_sequences { t } else { 1 };
+        for s in 0..t {
+            let step = if r.go_backwards { t - 1 - s } else { s };
+            let out_step = match (r.return_sequences, to.reversed) {
+                (false, _) => 0,
+                (true, false) => s,
+                (true, true) => t - 1 - s,
+            };
+            let phases: &[u32] = if r.cell == 3 { &[0, 1] } else { &[1] };
+            for &phase in phases {
+                let u32s = [
+                    b as u32,
+                    u as u32,
+                    t as u32,
+                    step as u32,
+                    out_step as u32,
+                    r.cell,
+                    act_id(r.act),
+                    act_id(r.gate_act),
+                    u32::from(mask.is_some()),
+                    phase,
+                    u32::from(s == 0),
+                    to.stride as u32,
+                    to.col as u32,
+                    out_steps as u32,
+                    0,
+                    0,
+                ];
+                let (state_in, state_out) = (&states[s % 2], &states[(s + 1) % 2]);
+                self.dispatch(
+                    pass,
+                    kernels::RECURRENT,
+                    bytemuck::cast_slice(&u32s),
+                    &[
+                        &xw,
+                        &r.recurrent,
+                        &r.recurrent_bias,
+                        mask.as_ref().unwrap_or(&self.dummy),
+                        state_in,
+                        state_out,
+                        to.buffer,
+                        &reset,
+                    ],
+                    self.grid(b * u)?,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Bidirectional: both directions into the output (concat) or into two buffers merged by
+    /// one binary dispatch (sum, mul, ave).
+    fn bidirectional(
+        &self,
+        pass: &mut Recording,
+        halves: &(RecurrentParams, RecurrentParams),
+        merge: MergeMode,
+        x: (&wgpu::Buffer, &[usize]),
+        out: (&wgpu::Buffer, &[usize]),
+    ) -> Result<()> {
+        let (fwd, bwd) = halves;
+        let u = fwd.units;
+        if merge == MergeMode::Concat {
+            for (half, col, reversed) in [(fwd, 0, false), (bwd, u, true)] {
+                let to = StepOutput {
+                    buffer: out.0,
+                    stride: 2 * u,
+                    col,
+                    reversed,
+                };
+                self.recurrent(pass, half, x, &to)?;
+            }
+            return Ok(());
+        }
+        let numel: usize = out.1.iter().product();
+        let parts = [self.temp("forward", numel), self.temp("backward", numel)];
+        for (half, dst, reversed) in [(fwd, &parts[0], false), (bwd, &parts[1], true)] {
+            let to = StepOutput {
+                buffer: dst,
+                stride: u,
+                col: 0,
+                reversed,
+            };
+            self.recurrent(pass, half, x, &to)?;
+        }
+        let (code, scale) = match merge {
+            MergeMode::Sum => (0, 1.0),
+            MergeMode::Mul => (1, 1.0),
+            _ => (0, 0.5),
+        };
+        self.binary_code(
+            pass,
+            code,
+            scale,
+            (&parts[0], out.1),
+            (&parts[1], out.1),
+            out.0,
+            out.1,
+        )
     }
 
     /// Keras Dot: rank-2 inputs directly, others after gathering each output element's two

@@ -171,6 +171,9 @@ impl Model {
         for (port, t) in self.plan.inputs.iter().zip(inputs) {
             slots[port.slot] = Some(t.clone());
         }
+        // Masks travel beside the tensors (`[batch, steps]`), from the layers that make them to
+        // the recurrent layers that use them.
+        let mut masks: Vec<Option<Tensor>> = vec![None; slots.len()];
         for op in &self.plan.ops {
             let args: Vec<&Tensor> = op
                 .inputs
@@ -178,9 +181,12 @@ impl Model {
                 .map(|&s| slots[s].as_ref().expect("inputs computed before use"))
                 .collect();
             let (class, name) = &self.plan.layer_info[op.layer];
-            let out = self.plan.layers[op.layer]
-                .forward(&args)
+            let layer = &self.plan.layers[op.layer];
+            let mask = op.inputs.first().and_then(|&s| masks[s].as_ref());
+            let out = layer
+                .forward_masked(&args, mask)
                 .map_err(|e| Error::Model(format!("layer '{name}' ({class}): {e}")))?;
+            masks[op.output] = args.first().and_then(|x| layer.mask_rule().apply(x, mask));
             if trace {
                 eprintln!(
                     "{name} ({class}) {} {:?}",

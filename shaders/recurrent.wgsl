@@ -1,0 +1,122 @@
+// One time step of a recurrent layer, for every (batch row, unit): gate pre-activations are the
+// precomputed input projection xw[b, step] (bias included) plus h·U (plus the recurrent bias of
+// Keras GRUs), then the cell (spec §5.4):
+//   cell 0 SimpleRNN: h' = act(z)
+//   cell 1 LSTM (i, f, c, o): c' = σ(f)·c + σ(i)·act(z_c), h' = σ(o)·act(c')
+//   cell 2 GRU reset_after (z, r, h): h' = σ(z)·h + (1-σ(z))·act(x_h + σ(r)·(h·U_h + b_h))
+//   cell 3 GRU without reset_after, phase 0: r = σ(x_r + h·U_r) into `reset`;
+//          phase 1: h' = σ(z)·h + (1-σ(z))·act(x_h + (r∘h)·U_h)
+// State buffers hold [h; c] ([2, batch, units]); steps alternate between two of them. At a
+// masked step the state carries over. The step's output (h) goes to out[b, out_step] with row
+// stride `out_stride` and column offset `col` (Bidirectional writes both halves into one
+// output); without sequences out_step is 0 and the last step's write remains.
+struct Params {
+    batch: u32,
+    units: u32,
+    steps: u32,
+    step: u32,
+    out_step: u32,
+    cell: u32,
+    act: u32,
+    gate_act: u32,
+    has_mask: u32,
+    phase: u32,
+    first: u32,
+    out_stride: u32,
+    col: u32,
+    out_steps: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> xw: array<f32>;
+@group(0) @binding(2) var<storage, read> rec: array<f32>;
+@group(0) @binding(3) var<storage, read> rbias: array<f32>;
+@group(0) @binding(4) var<storage, read> mask: array<f32>;
+@group(0) @binding(5) var<storage, read> state_in: array<f32>;
+@group(0) @binding(6) var<storage, read_write> state_out: array<f32>;
+@group(0) @binding(7) var<storage, read_write> out: array<f32>;
+@group(0) @binding(8) var<storage, read_write> reset: array<f32>;
+
+fn h_prev(b: u32, k: u32) -> f32 {
+    return select(state_in[b * params.units + k], 0.0, params.first != 0u);
+}
+
+fn c_prev(b: u32, j: u32) -> f32 {
+    return select(state_in[(params.batch + b) * params.units + j], 0.0, params.first != 0u);
+}
+
+// x_g + h·U[:, g·u + j] (+ recurrent bias) for gate block g.
+fn pre(b: u32, g: u32, j: u32, gates: u32) -> f32 {
+    let u = params.units;
+    let col = g * u + j;
+    var acc = xw[(b * params.steps + params.step) * gates * u + col] + rbias[col];
+    for (var k = 0u; k < u; k++) {
+        acc = fma(h_prev(b, k), rec[k * gates * u + col], acc);
+    }
+    return acc;
+}
+
+// h·U_h[:, j] (+ b_h) without the input part (GRU reset_after).
+fn rec_only(b: u32, j: u32) -> f32 {
+    let u = params.units;
+    let col = 2u * u + j;
+    var acc = rbias[col];
+    for (var k = 0u; k < u; k++) {
+        acc = fma(h_prev(b, k), rec[k * 3u * u + col], acc);
+    }
+    return acc;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    let u = params.units;
+    if (i >= params.batch * u) {
+        return;
+    }
+    let b = i / u;
+    let j = i % u;
+    let x_row = (b * params.steps + params.step);
+    if (params.cell == 3u && params.phase == 0u) {
+        reset[i] = activation(pre(b, 1u, j, 3u), params.gate_act);
+        return;
+    }
+    var h = 0.0;
+    var c = c_prev(b, j);
+    switch params.cell {
+        case 0u: {
+            h = activation(pre(b, 0u, j, 1u), params.act);
+        }
+        case 1u: {
+            let ig = activation(pre(b, 0u, j, 4u), params.gate_act);
+            let fg = activation(pre(b, 1u, j, 4u), params.gate_act);
+            let cc = activation(pre(b, 2u, j, 4u), params.act);
+            let og = activation(pre(b, 3u, j, 4u), params.gate_act);
+            c = fg * c + ig * cc;
+            h = og * activation(c, params.act);
+        }
+        case 2u: {
+            let z = activation(pre(b, 0u, j, 3u), params.gate_act);
+            let r = activation(pre(b, 1u, j, 3u), params.gate_act);
+            let hh = activation(xw[x_row * 3u * u + 2u * u + j] + r * rec_only(b, j), params.act);
+            h = z * h_prev(b, j) + (1.0 - z) * hh;
+        }
+        default: {
+            let z = activation(pre(b, 0u, j, 3u), params.gate_act);
+            var acc = xw[x_row * 3u * u + 2u * u + j];
+            for (var k = 0u; k < u; k++) {
+                acc = fma(reset[b * u + k] * h_prev(b, k), rec[k * 3u * u + 2u * u + j], acc);
+            }
+            h = z * h_prev(b, j) + (1.0 - z) * activation(acc, params.act);
+        }
+    }
+    if (params.has_mask != 0u && mask[x_row] == 0.0) {
+        h = h_prev(b, j);
+        c = c_prev(b, j);
+    }
+    state_out[b * u + j] = h;
+    state_out[(params.batch + b) * u + j] = c;
+    out[(b * params.out_steps + params.out_step) * params.out_stride + params.col + j] = h;
+}

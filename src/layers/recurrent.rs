@@ -1,0 +1,304 @@
+//! Recurrent layers: SimpleRNN, GRU (TF.js's `reset_after: false` and Keras's `true`), LSTM,
+//! with `return_sequences`, `go_backwards` and input masks (spec §5.4 formulas and gate order).
+//!
+//! The input projection `x·W (+ b)` of every step is one matrix product; the time loop then adds
+//! `h·U` per step. At a masked step (mask 0) the state carries over and the step's output is
+//! the previous output, as TF.js's `rnn()` does.
+
+use super::{one, Activation, Layer, LayerCtx, Shape};
+use crate::cpu;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// The recurrent cell.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Cell {
+    /// `h = act(x·W + b + h·U)`.
+    Simple,
+    /// Gates z, r, h; `reset_after` applies the reset gate after the recurrent product.
+    Gru {
+        /// Keras's variant (bias `[2, 3u]`).
+        reset_after: bool,
+    },
+    /// Gates i, f, c, o.
+    Lstm,
+}
+
+impl Cell {
+    /// Gate blocks in the kernels' columns.
+    pub fn gates(self) -> usize {
+        match self {
+            Cell::Simple => 1,
+            Cell::Gru { .. } => 3,
+            Cell::Lstm => 4,
+        }
+    }
+}
+
+/// A recurrent layer (also the forward and backward halves of Bidirectional).
+pub struct Recurrent {
+    pub(super) name: String,
+    /// The cell.
+    pub cell: Cell,
+    /// `[in, gates·u]`.
+    pub kernel: Tensor,
+    /// `[u, gates·u]`.
+    pub recurrent: Tensor,
+    /// Input bias `[gates·u]` (zeros without `use_bias`).
+    pub bias: Tensor,
+    /// Recurrent bias `[gates·u]` (GRU `reset_after` only; zeros otherwise).
+    pub recurrent_bias: Tensor,
+    /// `activation`.
+    pub activation: Activation,
+    /// `recurrent_activation` (gates).
+    pub gate_activation: Activation,
+    /// Output every step (`[b, t, u]`) or the last (`[b, u]`).
+    pub return_sequences: bool,
+    /// Process the steps last to first.
+    pub go_backwards: bool,
+}
+
+impl Recurrent {
+    /// Units.
+    pub fn units(&self) -> usize {
+        self.recurrent.shape[0]
+    }
+
+    /// Run over `x` `[b, t, in]` with an optional mask `[b, t]`.
+    pub fn run(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let [b, t, inp] = x.shape[..] else {
+            return Err(Error::Model(format!(
+                "layer '{}' expects [batch, steps, features], got {:?}",
+                self.name, x.shape
+            )));
+        };
+        if inp != self.kernel.shape[0] {
+            return Err(Error::Model(format!(
+                "layer '{}': input has {inp} features, the kernel expects {}",
+                self.name, self.kernel.shape[0]
+            )));
+        }
+        let (u, g) = (self.units(), self.cell.gates());
+        let mut xw = vec![0.0f32; b * t * g * u];
+        cpu::matmul(&x.data, &self.kernel.data, &mut xw, b * t, inp, g * u);
+        cpu::add_bias(&mut xw, &self.bias.data);
+        let (mut h, mut c) = (vec![0.0f32; b * u], vec![0.0f32; b * u]);
+        let mut outs = vec![0.0f32; b * t * u];
+        for s in 0..t {
+            let step = if self.go_backwards { t - 1 - s } else { s };
+            let (nh, nc) = self.step(&xw, step, t, &h, &c, b);
+            for r in 0..b {
+                let keep = mask.is_none_or(|m| m.data[r * t + step] != 0.0);
+                if keep {
+                    h[r * u..(r + 1) * u].copy_from_slice(&nh[r * u..(r + 1) * u]);
+                    c[r * u..(r + 1) * u].copy_from_slice(&nc[r * u..(r + 1) * u]);
+                }
+                outs[(r * t + s) * u..(r * t + s + 1) * u].copy_from_slice(&h[r * u..(r + 1) * u]);
+            }
+        }
+        if self.return_sequences {
+            Tensor::new(vec![b, t, u], outs)
+        } else {
+            Tensor::new(vec![b, u], h)
+        }
+    }
+
+    /// One step for every batch row: the new `(h, c)`.
+    fn step(
+        &self,
+        xw: &[f32],
+        step: usize,
+        t: usize,
+        h: &[f32],
+        c: &[f32],
+        b: usize,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let (u, g) = (self.units(), self.cell.gates());
+        let mut hu = vec![0.0f32; b * g * u];
+        cpu::matmul(h, &self.recurrent.data, &mut hu, b, u, g * u);
+        cpu::add_bias(&mut hu, &self.recurrent_bias.data);
+        let (act, gate) = (self.activation, self.gate_activation);
+        let (mut nh, mut nc) = (vec![0.0f32; b * u], c.to_vec());
+        for r in 0..b {
+            let x = &xw[(r * t + step) * g * u..(r * t + step + 1) * g * u];
+            let hr = &hu[r * g * u..(r + 1) * g * u];
+            let hp = &h[r * u..(r + 1) * u];
+            for j in 0..u {
+                let z = |k: usize| x[k * u + j] + hr[k * u + j];
+                nh[r * u + j] = match self.cell {
+                    Cell::Simple => act.of(z(0)),
+                    Cell::Lstm => {
+                        let (i, f, o) = (gate.of(z(0)), gate.of(z(1)), gate.of(z(3)));
+                        let cj = f * c[r * u + j] + i * act.of(z(2));
+                        nc[r * u + j] = cj;
+                        o * act.of(cj)
+                    }
+                    Cell::Gru { reset_after: true } => {
+                        let (zg, rg) = (gate.of(z(0)), gate.of(z(1)));
+                        let hh = act.of(x[2 * u + j] + rg * hr[2 * u + j]);
+                        zg * hp[j] + (1.0 - zg) * hh
+                    }
+                    Cell::Gru { reset_after: false } => gate.of(z(1)), // r, finished below
+                };
+            }
+        }
+        if let Cell::Gru { reset_after: false } = self.cell {
+            self.gru_candidate(xw, step, t, h, &mut nh, &hu, b);
+        }
+        (nh, nc)
+    }
+
+    /// GRU without `reset_after`: `nh` holds r on entry; `hh = act(xh + (r*h)·U_h)`.
+    #[allow(clippy::too_many_arguments)]
+    fn gru_candidate(
+        &self,
+        xw: &[f32],
+        step: usize,
+        t: usize,
+        h: &[f32],
+        nh: &mut [f32],
+        hu: &[f32],
+        b: usize,
+    ) {
+        let u = self.units();
+        let rh: Vec<f32> = nh.iter().zip(h).map(|(r, h)| r * h).collect();
+        let uh: Vec<f32> = (0..u * u)
+            .map(|i| self.recurrent.data[(i / u) * 3 * u + 2 * u + i % u])
+            .collect();
+        let mut cand = vec![0.0f32; b * u];
+        cpu::matmul(&rh, &uh, &mut cand, b, u, u);
+        for r in 0..b {
+            let x = &xw[(r * t + step) * 3 * u..(r * t + step + 1) * 3 * u];
+            for j in 0..u {
+                let zg = self.gate_activation.of(x[j] + hu[r * 3 * u + j]);
+                let hh = self.activation.of(x[2 * u + j] + cand[r * u + j]);
+                nh[r * u + j] = zg * h[r * u + j] + (1.0 - zg) * hh;
+            }
+        }
+    }
+}
+
+impl Layer for Recurrent {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        let x = &inputs[0];
+        let u = Some(self.units());
+        Ok(if self.return_sequences {
+            vec![x[0], x.get(1).copied().flatten(), u]
+        } else {
+            vec![x[0], u]
+        })
+    }
+
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        self.run(one(inputs, &self.name)?, None)
+    }
+
+    fn forward_masked(&self, inputs: &[&Tensor], mask: Option<&Tensor>) -> Result<Tensor> {
+        self.run(one(inputs, &self.name)?, mask)
+    }
+
+    fn mask_rule(&self) -> super::MaskRule {
+        // TF.js passes the input mask on unchanged (not reversed for go_backwards).
+        if self.return_sequences {
+            super::MaskRule::Keep
+        } else {
+            super::MaskRule::Drop
+        }
+    }
+
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        Some(super::GpuForm::Recurrent(self))
+    }
+}
+
+/// `[b, t, …]` with the time axis reversed.
+pub fn reverse_time(x: &Tensor) -> Tensor {
+    let (b, t) = (x.shape[0], x.shape[1]);
+    let inner = x.data.len() / (b * t).max(1);
+    let mut data = Vec::with_capacity(x.data.len());
+    for r in 0..b {
+        for s in (0..t).rev() {
+            data.extend_from_slice(&x.data[(r * t + s) * inner..(r * t + s + 1) * inner]);
+        }
+    }
+    Tensor {
+        shape: x.shape.clone(),
+        data,
+    }
+}
+
+/// Build a recurrent layer of `class` from `ctx` (weights under `ctx.name`).
+pub(super) fn build_recurrent(ctx: &LayerCtx) -> Result<Recurrent> {
+    let cell = match ctx.class {
+        "SimpleRNN" => Cell::Simple,
+        "LSTM" => Cell::Lstm,
+        // TF.js writes reset_after: false (and rejects true); Keras 3 defaults to true.
+        "GRU" => Cell::Gru {
+            reset_after: ctx.bool_or("reset_after", ctx.keras3()),
+        },
+        other => return Err(ctx.err(format!("'{other}' is not a recurrent layer"))),
+    };
+    if ctx.bool_or("return_state", false) {
+        return Err(ctx.err("return_state is not supported yet (a layer with several outputs)"));
+    }
+    let inp = ctx.input_dim(-1)?;
+    let u = ctx.usize("units")?;
+    let gu = cell.gates() * u;
+    let gate_default = if ctx.keras3() {
+        "sigmoid"
+    } else {
+        "hard_sigmoid"
+    };
+    let gate_value = ctx
+        .get("recurrent_activation")
+        .cloned()
+        .unwrap_or_else(|| gate_default.into());
+    let gate_activation = match cell {
+        Cell::Simple => Activation::Linear,
+        _ => Activation::parse(Some(&gate_value), ctx.keras3()).map_err(|e| ctx.err(e))?,
+    };
+    let activation_value = ctx
+        .get("activation")
+        .cloned()
+        .unwrap_or_else(|| "tanh".into());
+    let activation =
+        Activation::parse(Some(&activation_value), ctx.keras3()).map_err(|e| ctx.err(e))?;
+    let zeros = || Tensor {
+        shape: vec![gu],
+        data: vec![0.0; gu],
+    };
+    let (bias, recurrent_bias) = match (ctx.bool_or("use_bias", true), cell) {
+        (false, _) => (zeros(), zeros()),
+        (true, Cell::Gru { reset_after: true }) => {
+            let both = ctx.weight("bias", &[2, gu])?;
+            let (a, b) = both.data.split_at(gu);
+            (
+                Tensor {
+                    shape: vec![gu],
+                    data: a.to_vec(),
+                },
+                Tensor {
+                    shape: vec![gu],
+                    data: b.to_vec(),
+                },
+            )
+        }
+        (true, _) => (ctx.weight("bias", &[gu])?, zeros()),
+    };
+    Ok(Recurrent {
+        name: ctx.name.to_string(),
+        cell,
+        kernel: ctx.weight("kernel", &[inp, gu])?,
+        recurrent: ctx.weight("recurrent_kernel", &[u, gu])?,
+        bias,
+        recurrent_bias,
+        activation,
+        gate_activation,
+        return_sequences: ctx.bool_or("return_sequences", false),
+        go_backwards: ctx.bool_or("go_backwards", false),
+    })
+}
+
+pub(super) fn build(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    Ok(Box::new(build_recurrent(ctx)?))
+}

@@ -1,0 +1,268 @@
+//! Wrappers: Bidirectional (a recurrent layer run forward and backward, merged) and
+//! TimeDistributed (any layer applied to every time step), and the Masking layer.
+
+use super::recurrent::{build_recurrent, reverse_time, Recurrent};
+use super::{builder, one, Layer, LayerCtx, MaskRule, Shape};
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+use serde_json::Value;
+
+/// How Bidirectional merges its two directions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MergeMode {
+    /// Concatenated on the last axis (forward first).
+    Concat,
+    /// Summed.
+    Sum,
+    /// Multiplied.
+    Mul,
+    /// Averaged.
+    Ave,
+}
+
+/// Bidirectional over a recurrent layer.
+pub struct Bidirectional {
+    name: String,
+    /// Forward direction.
+    pub forward: Recurrent,
+    /// Backward direction (`go_backwards` flipped).
+    pub backward: Recurrent,
+    /// Merge.
+    pub merge: MergeMode,
+}
+
+impl Bidirectional {
+    fn run(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let f = self.forward.run(x, mask)?;
+        let mut b = self.backward.run(x, mask)?;
+        if self.backward.return_sequences {
+            b = reverse_time(&b);
+        }
+        Ok(merge(self.merge, &f, &b))
+    }
+}
+
+/// Merge the two directions' outputs (same shape).
+pub fn merge(mode: MergeMode, f: &Tensor, b: &Tensor) -> Tensor {
+    let zip = |op: fn(f32, f32) -> f32| Tensor {
+        shape: f.shape.clone(),
+        data: f
+            .data
+            .iter()
+            .zip(&b.data)
+            .map(|(&x, &y)| op(x, y))
+            .collect(),
+    };
+    match mode {
+        MergeMode::Sum => zip(|x, y| x + y),
+        MergeMode::Mul => zip(|x, y| x * y),
+        MergeMode::Ave => zip(|x, y| (x + y) / 2.0),
+        MergeMode::Concat => {
+            let u = *f.shape.last().unwrap_or(&1);
+            let mut shape = f.shape.clone();
+            if let Some(l) = shape.last_mut() {
+                *l = 2 * u;
+            }
+            let data = f
+                .data
+                .chunks(u.max(1))
+                .zip(b.data.chunks(u.max(1)))
+                .flat_map(|(x, y)| x.iter().chain(y).copied())
+                .collect();
+            Tensor { shape, data }
+        }
+    }
+}
+
+impl Layer for Bidirectional {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        let mut s = self.forward.output_shape(inputs)?;
+        if self.merge == MergeMode::Concat {
+            if let Some(Some(l)) = s.last_mut() {
+                *l *= 2;
+            }
+        }
+        Ok(s)
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        self.run(one(inputs, &self.name)?, None)
+    }
+    fn forward_masked(&self, inputs: &[&Tensor], mask: Option<&Tensor>) -> Result<Tensor> {
+        self.run(one(inputs, &self.name)?, mask)
+    }
+    fn mask_rule(&self) -> MaskRule {
+        self.forward.mask_rule()
+    }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        Some(super::GpuForm::Bidirectional(self))
+    }
+}
+
+/// The wrapped layer's class and config.
+fn inner<'v>(ctx: &'v LayerCtx) -> Result<(&'v str, &'v Value)> {
+    let layer = ctx
+        .get("layer")
+        .ok_or_else(|| ctx.err("config 'layer' is missing"))?;
+    let class = layer
+        .get("class_name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ctx.err("the wrapped layer has no class_name"))?;
+    let config = layer
+        .get("config")
+        .ok_or_else(|| ctx.err("the wrapped layer has no config"))?;
+    Ok((class, config))
+}
+
+pub(super) fn bidirectional(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    let (class, config) = inner(ctx)?;
+    let inner_name = config.get("name").and_then(Value::as_str).unwrap_or(class);
+    let merge = match ctx.get("merge_mode").and_then(Value::as_str) {
+        Some("concat") => MergeMode::Concat,
+        Some("sum") => MergeMode::Sum,
+        Some("mul") => MergeMode::Mul,
+        Some("ave") => MergeMode::Ave,
+        None if ctx.get("merge_mode").is_none() => {
+            return Err(ctx.err("merge_mode null (two separate outputs) is not supported yet"))
+        }
+        other => return Err(ctx.err(format!("merge_mode {other:?} is not supported"))),
+    };
+    let half = |dir: &str| -> Result<Recurrent> {
+        let name = format!("{}/{dir}_{inner_name}", ctx.name);
+        let sub = LayerCtx {
+            class,
+            name: &name,
+            config,
+            ..*ctx
+        };
+        build_recurrent(&sub)
+    };
+    let forward = half("forward")?;
+    let mut backward = half("backward")?;
+    backward.go_backwards = !backward.go_backwards;
+    Ok(Box::new(Bidirectional {
+        name: ctx.name.to_string(),
+        forward,
+        backward,
+        merge,
+    }))
+}
+
+/// TimeDistributed: the inner layer on `[batch·steps, …]`.
+pub struct TimeDistributed {
+    name: String,
+    /// The wrapped layer (built for one step's shape).
+    pub inner: Box<dyn Layer>,
+}
+
+/// `[b, t, rest…]` → (`[b·t, rest…]`, b, t).
+fn merge_time(x: &Tensor) -> Result<(Tensor, usize, usize)> {
+    if x.rank() < 3 {
+        return Err(Error::Model(format!(
+            "TimeDistributed expects [batch, steps, …], got {:?}",
+            x.shape
+        )));
+    }
+    let (b, t) = (x.shape[0], x.shape[1]);
+    let shape = [b * t]
+        .into_iter()
+        .chain(x.shape[2..].iter().copied())
+        .collect();
+    Ok((Tensor::new(shape, x.data.clone())?, b, t))
+}
+
+impl Layer for TimeDistributed {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        let x = &inputs[0];
+        let step: Shape = [x[0]].into_iter().chain(x[2..].iter().copied()).collect();
+        let out = self.inner.output_shape(&[step])?;
+        Ok([out[0], x[1]]
+            .into_iter()
+            .chain(out[1..].iter().copied())
+            .collect())
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let (flat, b, t) = merge_time(one(inputs, &self.name)?)?;
+        let y = self.inner.forward(&[&flat])?;
+        let shape = [b, t]
+            .into_iter()
+            .chain(y.shape[1..].iter().copied())
+            .collect();
+        Tensor::new(shape, y.data)
+    }
+    fn mask_rule(&self) -> MaskRule {
+        MaskRule::Keep
+    }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        self.inner
+            .gpu()
+            .map(|f| super::GpuForm::MergeTime(Box::new(f)))
+    }
+}
+
+pub(super) fn time_distributed(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    let (class, config) = inner(ctx)?;
+    let x = ctx.input()?;
+    if x.len() < 3 {
+        return Err(ctx.err("expects an input of rank 3 or more ([batch, steps, …])"));
+    }
+    let step: Shape = [x[0]].into_iter().chain(x[2..].iter().copied()).collect();
+    let inputs = [step];
+    // TF.js scopes the inner layer's weights under the wrapper's name.
+    let sub = LayerCtx {
+        class,
+        config,
+        inputs: &inputs,
+        ..*ctx
+    };
+    let build = builder(class, ctx.name)?;
+    Ok(Box::new(TimeDistributed {
+        name: ctx.name.to_string(),
+        inner: build(&sub)?,
+    }))
+}
+
+/// Masking: steps whose features all equal `mask_value` are masked (and zeroed).
+struct Masking {
+    name: String,
+    value: f32,
+}
+
+impl Masking {
+    /// `[b, t]`: 1 where some feature differs from the mask value.
+    fn mask(&self, x: &Tensor) -> Tensor {
+        let rule = MaskRule::Features(self.value);
+        rule.apply(x, None)
+            .expect("a features rule always makes a mask")
+    }
+}
+
+impl Layer for Masking {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        Ok(inputs[0].clone())
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let x = one(inputs, &self.name)?;
+        let keep = self.mask(x);
+        let f = *x.shape.last().unwrap_or(&1);
+        let data = x
+            .data
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| v * keep.data[i / f.max(1)])
+            .collect();
+        Tensor::new(x.shape.clone(), data)
+    }
+    fn mask_rule(&self) -> MaskRule {
+        MaskRule::Features(self.value)
+    }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        Some(super::GpuForm::Masking(self.value))
+    }
+}
+
+pub(super) fn masking(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    Ok(Box::new(Masking {
+        name: ctx.name.to_string(),
+        value: ctx.f64_or("mask_value", 0.0)? as f32,
+    }))
+}
