@@ -26,12 +26,8 @@ fn close(got: &Tensor, want: &Tensor, atol: f32, rtol: f32) -> Result<(), String
 #[test]
 fn gpu_predictions_match_tfjs_and_the_cpu() {
     let Some(dev) = gpu() else { return };
-    // Every feed-forward fixture (the recurrent ones come with issue 5).
-    for name in fixtures()
-        .iter()
-        .filter(|n| !n.starts_with("rnn"))
-        .map(String::as_str)
-    {
+    // Every fixture, recurrent ones included.
+    for name in fixtures().iter().map(String::as_str) {
         let model = Model::load(&fixtures_dir().join(name)).unwrap();
         let gm = GpuModel::new(&dev, &model).unwrap_or_else(|e| panic!("{name}: {e}"));
         let expected = fixtures_dir().join(name).join("expected.json");

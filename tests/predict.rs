@@ -10,12 +10,9 @@ use layercake::tensor::Tensor;
 const ATOL: f32 = 1e-5;
 const RTOL: f32 = 1e-4;
 
-/// Fixtures whose layers the feed-forward set covers (the recurrent ones come with issue 5).
+/// Every fixture: feed-forward and recurrent.
 fn feed_forward() -> Vec<String> {
     fixtures()
-        .into_iter()
-        .filter(|n| !n.starts_with("rnn"))
-        .collect()
 }
 
 fn check(name: &str) -> Result<f32, String> {
@@ -147,15 +144,6 @@ fn model_errors_name_the_layer() {
     );
 }
 
-#[test]
-fn recurrent_layers_are_reported_unsupported_for_now() {
-    let err = Model::load(&fixtures_dir().join("rnn"))
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(err.contains("class 'LSTM' is not supported"), "{err}");
-}
-
 fn cli(args: &[&std::ffi::OsStr]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_layercake"))
         .args(args)
@@ -246,8 +234,7 @@ fn inspect_reports_layers_weights_and_output_shapes() {
         "--json".as_ref(),
     ]);
     let v: serde_json::Value = serde_json::from_slice(&rnn.stdout).unwrap();
-    assert!(v["graph_error"]
-        .as_str()
-        .unwrap()
-        .contains("'LSTM' is not supported"));
+    assert!(v["graph_error"].is_null(), "{v}");
+    assert_eq!(v["graph"].as_array().unwrap().len(), 5);
+    assert_eq!(v["graph"][4]["output_shape"], "[?, 7, 2]");
 }

@@ -46,7 +46,7 @@ fn expected(name: &str) -> Option<PathBuf> {
 #[test]
 fn verify_passes_on_every_fixture_on_gpu_and_cpu() {
     for dev in devices() {
-        for name in fixtures().iter().filter(|n| !n.starts_with("rnn")) {
+        for name in fixtures().iter() {
             let r = verify(
                 &fixtures_dir().join(name),
                 &options(dev.clone(), expected(name)),

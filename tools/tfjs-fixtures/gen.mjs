@@ -66,6 +66,9 @@ function makeInputs(model, seed, spec) {
       return { name: model.inputNames[k], shape, dtype: 'int32', data };
     }
     const data = Array.from({ length: n }, () => Math.fround((r() - 0.5) * 4));
+    // `maskSteps`: whole time steps set to the mask value (0), for the Masking layer.
+    const f = shape[shape.length - 1];
+    for (const [row, step] of spec.maskSteps ?? []) data.fill(0, (row * shape[1] + step) * f, (row * shape[1] + step + 1) * f);
     return { name: model.inputNames[k], shape, dtype: 'float32', data };
   });
 }
@@ -288,6 +291,17 @@ function rnnMasking() {
   return m;
 }
 
+// Recurrent options the other fixtures leave out: go_backwards with and without sequences, a
+// non-default activation, no bias, and Bidirectional's sum and mul merges.
+function rnnOptions() {
+  const x = L.input({ shape: [5, 3], name: 'seq' });
+  const a = L.simpleRNN({ units: 4, activation: 'relu', goBackwards: true, returnSequences: true }).apply(x);
+  const b = L.lstm({ units: 3, goBackwards: true, useBias: false }).apply(a);
+  const c = L.bidirectional({ layer: L.gru({ units: 2, returnSequences: true }), mergeMode: 'sum' }).apply(x);
+  const d = L.bidirectional({ layer: L.lstm({ units: 2 }), mergeMode: 'mul' }).apply(c);
+  return tf.model({ inputs: x, outputs: [b, d, L.flatten().apply(c)] });
+}
+
 function nested() {
   const inner = tf.sequential({ name: 'inner' });
   inner.add(L.dense({ units: 4, activation: 'relu', inputShape: [5], name: 'in_dense' }));
@@ -330,7 +344,7 @@ export const CASES = {
   merge_reshape: { build: mergeReshape, style: 'node' },
   activations: { build: activations, style: 'downloads' },
   rnn: { build: rnn, style: 'node', vocab: 12 },
-  rnn_masking: { build: rnnMasking, style: 'node' },
+  rnn_masking: { build: rnnMasking, style: 'node', maskSteps: [[0, 0], [0, 3], [1, 5]] },
   nested: { build: nested, style: 'downloads' },
   // Converter shards: 1000-byte shards so weights straddle several files; two groups.
   sharded: { build: mlp, style: 'converter', conv: { shard_size: 1000, groups: [['kernel$'], ['.*']] } },
@@ -338,6 +352,7 @@ export const CASES = {
   quant_uint16: { build: mlp, style: 'converter', conv: { shard_size: 4096, quantize: { uint16: ['*/kernel'] } } },
   quant_float16: { build: convMisc, style: 'converter', conv: { quantize: { float16: ['*'] } } },
   dot_attention: { build: dotAttention, style: 'node' },
+  rnn_options: { build: rnnOptions, style: 'downloads' },
 };
 
 async function generate(name, spec, seed) {
