@@ -88,13 +88,9 @@ fn keras_gru_reset_after_matches_the_formula_by_hand() {
             next[j] = z * h[j] + (1.0 - z) * hh;
         }
         h = next;
-        for j in 0..u {
+        for (j, want) in h.iter().enumerate() {
             let v = f64::from(got[0].data[t * u + j]);
-            assert!(
-                (v - h[j]).abs() < 1e-5,
-                "step {t} unit {j}: {v} vs {}",
-                h[j]
-            );
+            assert!((v - want).abs() < 1e-5, "step {t} unit {j}: {v} vs {want}");
         }
     }
 }

@@ -107,9 +107,10 @@ impl WeightSpec {
         self.numel().saturating_mul(self.dtype.size())
     }
 
-    /// True for optimizer state (`group: "optimizer"`).
+    /// True for optimizer state (`group: "optimizer"`, or Keras 3's `optimizer/vars/N` h5
+    /// paths).
     pub fn is_optimizer(&self) -> bool {
-        self.group.as_deref() == Some("optimizer")
+        self.group.as_deref() == Some("optimizer") || self.name.starts_with("optimizer/vars/")
     }
 
     /// The manifest entry: name, shape, dtype, group, quantization, then any other keys.

@@ -387,6 +387,35 @@ pub struct LayerCtx<'a> {
     pub taken: &'a RefCell<HashSet<String>>,
     /// The model was written by Keras 3 (`keras_version` 3.x): Keras 3 semantics apply.
     pub keras3: bool,
+    /// Keras 3: the layer's h5 path (`layers/dense_1`). Its weights are `<path>/vars/<i>`, `i`
+    /// counting the layer's variables in creation order ([`keras3_var_index`]), not
+    /// `<name>/<weight>`.
+    pub h5: Option<&'a str>,
+}
+
+/// Position of weight `short` among the variables Keras 3 creates for `class` with `config`
+/// (trainable first, then non-trainable; absent ones skipped).
+pub fn keras3_var_index(class: &str, config: &Value, short: &str) -> Option<usize> {
+    let order: &[&str] = match class {
+        "SeparableConv1D" | "SeparableConv2D" => &["depthwise_kernel", "pointwise_kernel", "bias"],
+        "DepthwiseConv1D" | "DepthwiseConv2D" => &["depthwise_kernel", "bias"],
+        "BatchNormalization" => &["gamma", "beta", "moving_mean", "moving_variance"],
+        "LayerNormalization" => &["gamma", "beta"],
+        "Embedding" => &["embeddings"],
+        "PReLU" => &["alpha"],
+        "SimpleRNN" | "GRU" | "LSTM" => &["kernel", "recurrent_kernel", "bias"],
+        _ => &["kernel", "bias"],
+    };
+    let flag = |key: &str| config.get(key).and_then(Value::as_bool).unwrap_or(true);
+    order
+        .iter()
+        .filter(|&&w| match w {
+            "bias" => flag("use_bias"),
+            "gamma" => flag("scale"),
+            "beta" => flag("center"),
+            _ => true,
+        })
+        .position(|&w| w == short)
 }
 
 impl LayerCtx<'_> {
@@ -398,16 +427,35 @@ impl LayerCtx<'_> {
     /// its shape checked against `expected`.
     pub fn weight(&self, short: &str, expected: &[usize]) -> Result<Tensor> {
         self.optional_weight(short, expected)?.ok_or_else(|| {
+            let name = self.weight_name(short).unwrap_or_default();
             self.err(format!(
-                "weight '{}/{short}' is missing from the model's weights",
-                self.name
+                "weight '{name}' is missing from the model's weights"
             ))
         })
     }
 
+    /// The manifest name of weight `short`: `<name>/<short>`, or for Keras 3 the h5 path
+    /// `<path>/vars/<i>` (recurrent layers keep theirs in `<path>/cell`).
+    fn weight_name(&self, short: &str) -> Result<String> {
+        let Some(path) = self.h5 else {
+            return Ok(format!("{}/{short}", self.name));
+        };
+        let i = keras3_var_index(self.class, self.config, short).ok_or_else(|| {
+            self.err(format!(
+                "Keras 3 creates no '{short}' variable for this layer"
+            ))
+        })?;
+        let cell = if matches!(self.class, "SimpleRNN" | "GRU" | "LSTM") {
+            "/cell"
+        } else {
+            ""
+        };
+        Ok(format!("{path}{cell}/vars/{i}"))
+    }
+
     /// [`LayerCtx::weight`] for a weight the config may omit.
     pub fn optional_weight(&self, short: &str, expected: &[usize]) -> Result<Option<Tensor>> {
-        let name = format!("{}/{short}", self.name);
+        let name = self.weight_name(short)?;
         let Some((shape, data)) = self.weights.get(&name) else {
             return Ok(None);
         };

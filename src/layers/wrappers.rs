@@ -128,10 +128,13 @@ pub(super) fn bidirectional(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     };
     let half = |dir: &str| -> Result<Recurrent> {
         let name = format!("{}/{dir}_{inner_name}", ctx.name);
+        // Keras 3 keeps the halves in the wrapper's `forward_layer` / `backward_layer`.
+        let h5 = ctx.h5.map(|p| format!("{p}/{dir}_layer"));
         let sub = LayerCtx {
             class,
             name: &name,
             config,
+            h5: h5.as_deref(),
             ..*ctx
         };
         build_recurrent(&sub)
@@ -207,11 +210,14 @@ pub(super) fn time_distributed(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     }
     let step: Shape = [x[0]].into_iter().chain(x[2..].iter().copied()).collect();
     let inputs = [step];
-    // TF.js scopes the inner layer's weights under the wrapper's name.
+    // TF.js scopes the inner layer's weights under the wrapper's name; Keras 3 under the
+    // wrapper's `layer` attribute.
+    let h5 = ctx.h5.map(|p| format!("{p}/layer"));
     let sub = LayerCtx {
         class,
         config,
         inputs: &inputs,
+        h5: h5.as_deref(),
         ..*ctx
     };
     let build = builder(class, ctx.name)?;

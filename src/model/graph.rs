@@ -56,6 +56,8 @@ const MODEL_CLASSES: [&str; 3] = ["Sequential", "Model", "Functional"];
 struct Builder<'a> {
     weights: &'a dyn WeightSource,
     keras3: bool,
+    /// Keras 3 only: each layer's h5 path (`layers/dense_1`), the scope of its weights.
+    h5: HashMap<String, String>,
     taken: RefCell<HashSet<String>>,
     layers: Vec<Box<dyn Layer>>,
     info: Vec<(String, String)>,
@@ -249,6 +251,7 @@ impl<'a> Builder<'a> {
                     weights: self.weights,
                     taken: &self.taken,
                     keras3: self.keras3,
+                    h5: self.h5.get(&name).map(String::as_str),
                 };
                 let layer = build(&ctx)?;
                 self.layers.push(layer);
@@ -348,7 +351,9 @@ impl<'a> Builder<'a> {
                     continue;
                 };
                 let outs = self.apply(entry, &slots)?;
-                let offset = usize::from(MODEL_CLASSES.contains(&class_of(entry)));
+                // Keras 2 / TF.js give a nested model its own node 0 (its internal input
+                // node), so external calls start at 1; Keras 3 models have no such node.
+                let offset = usize::from(MODEL_CLASSES.contains(&class_of(entry)) && !self.keras3);
                 for (t, s) in outs.into_iter().enumerate() {
                     produced.insert((name_of(entry).to_string(), k + offset, t), s);
                 }
@@ -440,6 +445,64 @@ fn output_names(model: &Value, n: usize) -> Vec<String> {
         .collect()
 }
 
+/// Keras's `to_snake_case` of a class name, as Keras 3's saver names layers (`Conv2D` →
+/// `conv2d`, `SimpleRNN` → `simple_rnn`, `BatchNormalization` → `batch_normalization`).
+pub fn snake_case(class: &str) -> String {
+    let c: Vec<char> = class
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    let mut out = String::new();
+    for (i, &ch) in c.iter().enumerate() {
+        let prev = i.checked_sub(1).map(|p| c[p]);
+        let next_lower = c.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+        // "(.)([A-Z][a-z]+)" → "\1_\2", then "([a-z])([A-Z])" → "\1_\2".
+        let split =
+            ch.is_ascii_uppercase() && prev.is_some_and(|p| next_lower || p.is_ascii_lowercase());
+        if split {
+            out.push('_');
+        }
+        out.push(ch.to_ascii_lowercase());
+    }
+    out
+}
+
+/// The h5 path of every layer of a Keras 3 model (`layers/<snake class>[_<n>]`, numbered by
+/// position among the container's layers of that class; nested models recurse into
+/// `<path>/layers/…`), by layer name.
+fn h5_paths(model: &Value, prefix: &str, out: &mut HashMap<String, String>) {
+    let model = unwrap(model);
+    let Some(entries) = model
+        .get("config")
+        .and_then(|c| c.get("layers"))
+        .and_then(Value::as_array)
+    else {
+        return;
+    };
+    let mut used: HashMap<String, usize> = HashMap::new();
+    for e in entries {
+        let snake = snake_case(class_of(e));
+        let n = used
+            .entry(snake.clone())
+            .and_modify(|n| *n += 1)
+            .or_insert(0);
+        let own = if *n == 0 {
+            snake
+        } else {
+            format!("{snake}_{n}")
+        };
+        let path = if prefix.is_empty() {
+            format!("layers/{own}")
+        } else {
+            format!("{prefix}/layers/{own}")
+        };
+        if MODEL_CLASSES.contains(&class_of(e)) {
+            h5_paths(e, &path, out);
+        }
+        out.insert(name_of(e).to_string(), path);
+    }
+}
+
 /// Rebuild `topology` with weights from `weights`.
 pub fn build(topology: &Value, weights: &dyn WeightSource) -> Result<Plan> {
     let model = unwrap(topology);
@@ -453,9 +516,14 @@ pub fn build(topology: &Value, weights: &dyn WeightSource) -> Result<Plan> {
         .get("keras_version")
         .and_then(Value::as_str)
         .is_some_and(|v| v.starts_with('3'));
+    let mut h5 = HashMap::new();
+    if keras3 {
+        h5_paths(model, "", &mut h5);
+    }
     let mut b = Builder {
         weights,
         keras3,
+        h5,
         taken: RefCell::default(),
         layers: Vec::new(),
         info: Vec::new(),
@@ -496,4 +564,27 @@ pub fn build(topology: &Value, weights: &dyn WeightSource) -> Result<Plan> {
         slot_shapes: b.slots,
         taken: b.taken.into_inner(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snake_case;
+
+    #[test]
+    fn snake_case_matches_keras() {
+        for (class, snake) in [
+            ("Dense", "dense"),
+            ("Conv2D", "conv2d"),
+            ("Conv2DTranspose", "conv2d_transpose"),
+            ("SimpleRNN", "simple_rnn"),
+            ("LSTM", "lstm"),
+            ("BatchNormalization", "batch_normalization"),
+            ("GlobalAveragePooling2D", "global_average_pooling2d"),
+            ("ReLU", "re_lu"),
+            ("PReLU", "p_re_lu"),
+            ("TimeDistributed", "time_distributed"),
+        ] {
+            assert_eq!(snake_case(class), snake, "{class}");
+        }
+    }
 }

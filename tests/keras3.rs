@@ -1,0 +1,189 @@
+//! Models written by Keras 3 (`tensorflowjs_converter --input_format=keras_keras`): the
+//! `{keras_version, model_config}` envelope, `batch_shape`, dtype policies, and weights named
+//! by h5 path (`layers/dense_1/vars/0`), bound by class ordinal and variable order rather than
+//! by layer name, with Keras 3's activation semantics.
+
+mod common;
+
+use common::*;
+use layercake::format::synthetic;
+use layercake::model::gpu::GpuModel;
+use layercake::model::Model;
+use layercake::tensor::Tensor;
+use serde_json::{json, Value};
+
+fn policy() -> Value {
+    json!({"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": null})
+}
+
+fn layer(class: &str, config: Value) -> Value {
+    let mut config = config;
+    config["dtype"] = policy();
+    json!({"module": "keras.layers", "class_name": class, "config": config, "registered_name": null})
+}
+
+fn envelope(model: Value) -> Value {
+    json!({"keras_version": "3.15.0", "backend": "tensorflow", "model_config": model})
+}
+
+fn sequential(name: &str, input: Value, layers: Vec<Value>) -> Value {
+    let mut all = vec![
+        json!({"module": "keras.layers", "class_name": "InputLayer", "config": {"batch_shape": input, "dtype": "float32", "sparse": false, "name": format!("{name}_input")}, "registered_name": null}),
+    ];
+    all.extend(layers);
+    json!({"module": "keras", "class_name": "Sequential", "config": {"name": name, "trainable": true, "dtype": policy(), "layers": all}, "registered_name": null})
+}
+
+fn weights(m: &Model, name: &str) -> Vec<f64> {
+    let i = m
+        .artifacts
+        .find(name)
+        .unwrap_or_else(|| panic!("no {name}"));
+    bytemuck::pod_collect_to_vec::<u8, f32>(&m.artifacts.logical(i))
+        .into_iter()
+        .map(f64::from)
+        .collect()
+}
+
+#[test]
+fn weights_bind_by_h5_path_not_by_layer_name() {
+    // Two same-shaped Dense layers whose names run against their order: binding by name would
+    // swap them silently. Keras 3 numbers them by position: the first is `layers/dense`.
+    let model = sequential(
+        "seq",
+        json!([null, 4]),
+        vec![
+            layer(
+                "Dense",
+                json!({"name": "dense_1", "units": 4, "activation": "relu", "use_bias": true}),
+            ),
+            layer(
+                "Dense",
+                json!({"name": "dense", "units": 4, "activation": "hard_sigmoid", "use_bias": true}),
+            ),
+        ],
+    );
+    let names = [
+        ("layers/dense/vars/0", vec![4, 4]),
+        ("layers/dense/vars/1", vec![4]),
+        ("layers/dense_1/vars/0", vec![4, 4]),
+        ("layers/dense_1/vars/1", vec![4]),
+        ("optimizer/vars/0", vec![]),
+        ("optimizer/vars/1", vec![4, 4]),
+    ];
+    let named: Vec<(String, Vec<usize>)> = names
+        .iter()
+        .map(|(n, s)| (n.to_string(), s.clone()))
+        .collect();
+    let m = Model::from_artifacts(synthetic::with_topology(&named, envelope(model), 9).unwrap())
+        .unwrap();
+    let x = [0.5f64, -1.0, 2.0, 0.25];
+    let got = m
+        .predict(&[Tensor::new(vec![1, 4], x.iter().map(|&v| v as f32).collect()).unwrap()])
+        .unwrap();
+    let dense = |input: &[f64], w: &[f64], b: &[f64]| -> Vec<f64> {
+        (0..4)
+            .map(|j| (0..4).map(|k| input[k] * w[k * 4 + j]).sum::<f64>() + b[j])
+            .collect()
+    };
+    let h: Vec<f64> = dense(
+        &x,
+        &weights(&m, "layers/dense/vars/0"),
+        &weights(&m, "layers/dense/vars/1"),
+    )
+    .into_iter()
+    .map(|v| v.max(0.0))
+    .collect();
+    // Keras 3's hard_sigmoid: clip(x/6 + 1/2, 0, 1) (TF.js's is 0.2x + 0.5).
+    let y: Vec<f64> = dense(
+        &h,
+        &weights(&m, "layers/dense_1/vars/0"),
+        &weights(&m, "layers/dense_1/vars/1"),
+    )
+    .into_iter()
+    .map(|v| (v / 6.0 + 0.5).clamp(0.0, 1.0))
+    .collect();
+    for (j, (g, w)) in got[0].data.iter().zip(&y).enumerate() {
+        assert!((f64::from(*g) - w).abs() < 1e-5, "output {j}: {g} vs {w}");
+    }
+}
+
+#[test]
+fn nested_recurrent_and_normalization_layers_load_and_agree_on_gpu() {
+    // Functional → nested Sequential (Dense) → LSTM (cell variables) → BatchNormalization
+    // without center → Dense; Keras 3 call records with __keras_tensor__ / keras_history.
+    let inner = sequential(
+        "sequential",
+        json!([null, 5, 3]),
+        vec![layer("Dense", json!({"name": "proj", "units": 3}))],
+    );
+    let tensor = |layer: &str| json!({"class_name": "__keras_tensor__", "config": {"shape": [null, 5, 3], "dtype": "float32", "keras_history": [layer, 0, 0]}});
+    let call = |layer: &str| json!([{"args": [tensor(layer)], "kwargs": {"mask": null}}]);
+    let mut lstm = layer(
+        "LSTM",
+        json!({"name": "lstm", "units": 4, "return_sequences": false}),
+    );
+    lstm["inbound_nodes"] = call("sequential");
+    let mut bn = layer(
+        "BatchNormalization",
+        json!({"name": "bn", "center": false, "epsilon": 4.0}),
+    );
+    bn["inbound_nodes"] = call("lstm");
+    let mut head = layer(
+        "Dense",
+        json!({"name": "head", "units": 2, "activation": "silu"}),
+    );
+    head["inbound_nodes"] = call("bn");
+    let mut nested = inner.clone();
+    nested["inbound_nodes"] = call("x");
+    let model = json!({"module": "keras", "class_name": "Functional", "config": {"name": "f", "trainable": true, "layers": [
+        {"module": "keras.layers", "class_name": "InputLayer", "name": "x", "config": {"batch_shape": [null, 5, 3], "dtype": "float32", "sparse": false, "name": "x"}, "inbound_nodes": []},
+        nested, lstm, bn, head],
+        "input_layers": ["x", 0, 0], "output_layers": ["head", 0, 0]}, "registered_name": null});
+    let names = [
+        ("layers/sequential/layers/dense/vars/0", vec![3, 3]),
+        ("layers/sequential/layers/dense/vars/1", vec![3]),
+        ("layers/lstm/cell/vars/0", vec![3, 16]),
+        ("layers/lstm/cell/vars/1", vec![4, 16]),
+        ("layers/lstm/cell/vars/2", vec![16]),
+        ("layers/batch_normalization/vars/0", vec![4]),
+        ("layers/batch_normalization/vars/1", vec![4]),
+        ("layers/batch_normalization/vars/2", vec![4]),
+        ("layers/dense/vars/0", vec![4, 2]),
+        ("layers/dense/vars/1", vec![2]),
+    ];
+    let named: Vec<(String, Vec<usize>)> = names
+        .iter()
+        .map(|(n, s)| (n.to_string(), s.clone()))
+        .collect();
+    let a = synthetic::with_topology(&named, envelope(model), 4).unwrap();
+    let m = Model::from_artifacts(a).unwrap_or_else(|e| panic!("{e}"));
+    let x = Tensor::new(
+        vec![2, 5, 3],
+        (0..30).map(|i| ((i * 5) % 7) as f32 / 3.0 - 1.0).collect(),
+    )
+    .unwrap();
+    let cpu = m.predict(std::slice::from_ref(&x)).unwrap();
+    assert_eq!(cpu[0].shape, vec![2, 2]);
+    if let Some(dev) = gpu() {
+        let got = GpuModel::new(&dev, &m).unwrap().predict(&[x]).unwrap();
+        for (g, c) in got[0].data.iter().zip(&cpu[0].data) {
+            assert!((g - c).abs() <= 1e-5 + 1e-4 * c.abs(), "{g} vs {c}");
+        }
+    }
+}
+
+#[test]
+fn a_missing_h5_weight_is_named() {
+    let model = sequential(
+        "seq",
+        json!([null, 4]),
+        vec![layer("Dense", json!({"name": "d", "units": 2}))],
+    );
+    let named = vec![("layers/dense/vars/0".to_string(), vec![4, 2])];
+    let err = Model::from_artifacts(synthetic::with_topology(&named, envelope(model), 1).unwrap())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("layers/dense/vars/1"), "{err}");
+}
