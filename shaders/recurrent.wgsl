@@ -9,7 +9,8 @@
 // State buffers hold [h; c] ([2, batch, units]); steps alternate between two of them. At a
 // masked step the state carries over. The step's output (h) goes to out[b, out_step] with row
 // stride `out_stride` and column offset `col` (Bidirectional writes both halves into one
-// output); without sequences out_step is 0 and the last step's write remains.
+// output); without sequences out_step is 0 and the last step's write remains. `mask_reversed`
+// reads the mask back to front (later cells of a backwards StackedRNNCells).
 struct Params {
     batch: u32,
     units: u32,
@@ -25,8 +26,8 @@ struct Params {
     out_stride: u32,
     col: u32,
     out_steps: u32,
-    _pad0: u32,
-    _pad1: u32,
+    mask_reversed: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -112,7 +113,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             h = z * h_prev(b, j) + (1.0 - z) * activation(acc, params.act);
         }
     }
-    if (params.has_mask != 0u && mask[x_row] == 0.0) {
+    let mask_step = select(params.step, params.steps - 1u - params.step, params.mask_reversed != 0u);
+    if (params.has_mask != 0u && mask[b * params.steps + mask_step] == 0.0) {
         h = h_prev(b, j);
         c = c_prev(b, j);
     }

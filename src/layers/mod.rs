@@ -113,6 +113,8 @@ pub enum BinaryOp {
 pub enum GpuForm<'a> {
     /// A recurrent layer: input projection, then one dispatch per time step.
     Recurrent(&'a Recurrent),
+    /// Recurrent layers run one after another (StackedRNNCells).
+    Stack(&'a [Recurrent]),
     /// Both directions of a recurrent layer, merged.
     Bidirectional(&'a Bidirectional),
     /// The inner form on `[batch·steps, …]` (TimeDistributed).
@@ -348,6 +350,7 @@ pub const REGISTRY: &[(&str, Builder)] = &[
     ("Bidirectional", wrappers::bidirectional),
     ("TimeDistributed", wrappers::time_distributed),
     ("Masking", wrappers::masking),
+    ("RNN", recurrent::build_rnn),
 ];
 
 /// The builder of `class`, or an error listing what is supported.

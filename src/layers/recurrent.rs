@@ -9,6 +9,7 @@ use super::{one, Activation, Layer, LayerCtx, Shape};
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
+use serde_json::{json, Value};
 
 /// The recurrent cell.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -56,6 +57,9 @@ pub struct Recurrent {
     pub return_sequences: bool,
     /// Process the steps last to first.
     pub go_backwards: bool,
+    /// Read the mask back to front (a later cell of a backwards stack, whose input sequence is
+    /// already in processing order).
+    pub mask_reversed: bool,
 }
 
 impl Recurrent {
@@ -88,7 +92,8 @@ impl Recurrent {
             let step = if self.go_backwards { t - 1 - s } else { s };
             let (nh, nc) = self.step(&xw, step, t, &h, &c, b);
             for r in 0..b {
-                let keep = mask.is_none_or(|m| m.data[r * t + step] != 0.0);
+                let at = if self.mask_reversed { t - 1 - step } else { step };
+                let keep = mask.is_none_or(|m| m.data[r * t + at] != 0.0);
                 if keep {
                     h[r * u..(r + 1) * u].copy_from_slice(&nh[r * u..(r + 1) * u]);
                     c[r * u..(r + 1) * u].copy_from_slice(&nc[r * u..(r + 1) * u]);
@@ -296,7 +301,104 @@ pub(super) fn build_recurrent(ctx: &LayerCtx) -> Result<Recurrent> {
         gate_activation,
         return_sequences: ctx.bool_or("return_sequences", false),
         go_backwards: ctx.bool_or("go_backwards", false),
+        mask_reversed: false,
     })
+}
+
+/// Recurrent cells run as one layer per time step (StackedRNNCells): each cell's output feeds
+/// the next within the step, which equals running the cells one after another over the whole
+/// sequence (the first in the layer's direction, the others forward over its output, already in
+/// processing order).
+pub struct Stack {
+    name: String,
+    /// The cells as layers, in order.
+    pub cells: Vec<Recurrent>,
+}
+
+impl Layer for Stack {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        let last = self.cells.last().ok_or_else(|| Error::Model(format!("layer '{}' has no cells", self.name)))?;
+        last.output_shape(inputs)
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        self.forward_masked(inputs, None)
+    }
+    fn forward_masked(&self, inputs: &[&Tensor], mask: Option<&Tensor>) -> Result<Tensor> {
+        let mut x = one(inputs, &self.name)?.clone();
+        for cell in &self.cells {
+            x = cell.run(&x, mask)?;
+        }
+        Ok(x)
+    }
+    fn mask_rule(&self) -> super::MaskRule {
+        self.cells.last().map_or(super::MaskRule::Drop, Layer::mask_rule)
+    }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        Some(super::GpuForm::Stack(&self.cells))
+    }
+}
+
+/// The layer class a cell class runs as.
+fn cell_layer_class(cell: &str) -> Option<&'static str> {
+    match cell {
+        "SimpleRNNCell" => Some("SimpleRNN"),
+        "GRUCell" => Some("GRU"),
+        "LSTMCell" => Some("LSTM"),
+        _ => None,
+    }
+}
+
+/// The generic RNN layer: `cell` is one cell, or StackedRNNCells. TF.js scopes a single cell's
+/// weights under the layer (`rnn/kernel`) and stacked cells under `rnn/RNNCell_<i>/…`.
+pub(super) fn build_rnn(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    let cell = ctx.get("cell").ok_or_else(|| ctx.err("config 'cell' is missing"))?;
+    let class = cell.get("class_name").and_then(Value::as_str).unwrap_or("");
+    let cells: Vec<&Value> = if class == "StackedRNNCells" {
+        cell.get("config")
+            .and_then(|c| c.get("cells"))
+            .and_then(Value::as_array)
+            .ok_or_else(|| ctx.err("StackedRNNCells has no 'cells' list"))?
+            .iter()
+            .collect()
+    } else {
+        vec![cell]
+    };
+    let go_backwards = ctx.bool_or("go_backwards", false);
+    let sequences = ctx.bool_or("return_sequences", false);
+    let mut built: Vec<Recurrent> = Vec::new();
+    let mut shape = ctx.input()?.clone();
+    for (i, c) in cells.iter().enumerate() {
+        let cell_class = c.get("class_name").and_then(Value::as_str).unwrap_or("");
+        let layer_class = cell_layer_class(cell_class)
+            .ok_or_else(|| ctx.err(format!("cell class '{cell_class}' is not supported (SimpleRNNCell, GRUCell, LSTMCell, StackedRNNCells)")))?;
+        let last = i + 1 == cells.len();
+        let mut config = c.get("config").cloned().unwrap_or_else(|| json!({}));
+        config["return_sequences"] = json!(sequences || !last);
+        config["go_backwards"] = json!(go_backwards && i == 0);
+        config["return_state"] = ctx.get("return_state").cloned().unwrap_or(json!(false));
+        let name = if cells.len() == 1 { ctx.name.to_string() } else { format!("{}/RNNCell_{i}", ctx.name) };
+        let h5 = ctx.h5.map(|p| if cells.len() == 1 { p.to_string() } else { format!("{p}/cell/cells/{}", i) });
+        let inputs = [shape.clone()];
+        let sub = LayerCtx {
+            class: layer_class,
+            name: &name,
+            config: &config,
+            inputs: &inputs,
+            h5: h5.as_deref(),
+            ..*ctx
+        };
+        let mut r = build_recurrent(&sub)?;
+        r.mask_reversed = go_backwards && i > 0;
+        shape = vec![shape[0], shape.get(1).copied().flatten(), Some(r.units())];
+        built.push(r);
+    }
+    if built.len() == 1 {
+        return Ok(Box::new(built.remove(0)));
+    }
+    Ok(Box::new(Stack {
+        name: ctx.name.to_string(),
+        cells: built,
+    }))
 }
 
 pub(super) fn build(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {

@@ -24,6 +24,7 @@ struct RecurrentParams {
     recurrent_bias: wgpu::Buffer,
     /// The shader's cell id (0 simple, 1 LSTM, 2 GRU reset_after, 3 GRU).
     cell: u32,
+    mask_reversed: bool,
     gates: usize,
     units: usize,
     features: usize,
@@ -48,6 +49,7 @@ struct StepOutput<'b> {
 /// A layer's parameters on the GPU.
 enum Params {
     Recurrent(Box<RecurrentParams>),
+    Stack(Vec<RecurrentParams>),
     Bidirectional(Box<(RecurrentParams, RecurrentParams)>, MergeMode),
     MergeTime(Box<Params>),
     Masking(f32),
@@ -210,6 +212,9 @@ fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
     match form {
         GpuForm::Identity => Params::Identity,
         GpuForm::Recurrent(r) => Params::Recurrent(Box::new(recurrent_params(dev, name, r))),
+        GpuForm::Stack(cells) => {
+            Params::Stack(cells.iter().map(|r| recurrent_params(dev, name, r)).collect())
+        }
         GpuForm::Bidirectional(b) => Params::Bidirectional(
             Box::new((
                 recurrent_params(dev, name, &b.forward),
@@ -327,6 +332,7 @@ fn recurrent_params(dev: &Device, name: &str, r: &Recurrent) -> RecurrentParams 
         gate_act: r.gate_activation,
         return_sequences: r.return_sequences,
         go_backwards: r.go_backwards,
+        mask_reversed: r.mask_reversed,
     }
 }
 
@@ -762,6 +768,23 @@ impl<'m> GpuModel<'m> {
                 };
                 self.recurrent(pass, r, ins[0], &to)
             }
+            Params::Stack(cells) => {
+                let [b, t] = [ins[0].1[0], ins[0].1.get(1).copied().unwrap_or(1)];
+                let mut x = (ins[0].0.clone(), ins[0].1.to_vec());
+                for (i, r) in cells.iter().enumerate() {
+                    let last = i + 1 == cells.len();
+                    let seq = if last { out.0.clone() } else { self.temp("stacked cell", b * t * r.units) };
+                    let to = StepOutput {
+                        buffer: &seq,
+                        stride: r.units,
+                        col: 0,
+                        reversed: false,
+                    };
+                    self.recurrent(pass, r, (&x.0, &x.1), &to)?;
+                    x = (seq, vec![b, t, r.units]);
+                }
+                Ok(())
+            }
             Params::Bidirectional(halves, merge) => {
                 self.bidirectional(pass, halves, *merge, ins[0], out)
             }
@@ -1167,7 +1190,7 @@ impl<'m> GpuModel<'m> {
                     to.stride as u32,
                     to.col as u32,
                     out_steps as u32,
-                    0,
+                    u32::from(r.mask_reversed),
                     0,
                 ];
                 let (state_in, state_out) = (&states[s % 2], &states[(s + 1) % 2]);

@@ -302,6 +302,17 @@ function rnnOptions() {
   return tf.model({ inputs: x, outputs: [b, d, L.flatten().apply(c)] });
 }
 
+// The generic RNN layer over cells: one LSTMCell, and StackedRNNCells (SimpleRNNCell then
+// GRUCell) run backwards, with masked steps.
+function rnnCells() {
+  const x = L.input({ shape: [5, 3], name: 'seq' });
+  const m = L.masking({ maskValue: 0 }).apply(x);
+  const a = L.rnn({ cell: L.lstmCell({ units: 4 }), returnSequences: true }).apply(m);
+  const stacked = L.stackedRNNCells({ cells: [L.simpleRNNCell({ units: 3 }), L.gruCell({ units: 2 })] });
+  const b = L.rnn({ cell: stacked, goBackwards: true, returnSequences: true }).apply(a);
+  return tf.model({ inputs: x, outputs: L.flatten().apply(b) });
+}
+
 function nested() {
   const inner = tf.sequential({ name: 'inner' });
   inner.add(L.dense({ units: 4, activation: 'relu', inputShape: [5], name: 'in_dense' }));
@@ -353,6 +364,7 @@ export const CASES = {
   quant_float16: { build: convMisc, style: 'converter', conv: { quantize: { float16: ['*'] } } },
   dot_attention: { build: dotAttention, style: 'node' },
   rnn_options: { build: rnnOptions, style: 'downloads' },
+  rnn_cells: { build: rnnCells, style: 'node', maskSteps: [[0, 1], [1, 4]] },
 };
 
 async function generate(name, spec, seed) {
