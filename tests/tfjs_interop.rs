@@ -11,6 +11,21 @@ use layercake::format::Style;
 use layercake::{save, QuantDType, QuantizeChoice, SaveOptions};
 use std::path::PathBuf;
 
+/// The fixtures real TF.js can run as whole models: TF.js 4.22's Resizing throws inside a model,
+/// so the `preprocessing` fixture's expectations come from its layers applied one by one
+/// (`tfjs_predicts_model: false` in its expected.json).
+fn runnable_by_tfjs() -> Vec<String> {
+    fixtures()
+        .into_iter()
+        .filter(|name| {
+            let path = fixtures_dir().join(name).join("expected.json");
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+            v["tfjs_predicts_model"] != false
+        })
+        .collect()
+}
+
 #[test]
 fn tfjs_loads_every_style_layercake_writes() {
     let Some(tools) = tfjs_tools() else { return };
@@ -22,7 +37,7 @@ fn tfjs_loads_every_style_layercake_writes() {
         Some(Style::Downloads),
         Some(Style::Shards { shard_size: 333 }),
     ];
-    for name in fixtures() {
+    for name in runnable_by_tfjs() {
         let a = open_fixture(&name);
         let expected = fixtures_dir().join(&name).join("expected.json");
         for (k, style) in styles.iter().enumerate() {

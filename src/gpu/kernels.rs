@@ -51,6 +51,12 @@ pub const RECURRENT: Kernel = Kernel {
     source: include_str!("../../shaders/recurrent.wgsl"),
     activations: true,
 };
+/// CategoryEncoding.
+pub const CATEGORY: Kernel = Kernel {
+    name: "category",
+    source: include_str!("../../shaders/category.wgsl"),
+    activations: false,
+};
 /// Masks: from ids, from features, and applied.
 pub const MASK: Kernel = Kernel {
     name: "mask",
@@ -108,6 +114,7 @@ pub const ALL: &[Kernel] = &[
     SCAN,
     RECURRENT,
     MASK,
+    CATEGORY,
 ];
 
 /// float32 words one [`SCAN`] workgroup covers (64 invocations × 64 words).

@@ -449,7 +449,7 @@ pub(super) fn conv(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     }))
 }
 
-/// Conv2DTranspose: the gradient of a convolution; kernel `[kh, kw, filters, in]`.
+/// Conv2DTranspose / Conv3DTranspose: the gradient of a convolution; kernel `[*k, filters, in]`.
 struct ConvTranspose {
     name: String,
     geometry: Geometry,
@@ -471,55 +471,58 @@ fn transpose_len(n: usize, k: usize, s: usize, pad: Padding) -> (usize, usize) {
 }
 
 impl super::GatherMap for ConvTranspose {
-    /// The transposed convolution as a convolution: row `(b, oi, oj)` gathers, for every tap
-    /// `(ki, kj)` and channel, the input pixel `((oi + ph − ki)/s, (oj + pw − kj)/s)` where that
-    /// division is exact and lands inside the input (zero elsewhere).
+    /// The transposed convolution as a convolution: row `(b, o)` gathers, for every kernel tap
+    /// `k` and channel, the input pixel `(o + p − k)/s` (per spatial axis) where that division
+    /// is exact and lands inside the input (zero elsewhere). Any spatial rank.
     fn gather_map(&self, shape: &[usize]) -> Result<(Vec<usize>, Vec<u32>)> {
-        let (batch, h, w, cin) = (shape[0], shape[1], shape[2], shape[3]);
-        let (kh, kw) = (self.kernel.shape[0], self.kernel.shape[1]);
+        let rank = shape.len();
+        let (batch, cin) = (shape[0], shape[rank - 1]);
+        let spatial = &shape[1..rank - 1];
         let g = &self.geometry;
-        let (oh, ph) = transpose_len(h, kh, g.strides[0], g.padding);
-        let (ow, pw) = transpose_len(w, kw, g.strides[1], g.padding);
-        let kk = kh * kw * cin;
-        let mut map = vec![super::GATHER_PAD; batch * oh * ow * kk];
-        let source = |o: usize, p: usize, k: usize, s: usize, n: usize| -> Option<usize> {
-            let v = (o + p).checked_sub(k)?;
-            (v % s == 0 && v / s < n).then_some(v / s)
-        };
-        for b in 0..batch {
-            for oi in 0..oh {
-                for oj in 0..ow {
-                    let row = ((b * oh + oi) * ow + oj) * kk;
-                    for ki in 0..kh {
-                        let Some(i) = source(oi, ph, ki, g.strides[0], h) else {
-                            continue;
-                        };
-                        for kj in 0..kw {
-                            let Some(j) = source(oj, pw, kj, g.strides[1], w) else {
-                                continue;
-                            };
-                            for c in 0..cin {
-                                map[row + (ki * kw + kj) * cin + c] =
-                                    (((b * h + i) * w + j) * cin + c) as u32;
-                            }
+        let (out, pads): (Vec<usize>, Vec<usize>) = spatial
+            .iter()
+            .enumerate()
+            .map(|(d, &n)| transpose_len(n, g.kernel[d], g.strides[d], g.padding))
+            .unzip();
+        let (n_out, n_in): (usize, usize) = (out.iter().product(), spatial.iter().product());
+        let n_k: usize = g.kernel.iter().product();
+        let kk = n_k * cin;
+        let mut map = vec![super::GATHER_PAD; batch * n_out * kk];
+        let (mut o_idx, mut k_idx) = (vec![0usize; rank - 2], vec![0usize; rank - 2]);
+        for o in 0..n_out {
+            k_idx.iter_mut().for_each(|k| *k = 0);
+            for k in 0..n_k {
+                let src = (0..rank - 2).try_fold(0usize, |flat, d| {
+                    let v = (o_idx[d] + pads[d]).checked_sub(k_idx[d])?;
+                    (v % g.strides[d] == 0 && v / g.strides[d] < spatial[d])
+                        .then(|| flat * spatial[d] + v / g.strides[d])
+                });
+                if let Some(src) = src {
+                    for b in 0..batch {
+                        let row = ((b * n_out + o) * n_k + k) * cin;
+                        for c in 0..cin {
+                            map[row + c] = ((b * n_in + src) * cin + c) as u32;
                         }
                     }
                 }
+                increment(&mut k_idx, &g.kernel);
             }
+            increment(&mut o_idx, &out);
         }
-        Ok((vec![batch * oh * ow, kk], map))
+        Ok((vec![batch * n_out, kk], map))
     }
 }
 
 impl Layer for ConvTranspose {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
         let input = &inputs[0];
-        let f = self.kernel.shape[2];
+        let f = self.kernel.shape[self.kernel.rank() - 2];
         let g = &self.geometry;
+        let rank = input.len();
         let sp: Vec<Option<usize>> = if self.channels_first {
             input[2..].to_vec()
         } else {
-            input[1..3].to_vec()
+            input[1..rank - 1].to_vec()
         };
         let out: Vec<Option<usize>> = sp
             .iter()
@@ -534,52 +537,42 @@ impl Layer for ConvTranspose {
     }
 
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        use super::GatherMap;
         let x = to_channels_last(one(inputs, &self.name)?, self.channels_first);
-        let (batch, h, w, cin) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
-        let (kh, kw, f) = (
-            self.kernel.shape[0],
-            self.kernel.shape[1],
-            self.kernel.shape[2],
-        );
-        let g = &self.geometry;
-        let (oh, ph) = transpose_len(h, kh, g.strides[0], g.padding);
-        let (ow, pw) = transpose_len(w, kw, g.strides[1], g.padding);
-        let mut out = vec![0.0f32; batch * oh * ow * f];
-        for b in 0..batch {
-            for i in 0..h {
-                for j in 0..w {
-                    let xin = &x.data[((b * h + i) * w + j) * cin..][..cin];
-                    for ki in 0..kh {
-                        let oi = (i * g.strides[0] + ki) as isize - ph as isize;
-                        if oi < 0 || oi >= oh as isize {
-                            continue;
-                        }
-                        for kj in 0..kw {
-                            let oj = (j * g.strides[1] + kj) as isize - pw as isize;
-                            if oj < 0 || oj >= ow as isize {
-                                continue;
-                            }
-                            let dst =
-                                &mut out[((b * oh + oi as usize) * ow + oj as usize) * f..][..f];
-                            let wk = &self.kernel.data[(ki * kw + kj) * f * cin..][..f * cin];
-                            for (fo, d) in dst.iter_mut().enumerate() {
-                                *d += xin
-                                    .iter()
-                                    .zip(&wk[fo * cin..(fo + 1) * cin])
-                                    .map(|(a, b)| a * b)
-                                    .sum::<f32>();
-                            }
-                        }
-                    }
+        let f = self.kernel_2d.shape[1];
+        let (rows_shape, map) = self.gather_map(&x.shape)?;
+        let (rows, kk) = (rows_shape[0], rows_shape[1]);
+        let mut out = vec![0.0f32; rows * f];
+        cpu::matmul_rows(
+            (rows, kk, f),
+            &self.kernel_2d.data,
+            &mut out,
+            |r, row| {
+                for (v, &i) in row.iter_mut().zip(&map[r * kk..(r + 1) * kk]) {
+                    *v = if i == super::GATHER_PAD {
+                        0.0
+                    } else {
+                        x.data[i as usize]
+                    };
                 }
-            }
-        }
-        if let Some(bias) = &self.bias {
-            cpu::add_bias(&mut out, &bias.data);
-        }
-        self.activation.apply(&mut out, f);
+            },
+            |block| {
+                if let Some(bias) = &self.bias {
+                    cpu::add_bias(block, &bias.data);
+                }
+                self.activation.apply(block, f);
+            },
+        );
+        let rank = x.rank();
+        let spatial: Vec<usize> = (1..rank - 1)
+            .map(|d| {
+                let g = &self.geometry;
+                transpose_len(x.shape[d], g.kernel[d - 1], g.strides[d - 1], g.padding).0
+            })
+            .collect();
+        let shape = [x.shape[0]].into_iter().chain(spatial).chain([f]).collect();
         Ok(from_channels_last(
-            Tensor::new(vec![batch, oh, ow, f], out)?,
+            Tensor::new(shape, out)?,
             self.channels_first,
         ))
     }
@@ -597,14 +590,15 @@ impl Layer for ConvTranspose {
 }
 
 pub(super) fn conv_transpose(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    let n = if ctx.class == "Conv3DTranspose" { 3 } else { 2 };
     let channels_first = ctx.channels_first();
-    // TF.js drops dilation_rate (and ignores output_padding) for Conv2DTranspose.
-    let geometry = geometry(ctx, 2, false)?;
+    // TF.js drops dilation_rate (and ignores output_padding) for transposed convolutions.
+    let geometry = geometry(ctx, n, false)?;
     let cin = input_channels(ctx, channels_first)?;
     let f = ctx.usize("filters")?;
-    let kshape = [geometry.kernel[0], geometry.kernel[1], f, cin];
+    let kshape: Vec<usize> = geometry.kernel.iter().copied().chain([f, cin]).collect();
     let kernel = ctx.weight("kernel", &kshape)?;
-    let taps = geometry.kernel[0] * geometry.kernel[1];
+    let taps: usize = geometry.kernel.iter().product();
     let mut flat = vec![0.0; kernel.data.len()];
     for k in 0..taps {
         for fo in 0..f {

@@ -6,6 +6,7 @@
 //! Keras's `build`), and returns an object that infers output shapes and runs on the CPU.
 
 mod activation;
+mod category;
 mod conv;
 mod dense;
 mod embedding;
@@ -14,6 +15,7 @@ mod normalization;
 mod padding;
 mod pooling;
 mod recurrent;
+mod resample;
 mod reshape;
 mod wrappers;
 
@@ -121,6 +123,13 @@ pub enum GpuForm<'a> {
     MergeTime(Box<GpuForm<'a>>),
     /// Masking: steps whose features all equal the value are zeroed (and masked).
     Masking(f32),
+    /// CategoryEncoding into `depth` columns: counts, or 0/1.
+    CategoryEncoding {
+        /// `num_tokens`.
+        depth: usize,
+        /// Count occurrences instead of marking presence.
+        count: bool,
+    },
     /// Output = input (dropout at inference, flatten and reshape of contiguous data).
     Identity,
     /// `activation(x · kernel + bias)` over the last axis.
@@ -329,6 +338,7 @@ pub const REGISTRY: &[(&str, Builder)] = &[
     ("Conv2D", conv::conv),
     ("Conv3D", conv::conv),
     ("Conv2DTranspose", conv::conv_transpose),
+    ("Conv3DTranspose", conv::conv_transpose),
     ("DepthwiseConv2D", conv::depthwise),
     ("SeparableConv2D", conv::separable),
     ("MaxPooling1D", pooling::pool),
@@ -351,6 +361,13 @@ pub const REGISTRY: &[(&str, Builder)] = &[
     ("TimeDistributed", wrappers::time_distributed),
     ("Masking", wrappers::masking),
     ("RNN", recurrent::build_rnn),
+    ("Resizing", resample::resizing),
+    ("CategoryEncoding", category::build),
+    ("CenterCrop", resample::center_crop),
+    // Random at every call in TF.js 4.22 (even at inference); layercake applies Keras's
+    // inference behaviour, the identity, so predictions are deterministic.
+    ("RandomWidth", reshape::identity),
+    ("RandomHeight", reshape::identity),
 ];
 
 /// The builder of `class`, or an error listing what is supported.

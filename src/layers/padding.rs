@@ -1,6 +1,7 @@
-//! Spatial layout layers: ZeroPadding2D, Cropping2D, UpSampling2D (nearest and bilinear, as
-//! TF.js's resizeBilinear without corner alignment).
+//! Spatial layout layers: ZeroPadding2D, Cropping2D, UpSampling2D (nearest, and bilinear as
+//! TF.js's resizeBilinear without corner alignment, through [`super::resample`]).
 
+use super::resample::{Resample, Sampling};
 use super::{one, Layer, LayerCtx, Shape};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -140,41 +141,20 @@ struct UpSampling {
     name: String,
 }
 
-impl super::WeightedMap for UpSampling {
-    /// Bilinear taps of a channels_last input (same source coordinates as the CPU path).
-    fn weighted_map(&self, shape: &[usize]) -> Result<super::Taps> {
-        let (b, h, w, c) = (shape[0], shape[1], shape[2], shape[3]);
-        let (oh, ow) = (h * self.size[0], w * self.size[1]);
-        let n = b * oh * ow * c;
-        let (mut index, mut weight) = (Vec::with_capacity(n * 4), Vec::with_capacity(n * 4));
-        for nb in 0..b {
-            for i in 0..oh {
-                let sy = i as f64 * h as f64 / oh as f64;
-                let (y0, dy) = (sy.floor() as usize, sy - sy.floor());
-                let y1 = (y0 + 1).min(h - 1);
-                for j in 0..ow {
-                    let sx = j as f64 * w as f64 / ow as f64;
-                    let (x0, dx) = (sx.floor() as usize, sx - sx.floor());
-                    let x1 = (x0 + 1).min(w - 1);
-                    for ch in 0..c {
-                        let at = |y: usize, x: usize| (((nb * h + y) * w + x) * c + ch) as u32;
-                        index.extend([at(y0, x0), at(y0, x1), at(y1, x0), at(y1, x1)]);
-                        weight.extend([
-                            ((1.0 - dx) * (1.0 - dy)) as f32,
-                            (dx * (1.0 - dy)) as f32,
-                            ((1.0 - dx) * dy) as f32,
-                            (dx * dy) as f32,
-                        ]);
-                    }
-                }
-            }
+impl UpSampling {
+    /// The bilinear mode: TF.js's `resizeBilinear` without corner alignment.
+    fn resample(&self, h: usize, w: usize) -> Resample {
+        Resample {
+            sampling: Sampling::Bilinear { align: false },
+            out: [h * self.size[0], w * self.size[1]],
         }
-        Ok(super::Taps {
-            shape: vec![b, oh, ow, c],
-            taps: 4,
-            index,
-            weight,
-        })
+    }
+}
+
+impl super::WeightedMap for UpSampling {
+    /// Bilinear taps of a channels_last input (the CPU path applies the same taps).
+    fn weighted_map(&self, shape: &[usize]) -> Result<super::Taps> {
+        self.resample(shape[1], shape[2]).taps(shape)
     }
 }
 
@@ -190,31 +170,17 @@ impl Layer for UpSampling {
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
         let x = to_nhwc(one(inputs, &self.name)?, self.channels_first);
         let (b, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+        if self.bilinear {
+            let y = self.resample(h, w).apply(&x)?;
+            return Ok(from_nhwc(y, self.channels_first));
+        }
         let (oh, ow) = (h * self.size[0], w * self.size[1]);
-        let mut out = vec![0.0f32; b * oh * ow * c];
-        let at = |n: usize, i: usize, j: usize, ch: usize| x.data[((n * h + i) * w + j) * c + ch];
+        let mut out = Vec::with_capacity(b * oh * ow * c);
         for n in 0..b {
             for i in 0..oh {
                 for j in 0..ow {
-                    for ch in 0..c {
-                        out[((n * oh + i) * ow + j) * c + ch] = if self.bilinear {
-                            // Source coordinate o * in / out (no corner alignment, no half-pixel centers).
-                            let (sy, sx) = (
-                                i as f64 * h as f64 / oh as f64,
-                                j as f64 * w as f64 / ow as f64,
-                            );
-                            let (y0, x0) = (sy.floor() as usize, sx.floor() as usize);
-                            let (y1, x1) = ((y0 + 1).min(h - 1), (x0 + 1).min(w - 1));
-                            let (dy, dx) = (sy - y0 as f64, sx - x0 as f64);
-                            let top = at(n, y0, x0, ch) as f64
-                                + (at(n, y0, x1, ch) as f64 - at(n, y0, x0, ch) as f64) * dx;
-                            let bottom = at(n, y1, x0, ch) as f64
-                                + (at(n, y1, x1, ch) as f64 - at(n, y1, x0, ch) as f64) * dx;
-                            (top + (bottom - top) * dy) as f32
-                        } else {
-                            at(n, i / self.size[0], j / self.size[1], ch)
-                        };
-                    }
+                    let at = ((n * h + i / self.size[0]) * w + j / self.size[1]) * c;
+                    out.extend_from_slice(&x.data[at..at + c]);
                 }
             }
         }

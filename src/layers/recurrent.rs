@@ -92,7 +92,11 @@ impl Recurrent {
             let step = if self.go_backwards { t - 1 - s } else { s };
             let (nh, nc) = self.step(&xw, step, t, &h, &c, b);
             for r in 0..b {
-                let at = if self.mask_reversed { t - 1 - step } else { step };
+                let at = if self.mask_reversed {
+                    t - 1 - step
+                } else {
+                    step
+                };
                 let keep = mask.is_none_or(|m| m.data[r * t + at] != 0.0);
                 if keep {
                     h[r * u..(r + 1) * u].copy_from_slice(&nh[r * u..(r + 1) * u]);
@@ -317,7 +321,10 @@ pub struct Stack {
 
 impl Layer for Stack {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
-        let last = self.cells.last().ok_or_else(|| Error::Model(format!("layer '{}' has no cells", self.name)))?;
+        let last = self
+            .cells
+            .last()
+            .ok_or_else(|| Error::Model(format!("layer '{}' has no cells", self.name)))?;
         last.output_shape(inputs)
     }
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
@@ -331,7 +338,9 @@ impl Layer for Stack {
         Ok(x)
     }
     fn mask_rule(&self) -> super::MaskRule {
-        self.cells.last().map_or(super::MaskRule::Drop, Layer::mask_rule)
+        self.cells
+            .last()
+            .map_or(super::MaskRule::Drop, Layer::mask_rule)
     }
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
         Some(super::GpuForm::Stack(&self.cells))
@@ -351,7 +360,9 @@ fn cell_layer_class(cell: &str) -> Option<&'static str> {
 /// The generic RNN layer: `cell` is one cell, or StackedRNNCells. TF.js scopes a single cell's
 /// weights under the layer (`rnn/kernel`) and stacked cells under `rnn/RNNCell_<i>/…`.
 pub(super) fn build_rnn(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
-    let cell = ctx.get("cell").ok_or_else(|| ctx.err("config 'cell' is missing"))?;
+    let cell = ctx
+        .get("cell")
+        .ok_or_else(|| ctx.err("config 'cell' is missing"))?;
     let class = cell.get("class_name").and_then(Value::as_str).unwrap_or("");
     let cells: Vec<&Value> = if class == "StackedRNNCells" {
         cell.get("config")
@@ -376,8 +387,18 @@ pub(super) fn build_rnn(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
         config["return_sequences"] = json!(sequences || !last);
         config["go_backwards"] = json!(go_backwards && i == 0);
         config["return_state"] = ctx.get("return_state").cloned().unwrap_or(json!(false));
-        let name = if cells.len() == 1 { ctx.name.to_string() } else { format!("{}/RNNCell_{i}", ctx.name) };
-        let h5 = ctx.h5.map(|p| if cells.len() == 1 { p.to_string() } else { format!("{p}/cell/cells/{}", i) });
+        let name = if cells.len() == 1 {
+            ctx.name.to_string()
+        } else {
+            format!("{}/RNNCell_{i}", ctx.name)
+        };
+        let h5 = ctx.h5.map(|p| {
+            if cells.len() == 1 {
+                p.to_string()
+            } else {
+                format!("{p}/cell/cells/{}", i)
+            }
+        });
         let inputs = [shape.clone()];
         let sub = LayerCtx {
             class: layer_class,

@@ -53,6 +53,10 @@ enum Params {
     Bidirectional(Box<(RecurrentParams, RecurrentParams)>, MergeMode),
     MergeTime(Box<Params>),
     Masking(f32),
+    CategoryEncoding {
+        depth: usize,
+        count: bool,
+    },
     Identity,
     MatMul {
         kernel: wgpu::Buffer,
@@ -212,9 +216,12 @@ fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
     match form {
         GpuForm::Identity => Params::Identity,
         GpuForm::Recurrent(r) => Params::Recurrent(Box::new(recurrent_params(dev, name, r))),
-        GpuForm::Stack(cells) => {
-            Params::Stack(cells.iter().map(|r| recurrent_params(dev, name, r)).collect())
-        }
+        GpuForm::Stack(cells) => Params::Stack(
+            cells
+                .iter()
+                .map(|r| recurrent_params(dev, name, r))
+                .collect(),
+        ),
         GpuForm::Bidirectional(b) => Params::Bidirectional(
             Box::new((
                 recurrent_params(dev, name, &b.forward),
@@ -224,6 +231,7 @@ fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
         ),
         GpuForm::MergeTime(f) => Params::MergeTime(Box::new(upload(dev, index, name, *f))),
         GpuForm::Masking(v) => Params::Masking(v),
+        GpuForm::CategoryEncoding { depth, count } => Params::CategoryEncoding { depth, count },
         GpuForm::MatMul {
             kernel,
             bias,
@@ -773,7 +781,11 @@ impl<'m> GpuModel<'m> {
                 let mut x = (ins[0].0.clone(), ins[0].1.to_vec());
                 for (i, r) in cells.iter().enumerate() {
                     let last = i + 1 == cells.len();
-                    let seq = if last { out.0.clone() } else { self.temp("stacked cell", b * t * r.units) };
+                    let seq = if last {
+                        out.0.clone()
+                    } else {
+                        self.temp("stacked cell", b * t * r.units)
+                    };
                     let to = StepOutput {
                         buffer: &seq,
                         stride: r.units,
@@ -797,6 +809,23 @@ impl<'m> GpuModel<'m> {
                 };
                 let (i_shape, o_shape) = (merged(ins[0].1), merged(out.1));
                 self.encode(pass, inner, &[(ins[0].0, &i_shape)], (out.0, &o_shape))
+            }
+            Params::CategoryEncoding { depth, count } => {
+                let rows = out.1.first().copied().unwrap_or(1);
+                let per_row = ins[0].1.iter().product::<usize>() / rows.max(1);
+                let u = [
+                    rows as u32,
+                    per_row as u32,
+                    *depth as u32,
+                    u32::from(*count),
+                ];
+                self.dispatch(
+                    pass,
+                    kernels::CATEGORY,
+                    bytemuck::cast_slice(&u),
+                    &[ins[0].0, out.0],
+                    self.grid(numel)?,
+                )
             }
             Params::Masking(value) => {
                 let f = *ins[0].1.last().unwrap_or(&1);

@@ -56,7 +56,7 @@ function makeInputs(model, seed, spec) {
   return model.inputs.map((inp, k) => {
     const shape = inp.shape.map((d) => (d == null ? 2 : d));
     const n = shape.reduce((a, b) => a * b, 1);
-    if (inp.dtype === 'int32' || spec.vocab) {
+    if (inp.dtype === 'int32' || (spec.vocab && model.inputs.length === 1)) {
       const vocab = spec.vocab ?? 10;
       const data = Array.from({ length: n }, () => 1 + Math.floor(r() * (vocab - 1)));
       // Zero padding at the start of row 0 and the end of row 1 exercises masking.
@@ -313,6 +313,43 @@ function rnnCells() {
   return tf.model({ inputs: x, outputs: L.flatten().apply(b) });
 }
 
+// Preprocessing layers and Conv3DTranspose: CenterCrop (odd and even margins; a width margin of
+// 1 exercises TF.js's `wBuffer = 1` rule), Resizing (bilinear and nearest, with and without
+// crop_to_aspect_ratio, which in TF.js only switches corner alignment), CategoryEncoding in its
+// three modes.
+//
+// TF.js 4.22 cannot run Resizing (nor CenterCrop's upsizing branch) inside a model: call()
+// resizes `inputs` as passed, an array, and throws. The expected outputs are therefore computed
+// by applying each layer to concrete tensors (`direct`), which is TF.js's own layer code on the
+// same weights; the model is saved as usual.
+function preprocessing() {
+  const img = L.input({ shape: [7, 9, 2], name: 'img' });
+  const tokens = L.input({ shape: [4], name: 'tokens', dtype: 'int32' });
+  const tok = L.input({ shape: [1], name: 'tok', dtype: 'int32' });
+  const vol = L.input({ shape: [3, 4, 3, 2], name: 'vol' });
+  // CenterCrop and CategoryEncoding write their output shape into their input's shape array
+  // (computeOutputShape mutates it), corrupting an InputLayer's batch_input_shape: each gets a
+  // private Reshape (which builds a fresh shape array) in front.
+  const own = (x) => L.reshape({ targetShape: x.shape.slice(1) });
+  const chains = [
+    [img, [own(img), L.centerCrop({ height: 4, width: 5 })]],
+    [img, [own(img), L.centerCrop({ height: 6, width: 8 })]],
+    [img, [L.resizing({ height: 5, width: 6 })]],
+    [img, [L.resizing({ height: 11, width: 4, interpolation: 'nearest' })]],
+    [img, [L.resizing({ height: 5, width: 13, cropToAspectRatio: true })]],
+    [tokens, [own(tokens), L.categoryEncoding({ numTokens: 6, outputMode: 'multiHot' })]],
+    [tokens, [own(tokens), L.categoryEncoding({ numTokens: 6, outputMode: 'count' })]],
+    [tok, [own(tok), L.categoryEncoding({ numTokens: 5, outputMode: 'oneHot' })]],
+    [vol, [L.conv3dTranspose({ filters: 2, kernelSize: 2, strides: 2, padding: 'same', activation: 'relu' })]],
+    [vol, [L.conv3dTranspose({ filters: 3, kernelSize: [2, 3, 2], padding: 'valid' })]],
+  ];
+  const inputs = [img, tokens, tok, vol];
+  const outs = chains.map(([x, layers]) => layers.reduce((t, l) => l.apply(t), x));
+  const model = tf.model({ inputs, outputs: outs });
+  model.direct = (xs) => chains.map(([x, layers]) => layers.reduce((t, l) => l.apply(t), xs[inputs.indexOf(x)]));
+  return model;
+}
+
 function nested() {
   const inner = tf.sequential({ name: 'inner' });
   inner.add(L.dense({ units: 4, activation: 'relu', inputShape: [5], name: 'in_dense' }));
@@ -365,7 +402,17 @@ export const CASES = {
   dot_attention: { build: dotAttention, style: 'node' },
   rnn_options: { build: rnnOptions, style: 'downloads' },
   rnn_cells: { build: rnnCells, style: 'node', maskSteps: [[0, 1], [1, 4]] },
+  preprocessing: { build: preprocessing, style: 'node', vocab: 5 },
 };
+
+/** Expected outputs of a model whose layers TF.js can only run on concrete tensors. */
+function directBundle(model, inputs) {
+  const xs = inputs.map((t) => tf.tensor(t.data, t.shape, t.dtype));
+  const outputs = model.direct(xs).map((y, k) => ({
+    name: model.outputNames[k], shape: y.shape, dtype: y.dtype, data: Array.from(y.dataSync()),
+  }));
+  return { inputs, outputs };
+}
 
 async function generate(name, spec, seed) {
   const dir = path.join(OUT, name);
@@ -381,7 +428,10 @@ async function generate(name, spec, seed) {
   const inputs = makeInputs(model, seed + 2, spec);
   const loaded = await loadModelDir(dir);
   if (spec.conv?.quantize) writeQuantizationGoldens(dir, artifacts, loaded);
-  const expected = { generator: `@tensorflow/tfjs ${tf.version.tfjs} (${tf.getBackend()})`, ...predictBundle(loaded, inputs) };
+  const bundle = model.direct ? directBundle(model, inputs) : predictBundle(loaded, inputs);
+  const expected = { generator: `@tensorflow/tfjs ${tf.version.tfjs} (${tf.getBackend()})`, ...bundle };
+  // TF.js cannot run this model as a whole (its outputs come from its layers one by one).
+  if (model.direct) expected.tfjs_predicts_model = false;
   fs.writeFileSync(path.join(dir, 'expected.json'), JSON.stringify(expected));
   console.log(`${name}: ${spec.style}, ${model.weights.length} weights, outputs ${expected.outputs.map((o) => `[${o.shape}]`).join(' ')}`);
 }
