@@ -39,6 +39,19 @@ pub trait Layer: Send + Sync {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape>;
     /// Run on the CPU: the reference implementation.
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor>;
+    /// Shapes of the outputs after the first (a recurrent layer's `return_state`, an unmerged
+    /// Bidirectional), for these input shapes. Most layers have one output.
+    fn extra_output_shapes(&self, _inputs: &[Shape]) -> Result<Vec<Shape>> {
+        Ok(Vec::new())
+    }
+    /// Run, returning the first output and the others ([`Layer::extra_output_shapes`]).
+    fn forward_all(
+        &self,
+        inputs: &[&Tensor],
+        mask: Option<&Tensor>,
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        Ok((self.forward_masked(inputs, mask)?, Vec::new()))
+    }
     /// Run with the mask of the first input (`[batch, steps]`, 1 keep / 0 masked), if it has
     /// one. Only layers that consume masks (the recurrent ones) look at it.
     fn forward_masked(&self, inputs: &[&Tensor], _mask: Option<&Tensor>) -> Result<Tensor> {

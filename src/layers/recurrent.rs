@@ -60,6 +60,8 @@ pub struct Recurrent {
     /// Read the mask back to front (a later cell of a backwards stack, whose input sequence is
     /// already in processing order).
     pub mask_reversed: bool,
+    /// Also output the final states (`[h]`, LSTM `[h, c]`).
+    pub return_state: bool,
 }
 
 impl Recurrent {
@@ -70,6 +72,26 @@ impl Recurrent {
 
     /// Run over `x` `[b, t, in]` with an optional mask `[b, t]`.
     pub fn run(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        Ok(self.run_with_states(x, mask, &[])?.0)
+    }
+
+    /// States of the cell: `[h]`, or `[h, c]` for LSTM.
+    pub fn state_count(&self) -> usize {
+        if self.cell == Cell::Lstm {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Run from the initial states `init` (`[b, u]` each; zeros when empty); returns the output
+    /// and the final states.
+    pub fn run_with_states(
+        &self,
+        x: &Tensor,
+        mask: Option<&Tensor>,
+        init: &[&Tensor],
+    ) -> Result<(Tensor, Vec<Tensor>)> {
         let [b, t, inp] = x.shape[..] else {
             return Err(Error::Model(format!(
                 "layer '{}' expects [batch, steps, features], got {:?}",
@@ -86,7 +108,17 @@ impl Recurrent {
         let mut xw = vec![0.0f32; b * t * g * u];
         cpu::matmul(&x.data, &self.kernel.data, &mut xw, b * t, inp, g * u);
         cpu::add_bias(&mut xw, &self.bias.data);
-        let (mut h, mut c) = (vec![0.0f32; b * u], vec![0.0f32; b * u]);
+        let state = |k: usize| -> Result<Vec<f32>> {
+            match init.get(k) {
+                None => Ok(vec![0.0f32; b * u]),
+                Some(s) if s.shape == [b, u] => Ok(s.data.clone()),
+                Some(s) => Err(Error::Model(format!(
+                    "layer '{}': initial state {k} has shape {:?}, expected [{b}, {u}]",
+                    self.name, s.shape
+                ))),
+            }
+        };
+        let (mut h, mut c) = (state(0)?, state(1)?);
         let mut outs = vec![0.0f32; b * t * u];
         for s in 0..t {
             let step = if self.go_backwards { t - 1 - s } else { s };
@@ -105,11 +137,16 @@ impl Recurrent {
                 outs[(r * t + s) * u..(r * t + s + 1) * u].copy_from_slice(&h[r * u..(r + 1) * u]);
             }
         }
-        if self.return_sequences {
-            Tensor::new(vec![b, t, u], outs)
+        let output = if self.return_sequences {
+            Tensor::new(vec![b, t, u], outs)?
         } else {
-            Tensor::new(vec![b, u], h)
+            Tensor::new(vec![b, u], h.clone())?
+        };
+        let mut states = vec![Tensor::new(vec![b, u], h)?];
+        if self.cell == Cell::Lstm {
+            states.push(Tensor::new(vec![b, u], c)?);
         }
+        Ok((output, states))
     }
 
     /// One step for every batch row: the new `(h, c)`.
@@ -198,12 +235,36 @@ impl Layer for Recurrent {
         })
     }
 
-    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
-        self.run(one(inputs, &self.name)?, None)
+    fn extra_output_shapes(&self, inputs: &[Shape]) -> Result<Vec<Shape>> {
+        let state = vec![inputs[0][0], Some(self.units())];
+        Ok(if self.return_state {
+            vec![state; self.state_count()]
+        } else {
+            Vec::new()
+        })
     }
 
-    fn forward_masked(&self, inputs: &[&Tensor], mask: Option<&Tensor>) -> Result<Tensor> {
-        self.run(one(inputs, &self.name)?, mask)
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        Ok(self.forward_all(inputs, None)?.0)
+    }
+
+    fn forward_all(
+        &self,
+        inputs: &[&Tensor],
+        mask: Option<&Tensor>,
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        let (x, init) = inputs
+            .split_first()
+            .ok_or_else(|| Error::Model(format!("layer '{}' has no input", self.name)))?;
+        let (out, states) = self.run_with_states(x, mask, init)?;
+        Ok((
+            out,
+            if self.return_state {
+                states
+            } else {
+                Vec::new()
+            },
+        ))
     }
 
     fn mask_rule(&self) -> super::MaskRule {
@@ -247,10 +308,12 @@ pub(super) fn build_recurrent(ctx: &LayerCtx) -> Result<Recurrent> {
         },
         other => return Err(ctx.err(format!("'{other}' is not a recurrent layer"))),
     };
-    if ctx.bool_or("return_state", false) {
-        return Err(ctx.err("return_state is not supported yet (a layer with several outputs)"));
-    }
-    let inp = ctx.input_dim(-1)?;
+    let x = ctx.inputs.first().ok_or_else(|| ctx.err("has no input"))?;
+    let inp = x
+        .last()
+        .copied()
+        .flatten()
+        .ok_or_else(|| ctx.err("the input's feature dimension must be known"))?;
     let u = ctx.usize("units")?;
     let gu = cell.gates() * u;
     let gate_default = if ctx.keras3() {
@@ -306,6 +369,7 @@ pub(super) fn build_recurrent(ctx: &LayerCtx) -> Result<Recurrent> {
         return_sequences: ctx.bool_or("return_sequences", false),
         go_backwards: ctx.bool_or("go_backwards", false),
         mask_reversed: false,
+        return_state: ctx.bool_or("return_state", false),
     })
 }
 
@@ -331,6 +395,12 @@ impl Layer for Stack {
         self.forward_masked(inputs, None)
     }
     fn forward_masked(&self, inputs: &[&Tensor], mask: Option<&Tensor>) -> Result<Tensor> {
+        if self.cells.iter().any(|c| c.return_state) {
+            return Err(Error::Model(format!(
+                "layer '{}': return_state over stacked cells is not supported",
+                self.name
+            )));
+        }
         let mut x = one(inputs, &self.name)?.clone();
         for cell in &self.cells {
             x = cell.run(&x, mask)?;

@@ -10,6 +10,8 @@ use serde_json::Value;
 /// How Bidirectional merges its two directions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MergeMode {
+    /// Not merged: the two directions are separate outputs.
+    None,
     /// Concatenated on the last axis (forward first).
     Concat,
     /// Summed.
@@ -32,13 +34,25 @@ pub struct Bidirectional {
 }
 
 impl Bidirectional {
-    fn run(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let f = self.forward.run(x, mask)?;
-        let mut b = self.backward.run(x, mask)?;
+    /// The output(s) and, with `return_state`, the forward then backward final states.
+    fn run(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<(Tensor, Vec<Tensor>)> {
+        let (f, fs) = self.forward.run_with_states(x, mask, &[])?;
+        let (mut b, bs) = self.backward.run_with_states(x, mask, &[])?;
         if self.backward.return_sequences {
             b = reverse_time(&b);
         }
-        Ok(merge(self.merge, &f, &b))
+        let mut extra = Vec::new();
+        let out = if self.merge == MergeMode::None {
+            extra.push(b);
+            f
+        } else {
+            merge(self.merge, &f, &b)
+        };
+        if self.forward.return_state {
+            extra.extend(fs);
+            extra.extend(bs);
+        }
+        Ok((out, extra))
     }
 }
 
@@ -54,6 +68,7 @@ pub fn merge(mode: MergeMode, f: &Tensor, b: &Tensor) -> Tensor {
             .collect(),
     };
     match mode {
+        MergeMode::None => f.clone(),
         MergeMode::Sum => zip(|x, y| x + y),
         MergeMode::Mul => zip(|x, y| x * y),
         MergeMode::Ave => zip(|x, y| (x + y) / 2.0),
@@ -84,10 +99,25 @@ impl Layer for Bidirectional {
         }
         Ok(s)
     }
-    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
-        self.run(one(inputs, &self.name)?, None)
+    fn extra_output_shapes(&self, inputs: &[Shape]) -> Result<Vec<Shape>> {
+        let mut shapes = Vec::new();
+        if self.merge == MergeMode::None {
+            shapes.push(self.forward.output_shape(inputs)?);
+        }
+        let state = vec![inputs[0][0], Some(self.forward.units())];
+        if self.forward.return_state {
+            shapes.extend(vec![state; 2 * self.forward.state_count()]);
+        }
+        Ok(shapes)
     }
-    fn forward_masked(&self, inputs: &[&Tensor], mask: Option<&Tensor>) -> Result<Tensor> {
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        Ok(self.run(one(inputs, &self.name)?, None)?.0)
+    }
+    fn forward_all(
+        &self,
+        inputs: &[&Tensor],
+        mask: Option<&Tensor>,
+    ) -> Result<(Tensor, Vec<Tensor>)> {
         self.run(one(inputs, &self.name)?, mask)
     }
     fn mask_rule(&self) -> MaskRule {
@@ -114,18 +144,23 @@ fn inner<'v>(ctx: &'v LayerCtx) -> Result<(&'v str, &'v Value)> {
 }
 
 pub(super) fn bidirectional(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
-    let (class, config) = inner(ctx)?;
-    let inner_name = config.get("name").and_then(Value::as_str).unwrap_or(class);
+    // Absent: Keras's default, concat; null: the two directions as separate outputs.
+    if ctx.config.get("merge_mode") == Some(&Value::Null) {
+        return bidirectional_with(ctx, MergeMode::None);
+    }
     let merge = match ctx.get("merge_mode").and_then(Value::as_str) {
-        Some("concat") => MergeMode::Concat,
+        None | Some("concat") => MergeMode::Concat,
         Some("sum") => MergeMode::Sum,
         Some("mul") => MergeMode::Mul,
         Some("ave") => MergeMode::Ave,
-        None if ctx.get("merge_mode").is_none() => {
-            return Err(ctx.err("merge_mode null (two separate outputs) is not supported yet"))
-        }
-        other => return Err(ctx.err(format!("merge_mode {other:?} is not supported"))),
+        Some(other) => return Err(ctx.err(format!("merge_mode '{other}' is not supported"))),
     };
+    bidirectional_with(ctx, merge)
+}
+
+fn bidirectional_with(ctx: &LayerCtx, merge: MergeMode) -> Result<Box<dyn Layer>> {
+    let (class, config) = inner(ctx)?;
+    let inner_name = config.get("name").and_then(Value::as_str).unwrap_or(class);
     let half = |dir: &str| -> Result<Recurrent> {
         let name = format!("{}/{dir}_{inner_name}", ctx.name);
         // Keras 3 keeps the halves in the wrapper's `forward_layer` / `backward_layer`.

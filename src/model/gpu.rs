@@ -25,6 +25,7 @@ struct RecurrentParams {
     /// The shader's cell id (0 simple, 1 LSTM, 2 GRU reset_after, 3 GRU).
     cell: u32,
     mask_reversed: bool,
+    return_state: bool,
     gates: usize,
     units: usize,
     features: usize,
@@ -157,7 +158,7 @@ struct Dispatch {
 
 /// The dispatches of one predict, in order (the encoding functions append to it).
 #[derive(Default)]
-struct Recording(Vec<Dispatch>, Option<wgpu::Buffer>);
+struct Recording(Vec<Dispatch>, Option<wgpu::Buffer>, Vec<wgpu::Buffer>);
 
 /// Everything a predict on one set of input shapes needs, planned at its first predict.
 struct Execution {
@@ -341,6 +342,18 @@ fn recurrent_params(dev: &Device, name: &str, r: &Recurrent) -> RecurrentParams 
         return_sequences: r.return_sequences,
         go_backwards: r.go_backwards,
         mask_reversed: r.mask_reversed,
+        return_state: r.return_state,
+    }
+}
+
+impl RecurrentParams {
+    /// States: `[h]`, or `[h, c]` for LSTM.
+    fn state_count(&self) -> usize {
+        if self.cell == 1 {
+            2
+        } else {
+            1
+        }
     }
 }
 
@@ -495,6 +508,11 @@ impl<'m> GpuModel<'m> {
             let (class, name) = &plan.layer_info[op.layer];
             let in_mask = op.inputs.first().and_then(|&s| masks[s].clone());
             rec.1 = in_mask.clone();
+            rec.2 = op
+                .extra
+                .iter()
+                .map(|&s| pool.buffers[buffer_of[s]].clone())
+                .collect();
             let failed =
                 |e: Error| Error::Model(format!("layer '{name}' ({class}) on the GPU: {e}"));
             self.encode(&mut rec, &self.params[op.layer], &ins, out)
@@ -529,15 +547,22 @@ impl<'m> GpuModel<'m> {
                 .iter()
                 .map(|&s| shapes[s].iter().map(|&d| Some(d)).collect())
                 .collect();
-            let out = plan.layers[op.layer].output_shape(&ins)?;
-            shapes[op.output] = out
+            let layer = &plan.layers[op.layer];
+            let all = [layer.output_shape(&ins)?]
                 .into_iter()
-                .map(|d| {
-                    d.ok_or_else(|| {
-                        Error::Model("an output dimension is unknown for concrete inputs".into())
+                .chain(layer.extra_output_shapes(&ins)?);
+            for (slot, out) in [op.output].iter().chain(&op.extra).zip(all) {
+                shapes[*slot] = out
+                    .into_iter()
+                    .map(|d| {
+                        d.ok_or_else(|| {
+                            Error::Model(
+                                "an output dimension is unknown for concrete inputs".into(),
+                            )
+                        })
                     })
-                })
-                .collect::<Result<_>>()?;
+                    .collect::<Result<_>>()?;
+            }
         }
         Ok(shapes)
     }
@@ -774,7 +799,9 @@ impl<'m> GpuModel<'m> {
                     col: 0,
                     reversed: false,
                 };
-                self.recurrent(pass, r, ins[0], &to)
+                let init: Vec<&wgpu::Buffer> = ins[1..].iter().map(|i| i.0).collect();
+                let finals = pass.2.clone();
+                self.recurrent(pass, r, ins[0], &to, (&init, &finals))
             }
             Params::Stack(cells) => {
                 let [b, t] = [ins[0].1[0], ins[0].1.get(1).copied().unwrap_or(1)];
@@ -792,7 +819,7 @@ impl<'m> GpuModel<'m> {
                         col: 0,
                         reversed: false,
                     };
-                    self.recurrent(pass, r, (&x.0, &x.1), &to)?;
+                    self.recurrent(pass, r, (&x.0, &x.1), &to, (&[], &[]))?;
                     x = (seq, vec![b, t, r.units]);
                 }
                 Ok(())
@@ -1167,6 +1194,7 @@ impl<'m> GpuModel<'m> {
         r: &RecurrentParams,
         x: (&wgpu::Buffer, &[usize]),
         to: &StepOutput<'_>,
+        (init, finals): (&[&wgpu::Buffer], &[wgpu::Buffer]),
     ) -> Result<()> {
         let &[b, t, f] = x.1 else {
             return Err(Error::Model(format!(
@@ -1192,6 +1220,18 @@ impl<'m> GpuModel<'m> {
             (&xw, &[b * t, gu]),
         )?;
         let states = [self.temp("state", 2 * b * u), self.temp("state", 2 * b * u)];
+        // Initial states ([h] or [h, c], each [b, u]) go into the first state buffer.
+        for (k, s) in init.iter().enumerate().take(2) {
+            let params = [1u32, (b * u) as u32, (2 * b * u) as u32, (k * b * u) as u32];
+            let grid = self.grid(b * u)?;
+            self.dispatch(
+                pass,
+                kernels::COPY_BLOCK,
+                bytemuck::cast_slice(&params),
+                &[s, &states[0]],
+                grid,
+            )?;
+        }
         let reset = self.temp("reset gate", b * u);
         let mask = pass.1.clone();
         let out_steps = if r.return_sequences { t } else { 1 };
@@ -1215,7 +1255,7 @@ impl<'m> GpuModel<'m> {
                     act_id(r.gate_act),
                     u32::from(mask.is_some()),
                     phase,
-                    u32::from(s == 0),
+                    u32::from(s == 0 && init.is_empty()),
                     to.stride as u32,
                     to.col as u32,
                     out_steps as u32,
@@ -1241,6 +1281,12 @@ impl<'m> GpuModel<'m> {
                 )?;
             }
         }
+        // Final states ([h; c] in the last state buffer) to the extra outputs.
+        for (k, dst) in finals.iter().enumerate().take(2) {
+            let map: Vec<u32> = (k * b * u..(k + 1) * b * u).map(|i| i as u32).collect();
+            let map = self.upload_slice("final state", bytemuck::cast_slice(&map));
+            self.gather(pass, &states[t % 2], &map, b * u, dst)?;
+        }
         Ok(())
     }
 
@@ -1256,40 +1302,51 @@ impl<'m> GpuModel<'m> {
     ) -> Result<()> {
         let (fwd, bwd) = halves;
         let u = fwd.units;
-        if merge == MergeMode::Concat {
-            for (half, col, reversed) in [(fwd, 0, false), (bwd, u, true)] {
-                let to = StepOutput {
-                    buffer: out.0,
-                    stride: 2 * u,
-                    col,
-                    reversed,
-                };
-                self.recurrent(pass, half, x, &to)?;
-            }
-            return Ok(());
-        }
+        // Extra outputs: the backward half (merge_mode None), then forward and backward states.
+        let mut extra = pass.2.clone().into_iter();
+        let second = if merge == MergeMode::None {
+            extra.next()
+        } else {
+            None
+        };
+        let n_states = if fwd.return_state {
+            fwd.state_count()
+        } else {
+            0
+        };
+        let f_states: Vec<wgpu::Buffer> = extra.by_ref().take(n_states).collect();
+        let b_states: Vec<wgpu::Buffer> = extra.take(n_states).collect();
         let numel: usize = out.1.iter().product();
-        let parts = [self.temp("forward", numel), self.temp("backward", numel)];
-        for (half, dst, reversed) in [(fwd, &parts[0], false), (bwd, &parts[1], true)] {
+        let parts: [wgpu::Buffer; 2];
+        let (targets, stride) = match (merge, &second) {
+            (MergeMode::Concat, _) => ([out.0.clone(), out.0.clone()], 2 * u),
+            (MergeMode::None, Some(b)) => ([out.0.clone(), b.clone()], u),
+            _ => {
+                parts = [self.temp("forward", numel), self.temp("backward", numel)];
+                (parts.clone(), u)
+            }
+        };
+        for (k, (half, states)) in [(fwd, &f_states), (bwd, &b_states)].into_iter().enumerate() {
             let to = StepOutput {
-                buffer: dst,
-                stride: u,
-                col: 0,
-                reversed,
+                buffer: &targets[k],
+                stride,
+                col: if merge == MergeMode::Concat { k * u } else { 0 },
+                reversed: k == 1,
             };
-            self.recurrent(pass, half, x, &to)?;
+            self.recurrent(pass, half, x, &to, (&[], states))?;
         }
         let (code, scale) = match merge {
+            MergeMode::Concat | MergeMode::None => return Ok(()),
             MergeMode::Sum => (0, 1.0),
             MergeMode::Mul => (1, 1.0),
-            _ => (0, 0.5),
+            MergeMode::Ave => (0, 0.5),
         };
         self.binary_code(
             pass,
             code,
             scale,
-            (&parts[0], out.1),
-            (&parts[1], out.1),
+            (&targets[0], out.1),
+            (&targets[1], out.1),
             out.0,
             out.1,
         )
@@ -1548,6 +1605,18 @@ impl<'d> BufferPool<'d> {
             buffer_of[op.output] = b;
             pending.resize(self.buffers.len(), 0);
             pending[b] = pending[b].saturating_add(readers[op.output]);
+            // Extra outputs (recurrent states) get their own buffers, never an input's.
+            let extra: Vec<usize> = op
+                .extra
+                .iter()
+                .map(|&s| {
+                    let e = self.take(bytes_of(&shapes[s]));
+                    buffer_of[s] = e;
+                    pending.resize(self.buffers.len(), 0);
+                    pending[e] = pending[e].saturating_add(readers[s]);
+                    e
+                })
+                .collect();
             for &s in &op.inputs {
                 let b = buffer_of[s];
                 pending[b] -= 1;
@@ -1555,8 +1624,10 @@ impl<'d> BufferPool<'d> {
                     self.free.push(b);
                 }
             }
-            if pending[b] == 0 {
-                self.free.push(b); // an output nothing reads
+            for b in [b].into_iter().chain(extra) {
+                if pending[b] == 0 {
+                    self.free.push(b); // an output nothing reads
+                }
             }
         }
         buffer_of

@@ -16,8 +16,10 @@ pub struct Op {
     pub layer: usize,
     /// Input slots.
     pub inputs: Vec<usize>,
-    /// Output slot.
+    /// Output slot (the first output).
     pub output: usize,
+    /// Slots of the other outputs (recurrent states, an unmerged Bidirectional's second half).
+    pub extra: Vec<usize>,
 }
 
 /// A model input or output.
@@ -260,16 +262,20 @@ impl<'a> Builder<'a> {
                 self.layers.len() - 1
             }
         };
-        let shape = self.layers[index]
-            .output_shape(&shapes)
-            .map_err(|e| Error::Model(format!("layer '{name}' ({class}): {e}")))?;
+        let failed = |e: Error| Error::Model(format!("layer '{name}' ({class}): {e}"));
+        let shape = self.layers[index].output_shape(&shapes).map_err(failed)?;
+        let extra_shapes = self.layers[index]
+            .extra_output_shapes(&shapes)
+            .map_err(failed)?;
         let output = self.slot(shape);
+        let extra: Vec<usize> = extra_shapes.into_iter().map(|s| self.slot(s)).collect();
         self.ops.push(Op {
             layer: index,
             inputs: inputs.to_vec(),
             output,
+            extra: extra.clone(),
         });
-        Ok(vec![output])
+        Ok([output].into_iter().chain(extra).collect())
     }
 
     fn call_model(&mut self, model: &Value, inputs: &[usize]) -> Result<Vec<usize>> {

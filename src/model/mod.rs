@@ -183,8 +183,8 @@ impl Model {
             let (class, name) = &self.plan.layer_info[op.layer];
             let layer = &self.plan.layers[op.layer];
             let mask = op.inputs.first().and_then(|&s| masks[s].as_ref());
-            let out = layer
-                .forward_masked(&args, mask)
+            let (out, extra) = layer
+                .forward_all(&args, mask)
                 .map_err(|e| Error::Model(format!("layer '{name}' ({class}): {e}")))?;
             masks[op.output] = args.first().and_then(|x| layer.mask_rule().apply(x, mask));
             if trace {
@@ -201,6 +201,9 @@ impl Model {
                 }
             }
             slots[op.output] = Some(out);
+            for (&s, t) in op.extra.iter().zip(extra) {
+                slots[s] = Some(t);
+            }
         }
         Ok(self
             .plan

@@ -350,6 +350,20 @@ function preprocessing() {
   return model;
 }
 
+// Several outputs per layer: an encoder LSTM returning its states, a decoder LSTM started from
+// them (initialState), a GRU returning sequences and state, Bidirectional without merging and
+// Bidirectional returning the states of both directions.
+function rnnStates() {
+  const enc = L.input({ shape: [5, 3], name: 'enc' });
+  const dec = L.input({ shape: [4, 2], name: 'dec' });
+  const [encOut, h, c] = L.lstm({ units: 4, returnState: true }).apply(enc);
+  const decOut = L.lstm({ units: 4, returnSequences: true }).apply(dec, { initialState: [h, c] });
+  const [seq, gh] = L.gru({ units: 3, returnSequences: true, returnState: true }).apply(enc);
+  const [f, b] = L.bidirectional({ layer: L.simpleRNN({ units: 2, returnSequences: true }), mergeMode: null }).apply(enc);
+  const states = L.bidirectional({ layer: L.lstm({ units: 2, returnState: true }), mergeMode: 'concat' }).apply(enc);
+  return tf.model({ inputs: [enc, dec], outputs: [decOut, encOut, seq, gh, f, b, ...states] });
+}
+
 function nested() {
   const inner = tf.sequential({ name: 'inner' });
   inner.add(L.dense({ units: 4, activation: 'relu', inputShape: [5], name: 'in_dense' }));
@@ -403,6 +417,7 @@ export const CASES = {
   rnn_options: { build: rnnOptions, style: 'downloads' },
   rnn_cells: { build: rnnCells, style: 'node', maskSteps: [[0, 1], [1, 4]] },
   preprocessing: { build: preprocessing, style: 'node', vocab: 5 },
+  rnn_states: { build: rnnStates, style: 'node' },
 };
 
 /** Expected outputs of a model whose layers TF.js can only run on concrete tensors. */
