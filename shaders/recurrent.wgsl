@@ -28,6 +28,10 @@ struct Params {
     out_steps: u32,
     mask_reversed: u32,
     _pad: u32,
+    pixels: u32,
+    precomputed: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -48,11 +52,23 @@ fn c_prev(b: u32, j: u32) -> f32 {
     return select(state_in[(params.batch + b) * params.units + j], 0.0, params.first != 0u);
 }
 
-// x_g + h·U[:, g·u + j] (+ recurrent bias) for gate block g.
+// Row of xw for state row `b` at the current step: rows are (image, step, pixel), one pixel for
+// the dense layers.
+fn x_row(b: u32) -> u32 {
+    let p = params.pixels;
+    return ((b / p) * params.steps + params.step) * p + b % p;
+}
+
+// x_g + h·U[:, g·u + j] (+ recurrent bias) for gate block g; with `precomputed` the recurrent
+// product comes ready in `rec` ([rows, gates·u], ConvLSTM's recurrent convolution).
 fn pre(b: u32, g: u32, j: u32, gates: u32) -> f32 {
     let u = params.units;
     let col = g * u + j;
-    var acc = xw[(b * params.steps + params.step) * gates * u + col] + rbias[col];
+    if (params.precomputed != 0u) {
+        let hu = select(rec[b * gates * u + col], 0.0, params.first != 0u);
+        return xw[x_row(b) * gates * u + col] + hu;
+    }
+    var acc = xw[x_row(b) * gates * u + col] + rbias[col];
     for (var k = 0u; k < u; k++) {
         acc = fma(h_prev(b, k), rec[k * gates * u + col], acc);
     }
@@ -79,7 +95,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let b = i / u;
     let j = i % u;
-    let x_row = (b * params.steps + params.step);
+    let xr = x_row(b);
     if (params.cell == 3u && params.phase == 0u) {
         reset[i] = activation(pre(b, 1u, j, 3u), params.gate_act);
         return;
@@ -101,12 +117,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         case 2u: {
             let z = activation(pre(b, 0u, j, 3u), params.gate_act);
             let r = activation(pre(b, 1u, j, 3u), params.gate_act);
-            let hh = activation(xw[x_row * 3u * u + 2u * u + j] + r * rec_only(b, j), params.act);
+            let hh = activation(xw[xr * 3u * u + 2u * u + j] + r * rec_only(b, j), params.act);
             h = z * h_prev(b, j) + (1.0 - z) * hh;
         }
         default: {
             let z = activation(pre(b, 0u, j, 3u), params.gate_act);
-            var acc = xw[x_row * 3u * u + 2u * u + j];
+            var acc = xw[xr * 3u * u + 2u * u + j];
             for (var k = 0u; k < u; k++) {
                 acc = fma(reset[b * u + k] * h_prev(b, k), rec[k * 3u * u + 2u * u + j], acc);
             }
@@ -114,11 +130,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
     }
     let mask_step = select(params.step, params.steps - 1u - params.step, params.mask_reversed != 0u);
-    if (params.has_mask != 0u && mask[b * params.steps + mask_step] == 0.0) {
+    if (params.has_mask != 0u && mask[(b / params.pixels) * params.steps + mask_step] == 0.0) {
         h = h_prev(b, j);
         c = c_prev(b, j);
     }
     state_out[b * u + j] = h;
     state_out[(params.batch + b) * u + j] = c;
-    out[(b * params.out_steps + params.out_step) * params.out_stride + params.col + j] = h;
+    let p = params.pixels;
+    let out_row = ((b / p) * params.out_steps + params.out_step) * p + b % p;
+    out[out_row * params.out_stride + params.col + j] = h;
 }

@@ -186,6 +186,22 @@ impl<'g> Im2col<'g> {
 
     /// Write row `r` (batch-major) of the im2col matrix of `x` into `row`.
     pub(super) fn fill(&self, x: &[f32], r: usize, row: &mut [f32]) {
+        self.fill_with(x, r, row, 0.0);
+    }
+
+    /// The whole im2col matrix of a `batch`-image input as input indices (the GPU's gather
+    /// map; [`super::GATHER_PAD`] in the padding): the same walk as [`Im2col::fill`].
+    pub(super) fn index_map(&self, batch: usize) -> Vec<u32> {
+        let idx: Vec<u32> = (0..(batch * self.n_in * self.cin) as u32).collect();
+        let mut map = vec![super::GATHER_PAD; batch * self.n_out * self.row_len];
+        for (r, row) in map.chunks_exact_mut(self.row_len.max(1)).enumerate() {
+            self.fill_with(&idx, r, row, super::GATHER_PAD);
+        }
+        map
+    }
+
+    /// [`Im2col::fill`] over any element type, `pad` in the padding.
+    fn fill_with<T: Copy>(&self, x: &[T], r: usize, row: &mut [T], pad: T) {
         let rank = self.input.len();
         let (b, mut o) = (r / self.n_out, r % self.n_out);
         // Spatial rank is at most 3 (Conv3D): fixed arrays keep allocation out of the hot loop.
@@ -201,8 +217,8 @@ impl<'g> Im2col<'g> {
         let k_idx = &mut k_idx[..last];
         for dst in row.chunks_exact_mut(run) {
             match self.lead_offset(&start, k_idx) {
-                Some(base) => self.fill_run(xb, base, start[last], dst),
-                None => dst.fill(0.0),
+                Some(base) => self.fill_run(xb, base, start[last], dst, pad),
+                None => dst.fill(pad),
             }
             increment(k_idx, &self.g.kernel[..last]);
         }
@@ -222,7 +238,7 @@ impl<'g> Im2col<'g> {
     }
 
     /// The kernel's taps along the last spatial axis, starting at input position `start`.
-    fn fill_run(&self, xb: &[f32], base: usize, start: isize, dst: &mut [f32]) {
+    fn fill_run<T: Copy>(&self, xb: &[T], base: usize, start: isize, dst: &mut [T], pad: T) {
         let last = self.input.len() - 1;
         let (n, kw, dil, c) = (
             self.input[last] as isize,
@@ -239,7 +255,7 @@ impl<'g> Im2col<'g> {
         for (k, d) in dst.chunks_exact_mut(c).enumerate() {
             let pos = start + (k * dil) as isize;
             if pos < 0 || pos >= n {
-                d.fill(0.0);
+                d.fill(pad);
             } else {
                 let from = (base + pos as usize) * c;
                 d.copy_from_slice(&xb[from..from + c]);
@@ -312,23 +328,11 @@ impl super::GatherMap for Conv {
     /// im2col of a channels_last input: row `(b, o)` holds the `k × cin` values under the kernel.
     fn gather_map(&self, shape: &[usize]) -> Result<(Vec<usize>, Vec<u32>)> {
         let rank = shape.len();
-        let (batch, cin) = (shape[0], shape[rank - 1]);
-        let spatial = &shape[1..rank - 1];
-        let (out, pads) = self.geometry.output(spatial);
-        let n_out: usize = out.iter().product();
-        let n_in: usize = spatial.iter().product();
-        let kk = self.geometry.kernel.iter().product::<usize>() * cin;
-        let mut map = vec![super::GATHER_PAD; batch * n_out * kk];
-        for b in 0..batch {
-            for_each_tap(&self.geometry, spatial, &out, &pads, |o, src, k| {
-                if let Some(s) = src {
-                    for c in 0..cin {
-                        map[(b * n_out + o) * kk + k * cin + c] = ((b * n_in + s) * cin + c) as u32;
-                    }
-                }
-            });
-        }
-        Ok((vec![batch * n_out, kk], map))
+        let cols = Im2col::new(&self.geometry, &shape[1..rank - 1], shape[rank - 1]);
+        Ok((
+            vec![shape[0] * cols.n_out, cols.row_len],
+            cols.index_map(shape[0]),
+        ))
     }
 }
 
@@ -402,7 +406,7 @@ fn spatial_rank(class: &str) -> usize {
     }
 }
 
-fn geometry(ctx: &LayerCtx, n: usize, with_dilation: bool) -> Result<Geometry> {
+pub(super) fn geometry(ctx: &LayerCtx, n: usize, with_dilation: bool) -> Result<Geometry> {
     Ok(Geometry {
         kernel: ctx.ints("kernel_size", n, None)?,
         strides: ctx.ints("strides", n, Some(1))?,

@@ -8,6 +8,7 @@
 mod activation;
 mod category;
 mod conv;
+mod conv_lstm;
 mod dense;
 mod embedding;
 mod merge;
@@ -20,6 +21,8 @@ mod reshape;
 mod wrappers;
 
 pub use activation::{Activation, Parametric};
+
+pub use conv_lstm::ConvLstm;
 pub(crate) use merge::dot_row_maps;
 pub use recurrent::{Cell, Recurrent};
 pub use wrappers::{Bidirectional, MergeMode};
@@ -128,6 +131,9 @@ pub enum BinaryOp {
 pub enum GpuForm<'a> {
     /// A recurrent layer: input projection, then one dispatch per time step.
     Recurrent(&'a Recurrent),
+    /// ConvLSTM2D: input convolution for every step, then per step a recurrent convolution
+    /// and the LSTM gates.
+    ConvLstm(&'a ConvLstm),
     /// Recurrent layers run one after another (StackedRNNCells).
     Stack(&'a [Recurrent]),
     /// Both directions of a recurrent layer, merged.
@@ -374,6 +380,7 @@ pub const REGISTRY: &[(&str, Builder)] = &[
     ("TimeDistributed", wrappers::time_distributed),
     ("Masking", wrappers::masking),
     ("RNN", recurrent::build_rnn),
+    ("ConvLSTM2D", conv_lstm::build),
     ("Resizing", resample::resizing),
     ("CategoryEncoding", category::build),
     ("CenterCrop", resample::center_crop),

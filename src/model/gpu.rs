@@ -9,8 +9,8 @@ use super::Model;
 use crate::error::{Error, Result};
 use crate::gpu::{kernels, Device};
 use crate::layers::{
-    gather_map_of, normalize_axis, Activation, BinaryOp, Cell, GpuForm, MaskRule, MergeMode,
-    Recurrent,
+    gather_map_of, normalize_axis, Activation, BinaryOp, Cell, ConvLstm, GpuForm, MaskRule,
+    MergeMode, Recurrent,
 };
 use crate::tensor::{strides, Tensor};
 use std::sync::{Arc, Mutex};
@@ -51,6 +51,12 @@ struct StepOutput<'b> {
 enum Params {
     Recurrent(Box<RecurrentParams>),
     Stack(Vec<RecurrentParams>),
+    ConvLstm {
+        layer: usize,
+        kernel: wgpu::Buffer,
+        recurrent: wgpu::Buffer,
+        bias: wgpu::Buffer,
+    },
     Bidirectional(Box<(RecurrentParams, RecurrentParams)>, MergeMode),
     MergeTime(Box<Params>),
     Masking(f32),
@@ -217,6 +223,12 @@ fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
     match form {
         GpuForm::Identity => Params::Identity,
         GpuForm::Recurrent(r) => Params::Recurrent(Box::new(recurrent_params(dev, name, r))),
+        GpuForm::ConvLstm(l) => Params::ConvLstm {
+            layer: index,
+            kernel: storage(dev, name, &l.kernel.data),
+            recurrent: storage(dev, name, &l.recurrent.data),
+            bias: storage(dev, name, &l.bias.data),
+        },
         GpuForm::Stack(cells) => Params::Stack(
             cells
                 .iter()
@@ -803,6 +815,17 @@ impl<'m> GpuModel<'m> {
                 let finals = pass.2.clone();
                 self.recurrent(pass, r, ins[0], &to, (&init, &finals))
             }
+            Params::ConvLstm {
+                layer,
+                kernel,
+                recurrent,
+                bias,
+            } => {
+                let Some(GpuForm::ConvLstm(l)) = self.model.plan.layers[*layer].gpu() else {
+                    return Err(Error::Model("layer lost its GPU form".into()));
+                };
+                self.conv_lstm(pass, *layer, l, (kernel, recurrent, bias), ins[0], out.0)
+            }
             Params::Stack(cells) => {
                 let [b, t] = [ins[0].1[0], ins[0].1.get(1).copied().unwrap_or(1)];
                 let mut x = (ins[0].0.clone(), ins[0].1.to_vec());
@@ -1261,6 +1284,10 @@ impl<'m> GpuModel<'m> {
                     out_steps as u32,
                     u32::from(r.mask_reversed),
                     0,
+                    1,
+                    0,
+                    0,
+                    0,
                 ];
                 let (state_in, state_out) = (&states[s % 2], &states[(s + 1) % 2]);
                 self.dispatch(
@@ -1286,6 +1313,114 @@ impl<'m> GpuModel<'m> {
             let map: Vec<u32> = (k * b * u..(k + 1) * b * u).map(|i| i as u32).collect();
             let map = self.upload_slice("final state", bytemuck::cast_slice(&map));
             self.gather(pass, &states[t % 2], &map, b * u, dst)?;
+        }
+        Ok(())
+    }
+
+    /// ConvLSTM2D: the input convolution of every step as one im2col product, then per step an
+    /// im2col product of h with the recurrent kernel and the LSTM gates (the recurrent shader
+    /// with its product precomputed, every pixel a row).
+    fn conv_lstm(
+        &self,
+        pass: &mut Recording,
+        layer: usize,
+        l: &ConvLstm,
+        (kernel, recurrent, bias): (&wgpu::Buffer, &wgpu::Buffer, &wgpu::Buffer),
+        x: (&wgpu::Buffer, &[usize]),
+        out: &wgpu::Buffer,
+    ) -> Result<()> {
+        let &[b, t, h, w, cin] = x.1 else {
+            return Err(Error::Model(format!(
+                "expects [batch, steps, height, width, channels], got {:?}",
+                x.1
+            )));
+        };
+        let f = l.filters;
+        let g4 = 4 * f;
+        let (in_shape, in_map) = self.index_map(layer, "convlstm input", x.1, || {
+            Ok(l.input_map(b * t, h, w, cin))
+        })?;
+        let (rows, kk, oh, ow) = (in_shape[0], in_shape[1], in_shape[2], in_shape[3]);
+        let p = oh * ow;
+        let cols = self.temp("convlstm im2col", rows * kk);
+        self.gather(pass, x.0, &in_map, rows * kk, &cols)?;
+        let xw = self.temp("convlstm input projection", rows * g4);
+        self.matmul(
+            pass,
+            &cols,
+            (rows, kk, g4),
+            kernel,
+            Some(bias),
+            Activation::Linear,
+            (&xw, &[rows, g4]),
+        )?;
+        let (h_shape, h_map) = self.index_map(layer, "convlstm state", &[b, oh, ow, f], || {
+            Ok(l.state_map(b, oh, ow))
+        })?;
+        let rk = h_shape[1];
+        let h_cols = self.temp("convlstm state im2col", b * p * rk);
+        let hu = self.temp("convlstm recurrent", b * p * g4);
+        let unused = self.temp("unused reset", 1);
+        let states = [
+            self.temp("state", 2 * b * p * f),
+            self.temp("state", 2 * b * p * f),
+        ];
+        let out_steps = if l.return_sequences { t } else { 1 };
+        for s in 0..t {
+            let (state_in, state_out) = (&states[s % 2], &states[(s + 1) % 2]);
+            if s > 0 {
+                self.gather(pass, state_in, &h_map, b * p * rk, &h_cols)?;
+                self.matmul(
+                    pass,
+                    &h_cols,
+                    (b * p, rk, g4),
+                    recurrent,
+                    None,
+                    Activation::Linear,
+                    (&hu, &[b * p, g4]),
+                )?;
+            }
+            let step = if l.go_backwards { t - 1 - s } else { s };
+            let out_step = if l.return_sequences { s } else { 0 };
+            let u32s = [
+                (b * p) as u32,
+                f as u32,
+                t as u32,
+                step as u32,
+                out_step as u32,
+                1,
+                act_id(l.activation),
+                act_id(l.gate_activation),
+                0,
+                1,
+                u32::from(s == 0),
+                f as u32,
+                0,
+                out_steps as u32,
+                0,
+                0,
+                p as u32,
+                1,
+                0,
+                0,
+            ];
+            let grid = self.grid(b * p * f)?;
+            self.dispatch(
+                pass,
+                kernels::RECURRENT,
+                bytemuck::cast_slice(&u32s),
+                &[
+                    &xw,
+                    &hu,
+                    &self.dummy,
+                    &self.dummy,
+                    state_in,
+                    state_out,
+                    out,
+                    &unused,
+                ],
+                grid,
+            )?;
         }
         Ok(())
     }

@@ -364,6 +364,14 @@ function rnnStates() {
   return tf.model({ inputs: [enc, dec], outputs: [decOut, encOut, seq, gh, f, b, ...states] });
 }
 
+// ConvLSTM2D: same padding with sequences, then valid padding with strides, backwards.
+function convLstm() {
+  const x = L.input({ shape: [3, 6, 5, 2], name: 'frames' });
+  const a = L.convLstm2d({ filters: 3, kernelSize: 3, padding: 'same', returnSequences: true }).apply(x);
+  const b = L.convLstm2d({ filters: 2, kernelSize: [2, 3], strides: 2, padding: 'valid', goBackwards: true }).apply(a);
+  return tf.model({ inputs: x, outputs: [a, b] });
+}
+
 function nested() {
   const inner = tf.sequential({ name: 'inner' });
   inner.add(L.dense({ units: 4, activation: 'relu', inputShape: [5], name: 'in_dense' }));
@@ -418,6 +426,7 @@ export const CASES = {
   rnn_cells: { build: rnnCells, style: 'node', maskSteps: [[0, 1], [1, 4]] },
   preprocessing: { build: preprocessing, style: 'node', vocab: 5 },
   rnn_states: { build: rnnStates, style: 'node' },
+  conv_lstm: { build: convLstm, style: 'node' },
 };
 
 /** Expected outputs of a model whose layers TF.js can only run on concrete tensors. */
