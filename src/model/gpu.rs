@@ -869,13 +869,7 @@ impl<'m> GpuModel<'m> {
                     *depth as u32,
                     u32::from(*count),
                 ];
-                self.dispatch(
-                    pass,
-                    kernels::CATEGORY,
-                    bytemuck::cast_slice(&u),
-                    &[ins[0].0, out.0],
-                    self.grid(numel)?,
-                )
+                self.elementwise(pass, kernels::CATEGORY, u, &[ins[0].0, out.0], numel)
             }
             Params::Masking(value) => {
                 let f = *ins[0].1.last().unwrap_or(&1);
@@ -1179,13 +1173,20 @@ impl<'m> GpuModel<'m> {
         n: usize,
     ) -> Result<()> {
         let u = [n as u32, features.max(1) as u32, mode, value.to_bits()];
-        self.dispatch(
-            pass,
-            kernels::MASK,
-            bytemuck::cast_slice(&u),
-            &[x, mask_in, dst],
-            self.grid(n)?,
-        )
+        self.elementwise(pass, kernels::MASK, u, &[x, mask_in, dst], n)
+    }
+
+    /// A dispatch of an element-wise kernel over `n` items with a four-word uniform.
+    fn elementwise(
+        &self,
+        pass: &mut Recording,
+        kernel: kernels::Kernel,
+        params: [u32; 4],
+        buffers: &[&wgpu::Buffer],
+        n: usize,
+    ) -> Result<()> {
+        let grid = self.grid(n)?;
+        self.dispatch(pass, kernel, bytemuck::cast_slice(&params), buffers, grid)
     }
 
     /// The output mask of a layer with `rule` whose first input is `x`, carrying `mask`.
@@ -1547,13 +1548,12 @@ impl<'m> GpuModel<'m> {
         n: usize,
         dst: &wgpu::Buffer,
     ) -> Result<()> {
-        let u = [n as u32, 0, 0, 0];
-        self.dispatch(
+        self.elementwise(
             pass,
             kernels::GATHER,
-            bytemuck::cast_slice(&u),
+            [n as u32, 0, 0, 0],
             &[src, index, dst],
-            self.grid(n)?,
+            n,
         )
     }
 

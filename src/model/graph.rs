@@ -53,7 +53,7 @@ pub struct Plan {
     pub taken: HashSet<String>,
 }
 
-const MODEL_CLASSES: [&str; 3] = ["Sequential", "Model", "Functional"];
+const MODEL_CLASSES: [&str; 4] = ["Sequential", "Model", "Functional", "LayersModel"];
 
 struct Builder<'a> {
     weights: &'a dyn WeightSource,
