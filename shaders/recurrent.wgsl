@@ -4,8 +4,8 @@
 //   cell 0 SimpleRNN: h' = act(z)
 //   cell 1 LSTM (i, f, c, o): c' = σ(f)·c + σ(i)·act(z_c), h' = σ(o)·act(c')
 //   cell 2 GRU reset_after (z, r, h): h' = σ(z)·h + (1-σ(z))·act(x_h + σ(r)·(h·U_h + b_h))
-//   cell 3 GRU without reset_after, phase 0: r = σ(x_r + h·U_r) into `reset`;
-//          phase 1: h' = σ(z)·h + (1-σ(z))·act(x_h + (r∘h)·U_h)
+//   cell 3 GRU without reset_after (TF.js): r = σ(x_r + h·U_r) for the whole row first (one
+//          workgroup per row, r in workgroup memory), then h' = σ(z)·h + (1-σ(z))·act(x_h + (r∘h)·U_h)
 // State buffers hold [h; c] ([2, batch, units]); steps alternate between two of them. At a
 // masked step the state carries over. The step's output (h) goes to out[b, out_step] with row
 // stride `out_stride` and column offset `col` (Bidirectional writes both halves into one
@@ -21,7 +21,7 @@ struct Params {
     act: u32,
     gate_act: u32,
     has_mask: u32,
-    phase: u32,
+    _phase: u32,
     first: u32,
     out_stride: u32,
     col: u32,
@@ -42,7 +42,10 @@ struct Params {
 @group(0) @binding(5) var<storage, read> state_in: array<f32>;
 @group(0) @binding(6) var<storage, read_write> state_out: array<f32>;
 @group(0) @binding(7) var<storage, read_write> out: array<f32>;
-@group(0) @binding(8) var<storage, read_write> reset: array<f32>;
+
+// GRU (TF.js) reset gates of the workgroup's row: at most 4096 units (16 KiB, WebGPU's minimum
+// workgroup storage).
+var<workgroup> reset_gate: array<f32, 4096>;
 
 fn h_prev(b: u32, k: u32) -> f32 {
     return select(state_in[b * params.units + k], 0.0, params.first != 0u);
@@ -86,20 +89,67 @@ fn rec_only(b: u32, j: u32) -> f32 {
     return acc;
 }
 
+// Write one unit's new state and output; at a masked step the state carries over.
+fn finish(b: u32, j: u32, h_new: f32, c_new: f32) {
+    let u = params.units;
+    var h = h_new;
+    var c = c_new;
+    let mask_step = select(params.step, params.steps - 1u - params.step, params.mask_reversed != 0u);
+    if (params.has_mask != 0u && mask[(b / params.pixels) * params.steps + mask_step] == 0.0) {
+        h = h_prev(b, j);
+        c = c_prev(b, j);
+    }
+    state_out[b * u + j] = h;
+    state_out[(params.batch + b) * u + j] = c;
+    let p = params.pixels;
+    let out_row = ((b / p) * params.out_steps + params.out_step) * p + b % p;
+    out[out_row * params.out_stride + params.col + j] = h;
+}
+
+// TF.js's GRU: the candidate needs the reset gate of every unit, so one workgroup takes a whole
+// row: the reset gates go to workgroup memory, then (after a barrier) the candidates.
+fn gru_row(b: u32, li: u32) {
+    let u = params.units;
+    let live = b < params.batch;
+    let per = (u + 63u) / 64u;
+    for (var k = 0u; k < per; k++) {
+        let j = k * 64u + li;
+        if (live && j < u) {
+            reset_gate[j] = activation(pre(b, 1u, j, 3u), params.gate_act);
+        }
+    }
+    workgroupBarrier();
+    for (var k = 0u; k < per; k++) {
+        let j = k * 64u + li;
+        if (live && j < u) {
+            let z = activation(pre(b, 0u, j, 3u), params.gate_act);
+            var acc = xw[x_row(b) * 3u * u + 2u * u + j];
+            for (var m = 0u; m < u; m++) {
+                acc = fma(reset_gate[m] * h_prev(b, m), rec[m * 3u * u + 2u * u + j], acc);
+            }
+            finish(b, j, z * h_prev(b, j) + (1.0 - z) * activation(acc, params.act), c_prev(b, j));
+        }
+    }
+}
+
 @compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x;
+fn main(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    if (params.cell == 3u) {
+        gru_row(wg.x + wg.y * groups.x, li);
+        return;
+    }
+    let i = gid.x + gid.y * groups.x * 64u;
     let u = params.units;
     if (i >= params.batch * u) {
         return;
     }
     let b = i / u;
     let j = i % u;
-    let xr = x_row(b);
-    if (params.cell == 3u && params.phase == 0u) {
-        reset[i] = activation(pre(b, 1u, j, 3u), params.gate_act);
-        return;
-    }
     var h = 0.0;
     var c = c_prev(b, j);
     switch params.cell {
@@ -114,29 +164,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             c = fg * c + ig * cc;
             h = og * activation(c, params.act);
         }
-        case 2u: {
-            let z = activation(pre(b, 0u, j, 3u), params.gate_act);
-            let r = activation(pre(b, 1u, j, 3u), params.gate_act);
-            let hh = activation(xw[xr * 3u * u + 2u * u + j] + r * rec_only(b, j), params.act);
-            h = z * h_prev(b, j) + (1.0 - z) * hh;
-        }
         default: {
             let z = activation(pre(b, 0u, j, 3u), params.gate_act);
-            var acc = xw[xr * 3u * u + 2u * u + j];
-            for (var k = 0u; k < u; k++) {
-                acc = fma(reset[b * u + k] * h_prev(b, k), rec[k * 3u * u + 2u * u + j], acc);
-            }
-            h = z * h_prev(b, j) + (1.0 - z) * activation(acc, params.act);
+            let r = activation(pre(b, 1u, j, 3u), params.gate_act);
+            let hh = activation(xw[x_row(b) * 3u * u + 2u * u + j] + r * rec_only(b, j), params.act);
+            h = z * h_prev(b, j) + (1.0 - z) * hh;
         }
     }
-    let mask_step = select(params.step, params.steps - 1u - params.step, params.mask_reversed != 0u);
-    if (params.has_mask != 0u && mask[(b / params.pixels) * params.steps + mask_step] == 0.0) {
-        h = h_prev(b, j);
-        c = c_prev(b, j);
-    }
-    state_out[b * u + j] = h;
-    state_out[(params.batch + b) * u + j] = c;
-    let p = params.pixels;
-    let out_row = ((b / p) * params.out_steps + params.out_step) * p + b % p;
-    out[out_row * params.out_stride + params.col + j] = h;
+    finish(b, j, h, c);
 }

@@ -178,3 +178,19 @@ fn recurrent_gpu_matches_cpu_over_options() {
         }
     }
 }
+
+#[test]
+fn wide_tfjs_gru_rows_take_several_passes_of_a_workgroup() {
+    let Some(dev) = gpu() else { return };
+    // 150 units: each of a row's 64 invocations handles up to three units in both phases.
+    let layer = json!({"class_name": "GRU", "config": {"name": "g", "units": 150, "reset_after": false, "return_sequences": true}});
+    let m = model(layer, rnn_weights("g", 3, 150, Some(vec![450])), false);
+    let x = Tensor::new(
+        vec![3, 4, 3],
+        (0..36).map(|i| ((i * 5) % 13) as f32 / 6.0 - 1.0).collect(),
+    )
+    .unwrap();
+    let cpu = m.predict(std::slice::from_ref(&x)).unwrap();
+    let got = GpuModel::new(&dev, &m).unwrap().predict(&[x]).unwrap();
+    close(&got[0], &cpu[0], "GRU 150 units");
+}

@@ -443,7 +443,7 @@ pub fn keras3_var_index(class: &str, config: &Value, short: &str) -> Option<usiz
         "LayerNormalization" => &["gamma", "beta"],
         "Embedding" => &["embeddings"],
         "PReLU" => &["alpha"],
-        "SimpleRNN" | "GRU" | "LSTM" => &["kernel", "recurrent_kernel", "bias"],
+        "SimpleRNN" | "GRU" | "LSTM" | "ConvLSTM2D" => &["kernel", "recurrent_kernel", "bias"],
         _ => &["kernel", "bias"],
     };
     let flag = |key: &str| config.get(key).and_then(Value::as_bool).unwrap_or(true);
@@ -485,7 +485,7 @@ impl LayerCtx<'_> {
                 "Keras 3 creates no '{short}' variable for this layer"
             ))
         })?;
-        let cell = if matches!(self.class, "SimpleRNN" | "GRU" | "LSTM") {
+        let cell = if matches!(self.class, "SimpleRNN" | "GRU" | "LSTM" | "ConvLSTM2D") {
             "/cell"
         } else {
             ""

@@ -1233,6 +1233,11 @@ impl<'m> GpuModel<'m> {
             )));
         }
         let (u, gu) = (r.units, r.gates * r.units);
+        if r.cell == 3 && u > 4096 {
+            return Err(Error::Model(format!(
+                "a TF.js GRU (reset_after false) of {u} units: the GPU kernel keeps a row's reset gates in workgroup memory, at most 4096"
+            )));
+        }
         let xw = self.temp("input projection", b * t * gu);
         self.matmul(
             pass,
@@ -1256,7 +1261,6 @@ impl<'m> GpuModel<'m> {
                 grid,
             )?;
         }
-        let reset = self.temp("reset gate", b * u);
         let mask = pass.1.clone();
         let out_steps = if r.return_sequences { t } else { 1 };
         for s in 0..t {
@@ -1266,48 +1270,47 @@ impl<'m> GpuModel<'m> {
                 (true, false) => s,
                 (true, true) => t - 1 - s,
             };
-            let phases: &[u32] = if r.cell == 3 { &[0, 1] } else { &[1] };
-            for &phase in phases {
-                let u32s = [
-                    b as u32,
-                    u as u32,
-                    t as u32,
-                    step as u32,
-                    out_step as u32,
-                    r.cell,
-                    act_id(r.act),
-                    act_id(r.gate_act),
-                    u32::from(mask.is_some()),
-                    phase,
-                    u32::from(s == 0 && init.is_empty()),
-                    to.stride as u32,
-                    to.col as u32,
-                    out_steps as u32,
-                    u32::from(r.mask_reversed),
-                    0,
-                    1,
-                    0,
-                    0,
-                    0,
-                ];
-                let (state_in, state_out) = (&states[s % 2], &states[(s + 1) % 2]);
-                self.dispatch(
-                    pass,
-                    kernels::RECURRENT,
-                    bytemuck::cast_slice(&u32s),
-                    &[
-                        &xw,
-                        &r.recurrent,
-                        &r.recurrent_bias,
-                        mask.as_ref().unwrap_or(&self.dummy),
-                        state_in,
-                        state_out,
-                        to.buffer,
-                        &reset,
-                    ],
-                    self.grid(b * u)?,
-                )?;
-            }
+            let u32s = [
+                b as u32,
+                u as u32,
+                t as u32,
+                step as u32,
+                out_step as u32,
+                r.cell,
+                act_id(r.act),
+                act_id(r.gate_act),
+                u32::from(mask.is_some()),
+                0,
+                u32::from(s == 0 && init.is_empty()),
+                to.stride as u32,
+                to.col as u32,
+                out_steps as u32,
+                u32::from(r.mask_reversed),
+                0,
+                1,
+                0,
+                0,
+                0,
+            ];
+            let (state_in, state_out) = (&states[s % 2], &states[(s + 1) % 2]);
+            // TF.js's GRU takes one workgroup (64 invocations) per row; the others one
+            // invocation per (row, unit).
+            let grid = self.grid(if r.cell == 3 { b * 64 } else { b * u })?;
+            self.dispatch(
+                pass,
+                kernels::RECURRENT,
+                bytemuck::cast_slice(&u32s),
+                &[
+                    &xw,
+                    &r.recurrent,
+                    &r.recurrent_bias,
+                    mask.as_ref().unwrap_or(&self.dummy),
+                    state_in,
+                    state_out,
+                    to.buffer,
+                ],
+                grid,
+            )?;
         }
         // Final states ([h; c] in the last state buffer) to the extra outputs.
         for (k, dst) in finals.iter().enumerate().take(2) {
@@ -1361,7 +1364,6 @@ impl<'m> GpuModel<'m> {
         let rk = h_shape[1];
         let h_cols = self.temp("convlstm state im2col", b * p * rk);
         let hu = self.temp("convlstm recurrent", b * p * g4);
-        let unused = self.temp("unused reset", 1);
         let states = [
             self.temp("state", 2 * b * p * f),
             self.temp("state", 2 * b * p * f),
@@ -1410,16 +1412,7 @@ impl<'m> GpuModel<'m> {
                 pass,
                 kernels::RECURRENT,
                 bytemuck::cast_slice(&u32s),
-                &[
-                    &xw,
-                    &hu,
-                    &self.dummy,
-                    &self.dummy,
-                    state_in,
-                    state_out,
-                    out,
-                    &unused,
-                ],
+                &[&xw, &hu, &self.dummy, &self.dummy, state_in, state_out, out],
                 grid,
             )?;
         }
