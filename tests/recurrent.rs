@@ -194,3 +194,38 @@ fn wide_tfjs_gru_rows_take_several_passes_of_a_workgroup() {
     let got = GpuModel::new(&dev, &m).unwrap().predict(&[x]).unwrap();
     close(&got[0], &cpu[0], "GRU 150 units");
 }
+
+#[test]
+fn time_distributed_wraps_spatial_layers_on_the_gpu() {
+    let Some(dev) = gpu() else { return };
+    // [batch, steps, h, w, c]: a convolution and a pooling applied to every step.
+    let conv = json!({"class_name": "Conv2D", "config": {"name": "c", "filters": 2, "kernel_size": 3, "padding": "same", "activation": "relu"}});
+    let pool = json!({"class_name": "MaxPooling2D", "config": {"name": "p", "pool_size": 2}});
+    let layers = vec![
+        json!({"class_name": "InputLayer", "config": {"name": "x", "batch_input_shape": [null, 3, 6, 6, 2]}}),
+        json!({"class_name": "TimeDistributed", "config": {"name": "tc", "layer": conv}}),
+        json!({"class_name": "TimeDistributed", "config": {"name": "tp", "layer": pool}}),
+    ];
+    let topology = json!({"class_name": "Sequential", "config": {"name": "m", "layers": layers}});
+    let weights = vec![
+        ("tc/kernel".to_string(), vec![3, 3, 2, 2]),
+        ("tc/bias".to_string(), vec![2]),
+    ];
+    let m =
+        Model::from_artifacts(synthetic::with_topology(&weights, topology, 8).unwrap()).unwrap();
+    let x = Tensor::new(
+        vec![2, 3, 6, 6, 2],
+        (0..432)
+            .map(|i| ((i * 7) % 17) as f32 / 8.0 - 1.0)
+            .collect(),
+    )
+    .unwrap();
+    let cpu = m.predict(std::slice::from_ref(&x)).unwrap();
+    assert_eq!(cpu[0].shape, vec![2, 3, 3, 3, 2]);
+    let got = GpuModel::new(&dev, &m).unwrap().predict(&[x]).unwrap();
+    close(
+        &got[0],
+        &cpu[0],
+        "TimeDistributed(Conv2D) → TimeDistributed(MaxPooling2D)",
+    );
+}

@@ -369,10 +369,10 @@ impl RecurrentParams {
     }
 }
 
-/// `form` without a [`GpuForm::Permuted`] wrapper.
+/// `form` without its [`GpuForm::Permuted`] / [`GpuForm::MergeTime`] wrappers.
 fn inner(form: GpuForm<'_>) -> GpuForm<'_> {
     match form {
-        GpuForm::Permuted { inner: f, .. } => inner(*f),
+        GpuForm::Permuted { inner: f, .. } | GpuForm::MergeTime(f) => inner(*f),
         f => f,
     }
 }
