@@ -15,6 +15,7 @@ pub mod cpu;
 pub mod dtype;
 pub mod error;
 pub mod format;
+pub mod fuzzing;
 pub mod gpu;
 pub mod inspect;
 pub mod layers;
