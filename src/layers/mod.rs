@@ -564,8 +564,18 @@ impl LayerCtx<'_> {
         self.get(key).and_then(Value::as_str).unwrap_or(default)
     }
 
-    /// An int-or-list config value expanded to `n` entries (`kernel_size: 3` → `[3, 3]`).
+    /// A positive int-or-list config value (sizes, strides, dilations) expanded to `n` entries
+    /// (`kernel_size: 3` → `[3, 3]`); 0 is an error (found by fuzzing: a stride of 0 divided
+    /// by zero).
     pub fn ints(&self, key: &str, n: usize, default: Option<usize>) -> Result<Vec<usize>> {
+        let v = self.ints_any(key, n, default)?;
+        if v.contains(&0) {
+            return Err(self.err(format!("config '{key}' must be positive, got {v:?}")));
+        }
+        Ok(v)
+    }
+
+    fn ints_any(&self, key: &str, n: usize, default: Option<usize>) -> Result<Vec<usize>> {
         match self.get(key) {
             None => default
                 .map(|d| vec![d; n])
