@@ -63,6 +63,24 @@ fn file_edit(
     })
 }
 
+fn remove(file: &'static str) -> Box<dyn Fn(&Path) -> PathBuf> {
+    Box::new(move |d: &Path| {
+        fs::remove_file(d.join(file)).unwrap();
+        d.to_path_buf()
+    })
+}
+
+/// A fresh copy of `fixture` in `root/model`.
+fn copy_into(root: &Path, fixture: &str) -> PathBuf {
+    let dir = root.join("model");
+    fs::create_dir(&dir).unwrap();
+    for e in fs::read_dir(fixtures_dir().join(fixture)).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+    }
+    dir
+}
+
 fn replace_file(file: &'static str, bytes: Vec<u8>) -> Box<dyn Fn(&Path) -> PathBuf> {
     Box::new(move |d: &Path| {
         fs::write(d.join(file), &bytes).unwrap();
@@ -208,19 +226,13 @@ fn cases() -> Vec<Case> {
         case(
             "missing shard",
             "sharded",
-            Box::new(|d: &Path| {
-                fs::remove_file(d.join("group1-shard2of9.bin")).unwrap();
-                d.to_path_buf()
-            }),
+            remove("group1-shard2of9.bin"),
             &["group1-shard2of9.bin", "does not exist"],
         ),
         case(
             "missing weights file",
             "cnn",
-            Box::new(|d: &Path| {
-                fs::remove_file(d.join("model.weights.bin")).unwrap();
-                d.to_path_buf()
-            }),
+            remove("model.weights.bin"),
             &["model.weights.bin", "does not exist"],
         ),
         case(
@@ -586,13 +598,7 @@ fn every_malformed_artifact_exits_2_with_one_clear_line() {
     let mut failures = Vec::new();
     for c in &all {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("model");
-        fs::create_dir(&dir).unwrap();
-        let src = fixtures_dir().join(c.fixture);
-        for e in fs::read_dir(&src).unwrap() {
-            let e = e.unwrap();
-            fs::copy(e.path(), dir.join(e.file_name())).unwrap();
-        }
+        let dir = copy_into(tmp.path(), c.fixture);
         let target = (c.corrupt)(&dir);
         let out = run(c.via, &target, c.fixture);
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
@@ -629,12 +635,7 @@ fn a_failed_convert_leaves_nothing_behind() {
         .take(12)
     {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("model");
-        fs::create_dir(&dir).unwrap();
-        for e in fs::read_dir(fixtures_dir().join(c.fixture)).unwrap() {
-            let e = e.unwrap();
-            fs::copy(e.path(), dir.join(e.file_name())).unwrap();
-        }
+        let dir = copy_into(tmp.path(), c.fixture);
         let target = (c.corrupt)(&dir);
         let out_dir = tmp.path().join("out");
         let out = Command::new(env!("CARGO_BIN_EXE_layercake"))
