@@ -360,21 +360,13 @@ impl Layer for Conv {
             )));
         }
         let cols = Im2col::new(&self.geometry, spatial, cin);
-        let (rows, kk) = (batch * cols.n_out, cols.row_len);
-        let mut result = vec![0.0f32; rows * f];
-        // Blocks of im2col rows are built in cache and multiplied at once, in parallel; bias and
-        // activation run on each output block while it is hot.
-        cpu::matmul_rows(
-            (rows, kk, f),
-            &self.kernel_2d.data,
-            &mut result,
+        let rows = (batch * cols.n_out, cols.row_len);
+        let result = lowered_product(
+            &self.kernel_2d,
+            self.bias.as_ref(),
+            self.activation,
+            rows,
             |r, row| cols.fill(&x.data, r, row),
-            |out| {
-                if let Some(bias) = &self.bias {
-                    cpu::add_bias(out, &bias.data);
-                }
-                self.activation.apply(out, f);
-            },
         );
         let out = cols.out.clone();
         let shape = [batch].into_iter().chain(out).chain([f]).collect();
@@ -384,16 +376,55 @@ impl Layer for Conv {
         ))
     }
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
-        Some(super::cf_wrap(
+        Some(lowered_gpu(
             self.channels_first,
-            super::GpuForm::GatherMatMul {
-                map: self,
-                kernel: &self.kernel_2d,
-                bias: self.bias.as_ref(),
-                activation: self.activation,
-            },
+            self,
+            &self.kernel_2d,
+            self.bias.as_ref(),
+            self.activation,
         ))
     }
+}
+
+/// The product every lowered convolution ends with: `rows.0 × f` = (im2col rows of length
+/// `rows.1`, built by `fill`) · `kernel_2d` (`[rows.1, f]`). Blocks of rows are built in cache and
+/// multiplied at once, in parallel; bias and activation run on each output block while it is hot.
+fn lowered_product(
+    kernel_2d: &Tensor,
+    bias: Option<&Tensor>,
+    activation: Activation,
+    (rows, kk): (usize, usize),
+    fill: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let f = kernel_2d.shape[1];
+    let mut out = vec![0.0f32; rows * f];
+    cpu::matmul_rows((rows, kk, f), &kernel_2d.data, &mut out, fill, |block| {
+        if let Some(b) = bias {
+            cpu::add_bias(block, &b.data);
+        }
+        activation.apply(block, f);
+    });
+    out
+}
+
+/// The GPU form of a lowered convolution: gather by `map`, then the matmul (channels_first
+/// inputs transposed around it).
+fn lowered_gpu<'a>(
+    channels_first: bool,
+    map: &'a dyn super::GatherMap,
+    kernel: &'a Tensor,
+    bias: Option<&'a Tensor>,
+    activation: Activation,
+) -> super::GpuForm<'a> {
+    super::cf_wrap(
+        channels_first,
+        super::GpuForm::GatherMatMul {
+            map,
+            kernel,
+            bias,
+            activation,
+        },
+    )
 }
 
 fn spatial_rank(class: &str) -> usize {
@@ -545,12 +576,13 @@ impl Layer for ConvTranspose {
         let x = to_channels_last(one(inputs, &self.name)?, self.channels_first);
         let f = self.kernel_2d.shape[1];
         let (rows_shape, map) = self.gather_map(&x.shape)?;
-        let (rows, kk) = (rows_shape[0], rows_shape[1]);
-        let mut out = vec![0.0f32; rows * f];
-        cpu::matmul_rows(
-            (rows, kk, f),
-            &self.kernel_2d.data,
-            &mut out,
+        let kk = rows_shape[1];
+        let rows = (rows_shape[0], kk);
+        let out = lowered_product(
+            &self.kernel_2d,
+            self.bias.as_ref(),
+            self.activation,
+            rows,
             |r, row| {
                 for (v, &i) in row.iter_mut().zip(&map[r * kk..(r + 1) * kk]) {
                     *v = if i == super::GATHER_PAD {
@@ -559,12 +591,6 @@ impl Layer for ConvTranspose {
                         x.data[i as usize]
                     };
                 }
-            },
-            |block| {
-                if let Some(bias) = &self.bias {
-                    cpu::add_bias(block, &bias.data);
-                }
-                self.activation.apply(block, f);
             },
         );
         let rank = x.rank();
@@ -581,14 +607,12 @@ impl Layer for ConvTranspose {
         ))
     }
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
-        Some(super::cf_wrap(
+        Some(lowered_gpu(
             self.channels_first,
-            super::GpuForm::GatherMatMul {
-                map: self,
-                kernel: &self.kernel_2d,
-                bias: self.bias.as_ref(),
-                activation: self.activation,
-            },
+            self,
+            &self.kernel_2d,
+            self.bias.as_ref(),
+            self.activation,
         ))
     }
 }
