@@ -66,25 +66,6 @@ impl Geometry {
             })
             .unzip()
     }
-
-    fn output_symbolic(&self, input: &[Option<usize>]) -> Vec<Option<usize>> {
-        input
-            .iter()
-            .enumerate()
-            .map(|(i, n)| {
-                n.map(|n| {
-                    out_len(
-                        n,
-                        self.kernel[i],
-                        self.strides[i],
-                        self.dilation[i],
-                        self.padding,
-                    )
-                    .0
-                })
-            })
-            .collect()
-    }
 }
 
 /// Calls `f(out_index, in_spatial_index or None for padding, kernel_index)` in row-major order of
@@ -294,20 +275,36 @@ pub(super) fn from_channels_last(x: Tensor, channels_first: bool) -> Tensor {
 }
 
 fn symbolic_shape(input: &Shape, channels_first: bool, g: &Geometry, channels: usize) -> Shape {
+    spatial_shape(input, channels_first, Some(channels), |i, n| {
+        out_len(n, g.kernel[i], g.strides[i], g.dilation[i], g.padding).0
+    })
+}
+
+/// The output shape of a spatial layer: batch kept, each known spatial size `n` on axis `i`
+/// mapped by `out(i, n)`, the channel axis (first or last) set to `channels`.
+pub(super) fn spatial_shape(
+    input: &Shape,
+    channels_first: bool,
+    channels: Option<usize>,
+    out: impl Fn(usize, usize) -> usize,
+) -> Shape {
     let rank = input.len();
-    let spatial: Vec<Option<usize>> = if channels_first {
-        input[2..].to_vec()
+    let spatial = if channels_first {
+        &input[2..]
     } else {
-        input[1..rank - 1].to_vec()
+        &input[1..rank - 1]
     };
-    let out = g.output_symbolic(&spatial);
+    let sizes = spatial
+        .iter()
+        .enumerate()
+        .map(|(i, n)| n.map(|n| out(i, n)));
     if channels_first {
-        [input[0], Some(channels)].into_iter().chain(out).collect()
+        [input[0], channels].into_iter().chain(sizes).collect()
     } else {
         [input[0]]
             .into_iter()
-            .chain(out)
-            .chain([Some(channels)])
+            .chain(sizes)
+            .chain([channels])
             .collect()
     }
 }
@@ -550,25 +547,14 @@ impl super::GatherMap for ConvTranspose {
 
 impl Layer for ConvTranspose {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
-        let input = &inputs[0];
         let f = self.kernel.shape[self.kernel.rank() - 2];
         let g = &self.geometry;
-        let rank = input.len();
-        let sp: Vec<Option<usize>> = if self.channels_first {
-            input[2..].to_vec()
-        } else {
-            input[1..rank - 1].to_vec()
-        };
-        let out: Vec<Option<usize>> = sp
-            .iter()
-            .enumerate()
-            .map(|(i, n)| n.map(|n| transpose_len(n, g.kernel[i], g.strides[i], g.padding).0))
-            .collect();
-        Ok(if self.channels_first {
-            [input[0], Some(f)].into_iter().chain(out).collect()
-        } else {
-            [input[0]].into_iter().chain(out).chain([Some(f)]).collect()
-        })
+        Ok(spatial_shape(
+            &inputs[0],
+            self.channels_first,
+            Some(f),
+            |i, n| transpose_len(n, g.kernel[i], g.strides[i], g.padding).0,
+        ))
     }
 
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {

@@ -22,30 +22,18 @@ impl super::GatherMap for Pool {
 impl Layer for Pool {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
         let input = &inputs[0];
-        let rank = input.len();
         let g = &self.geometry;
-        let sp: Vec<Option<usize>> = if self.channels_first {
-            input[2..].to_vec()
-        } else {
-            input[1..rank - 1].to_vec()
-        };
-        let out: Vec<Option<usize>> = sp
-            .iter()
-            .enumerate()
-            .map(|(i, n)| {
-                n.map(|n| super::conv::out_len(n, g.kernel[i], g.strides[i], 1, g.padding).0)
-            })
-            .collect();
         let c = if self.channels_first {
             input[1]
         } else {
-            input[rank - 1]
+            input[input.len() - 1]
         };
-        Ok(if self.channels_first {
-            [input[0], c].into_iter().chain(out).collect()
-        } else {
-            [input[0]].into_iter().chain(out).chain([c]).collect()
-        })
+        Ok(super::conv::spatial_shape(
+            input,
+            self.channels_first,
+            c,
+            |i, n| super::conv::out_len(n, g.kernel[i], g.strides[i], 1, g.padding).0,
+        ))
     }
 
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
