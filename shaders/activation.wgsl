@@ -44,6 +44,18 @@ fn activation(x: f32, id: u32) -> f32 {
         case 11u: { return x * sigmoid(x); }                    // swish / silu
         case 12u: { return 0.5 * x * (1.0 + erf_as(x * 0.7071067811865476)); } // gelu
         case 13u: { return x * tanh(softplus(x)); }             // mish
+        // Keras 3 activations (ids 14-17 are the parameterized ones above).
+        case 18u: { return exp(x); }                            // exponential
+        case 19u: { return select(0.0, x, abs(x) > 0.5); }      // hard_shrink
+        case 20u: { return x * clamp(x + 3.0, 0.0, 6.0) / 6.0; } // hard_silu
+        case 21u: { return clamp(x, -1.0, 1.0); }               // hard_tanh
+        case 22u: { return select(x, 0.2 * x, x < 0.0); }       // leaky_relu
+        case 23u: { return -softplus(-x); }                     // log_sigmoid
+        case 24u: { return x - clamp(x, -0.5, 0.5); }           // soft_shrink
+        case 25u: { return select(select(0.25 * (x + 1.0) * (x + 1.0), x, x >= 1.0), 0.0, x <= -1.0); } // sparse_plus
+        case 26u: { return clamp((x + 1.0) * 0.5, 0.0, 1.0); }  // sparse_sigmoid
+        case 27u: { return (x + sqrt(x * x + 4.0)) * 0.5; }     // squareplus
+        case 28u: { return x - tanh(x); }                       // tanh_shrink
         default: { return x; }
     }
 }

@@ -187,3 +187,90 @@ fn a_missing_h5_weight_is_named() {
         .to_string();
     assert!(err.contains("layers/dense/vars/1"), "{err}");
 }
+
+/// `tests/fixtures/keras3/*`: written by the real converter from Keras 3.15 models, with Keras's own
+/// `predict` outputs (tools/keras3-fixtures/gen.py).
+fn keras3_fixtures() -> Vec<std::path::PathBuf> {
+    let root = fixtures_dir().join("keras3");
+    let mut dirs: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("model.json").is_file())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 10, "keras3 fixtures missing: {dirs:?}");
+    dirs
+}
+
+/// Keras's inputs and outputs for fixture `dir`.
+fn golden(dir: &std::path::Path) -> (Vec<Tensor>, Vec<Tensor>) {
+    let bundle = |key| {
+        layercake::model::read_bundle(&dir.join("expected.json"), key)
+            .unwrap()
+            .into_iter()
+            .map(|n| n.tensor)
+            .collect()
+    };
+    (bundle("inputs"), bundle("outputs"))
+}
+
+/// Within atol 1e-5 / rtol 1e-4 of Keras, element by element.
+fn assert_matches_keras(what: &str, got: &[Tensor], want: &[Tensor]) {
+    assert_eq!(got.len(), want.len(), "{what}: output count");
+    for (k, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!(g.shape, w.shape, "{what}: output {k} shape");
+        for (i, (a, b)) in g.data.iter().zip(&w.data).enumerate() {
+            let err = (a - b).abs();
+            assert!(
+                err <= 1e-5 + 1e-4 * b.abs(),
+                "{what}: output {k} element {i}: {a} vs Keras {b}"
+            );
+        }
+    }
+}
+
+#[test]
+fn real_converter_exports_match_keras_on_cpu_and_gpu() {
+    let dev = gpu();
+    for dir in keras3_fixtures() {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let m = Model::load(&dir).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (inputs, want) = golden(&dir);
+        let cpu = m.predict(&inputs).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_matches_keras(&format!("{name} (CPU)"), &cpu, &want);
+        if let Some(dev) = &dev {
+            let g = GpuModel::new(dev, &m).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let got = g.predict(&inputs).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_matches_keras(&format!("{name} (GPU)"), &got, &want);
+        }
+    }
+}
+
+#[test]
+fn fitted_keras3_model_keeps_its_optimizer_state_through_saves() {
+    let dir = fixtures_dir().join("keras3/fitted");
+    let a = layercake::open(&dir).unwrap();
+    let opt: Vec<_> = a.spec.weights.iter().filter(|w| w.is_optimizer()).collect();
+    assert_eq!(
+        opt.len(),
+        10,
+        "iteration, learning rate, m and v of 4 variables"
+    );
+    let iterations = a.logical(a.find("optimizer/vars/0").unwrap());
+    assert_eq!(
+        i32::from_le_bytes(iterations.as_ref().try_into().unwrap()),
+        12,
+        "3 epochs × 4 batches"
+    );
+    let out = tempfile::tempdir().unwrap();
+    for dst in [out.path().join("tfjs"), out.path().join("m.safetensors")] {
+        layercake::format::save(&dst, &a.spec, &a, Default::default()).unwrap();
+        let b = layercake::open(&dst).unwrap();
+        assert_same_weights(&a, &b, &dst.display().to_string());
+        let topology = |x: &layercake::Artifacts| x.spec.fields["modelTopology"].clone();
+        assert_eq!(topology(&a), topology(&b), "compile_config and all");
+        let (inputs, want) = golden(&dir);
+        let m = Model::from_artifacts(b).unwrap();
+        assert_matches_keras("fitted, re-saved", &m.predict(&inputs).unwrap(), &want);
+    }
+}

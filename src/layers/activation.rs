@@ -41,6 +41,30 @@ pub enum Activation {
     Gelu,
     /// `x * tanh(softplus(x))`.
     Mish,
+    /// Keras 3 `exponential`: `exp(x)`.
+    Exponential,
+    /// Keras 3 `hard_shrink`: `|x| > 0.5 ? x : 0`.
+    HardShrink,
+    /// Keras 3 `hard_silu` / `hard_swish`: `x * relu6(x + 3) / 6`.
+    HardSilu,
+    /// Keras 3 `hard_tanh`: `clip(x, -1, 1)`.
+    HardTanh,
+    /// Keras 3 `leaky_relu` as an activation: `x < 0 ? 0.2x : x`.
+    LeakyRelu,
+    /// Keras 3 `log_sigmoid`: `-softplus(-x)`.
+    LogSigmoid,
+    /// Keras 3 `soft_shrink`: `x > 0.5 ? x - 0.5 : x < -0.5 ? x + 0.5 : 0`.
+    SoftShrink,
+    /// Keras 3 `sparse_plus`: `0` below -1, `(x + 1)²/4` in (-1, 1), `x` from 1.
+    SparsePlus,
+    /// Keras 3 `sparse_sigmoid`: `clip((x + 1)/2, 0, 1)`.
+    SparseSigmoid,
+    /// Keras 3 `squareplus` (b = 4): `(x + sqrt(x² + 4)) / 2`.
+    Squareplus,
+    /// Keras 3 `tanh_shrink`: `x - tanh(x)`.
+    TanhShrink,
+    /// Keras 3 `sparsemax` over the last axis (Martins & Astudillo 2016).
+    Sparsemax,
 }
 
 const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
@@ -97,6 +121,25 @@ impl Activation {
             "swish" | "silu" => Activation::Swish,
             "gelu" => Activation::Gelu,
             "mish" => Activation::Mish,
+            // Keras 3 only. `celu` with its default alpha = 1 is ELU.
+            "celu" => Activation::Elu,
+            "exponential" => Activation::Exponential,
+            "hard_shrink" => Activation::HardShrink,
+            "hard_silu" | "hard_swish" => Activation::HardSilu,
+            "hard_tanh" => Activation::HardTanh,
+            "leaky_relu" => Activation::LeakyRelu,
+            "log_sigmoid" => Activation::LogSigmoid,
+            "soft_shrink" => Activation::SoftShrink,
+            "sparse_plus" => Activation::SparsePlus,
+            "sparse_sigmoid" => Activation::SparseSigmoid,
+            "squareplus" => Activation::Squareplus,
+            "tanh_shrink" => Activation::TanhShrink,
+            "sparsemax" => Activation::Sparsemax,
+            "glu" | "threshold" => {
+                return Err(format!(
+                    "activation '{name}' is not supported (it changes the shape or needs arguments a config string cannot carry)"
+                ))
+            }
             other => return Err(format!("activation '{other}' is not supported")),
         })
     }
@@ -109,6 +152,7 @@ impl Activation {
     fn scalar(self, x: f64) -> f64 {
         match self {
             Activation::Linear | Activation::Softmax | Activation::LogSoftmax => x,
+            Activation::Sparsemax => x,
             Activation::Relu => x.max(0.0),
             Activation::Relu6 => x.clamp(0.0, 6.0),
             Activation::Elu => {
@@ -134,6 +178,40 @@ impl Activation {
             Activation::Swish => x * sigmoid(x),
             Activation::Gelu => 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2)),
             Activation::Mish => x * softplus(x).tanh(),
+            Activation::Exponential => x.exp(),
+            Activation::HardShrink => {
+                if x.abs() > 0.5 {
+                    x
+                } else {
+                    0.0
+                }
+            }
+            Activation::HardSilu => x * (x + 3.0).clamp(0.0, 6.0) / 6.0,
+            Activation::HardTanh => x.clamp(-1.0, 1.0),
+            Activation::LeakyRelu => {
+                if x < 0.0 {
+                    0.2 * x
+                } else {
+                    x
+                }
+            }
+            Activation::LogSigmoid => -softplus(-x),
+            Activation::SoftShrink => x - x.clamp(-0.5, 0.5),
+            Activation::SparsePlus => sparse_plus(x),
+            Activation::SparseSigmoid => ((x + 1.0) * 0.5).clamp(0.0, 1.0),
+            Activation::Squareplus => (x + (x * x + 4.0).sqrt()) * 0.5,
+            Activation::TanhShrink => x - x.tanh(),
+        }
+    }
+
+    /// For the activations that act on whole rows of the last axis, the mode of
+    /// `shaders/softmax.wgsl` (0 softmax, 1 log-softmax, 2 sparsemax).
+    pub fn row_mode(self) -> Option<u32> {
+        match self {
+            Activation::Softmax => Some(0),
+            Activation::LogSoftmax => Some(1),
+            Activation::Sparsemax => Some(2),
+            _ => None,
         }
     }
 
@@ -146,6 +224,7 @@ impl Activation {
                     softmax_row(row, self == Activation::LogSoftmax);
                 }
             }
+            Activation::Sparsemax => data.chunks_mut(last.max(1)).for_each(sparsemax_row),
             Activation::Relu => data.iter_mut().for_each(|x| *x = x.max(0.0)),
             Activation::Relu6 => data.iter_mut().for_each(|x| *x = x.clamp(0.0, 6.0)),
             f => data
@@ -153,6 +232,36 @@ impl Activation {
                 .for_each(|x| *x = f.scalar(*x as f64) as f32),
         }
     }
+}
+
+fn sparse_plus(x: f64) -> f64 {
+    if x <= -1.0 {
+        0.0
+    } else if x < 1.0 {
+        0.25 * (x + 1.0) * (x + 1.0)
+    } else {
+        x
+    }
+}
+
+/// Sparsemax: `max(x - tau, 0)` with `tau = (sum of the support - 1) / |support|`, the support being
+/// the `x_j` with `1 + k_j x_j > s_j` (`k_j`, `s_j`: count and sum of the values `>= x_j`). This is
+/// Martins & Astudillo (2016), as Keras computes it since keras-team/keras#23469; Keras 3.15 and
+/// earlier summed the cumulative sums instead (keras-team/keras#23425), giving rows that do not
+/// sum to 1. The GPU kernel uses the same sort-free O(n²) form.
+fn sparsemax_row(row: &mut [f32]) {
+    let (mut k, mut sum) = (0.0f64, 0.0f64);
+    for &xj in row.iter() {
+        let ge = row.iter().filter(|&&xi| xi >= xj);
+        let (kj, sj) = ge.fold((0.0, 0.0), |(c, s), &xi| (c + 1.0, s + xi as f64));
+        if 1.0 + kj * xj as f64 > sj {
+            k += 1.0;
+            sum += xj as f64;
+        }
+    }
+    let tau = (sum - 1.0) / k.max(1.0);
+    row.iter_mut()
+        .for_each(|x| *x = (*x as f64 - tau).max(0.0) as f32);
 }
 
 fn softmax_row(row: &mut [f32], log: bool) {
@@ -463,6 +572,60 @@ mod tests {
                 assert!((a - b).abs() < 2e-6, "{f:?}: {a} vs {b}");
             }
         }
+    }
+
+    #[test]
+    #[allow(clippy::excessive_precision)]
+    fn keras3_activations_match_their_formulas() {
+        // Computed by hand from Keras 3.15's backend formulas at x = [-2, -0.5, 0.5, 3].
+        let cases = [
+            (
+                "exponential",
+                [0.13533528, 0.60653066, 1.6487213, 20.085537],
+            ),
+            ("hard_shrink", [-2.0, 0.0, 0.0, 3.0]),
+            ("hard_swish", [-0.33333334, -0.20833333, 0.29166667, 3.0]),
+            ("hard_tanh", [-1.0, -0.5, 0.5, 1.0]),
+            ("leaky_relu", [-0.4, -0.1, 0.5, 3.0]),
+            (
+                "log_sigmoid",
+                [-2.126928, -0.974077, -0.474077, -0.04858735],
+            ),
+            ("soft_shrink", [-1.5, 0.0, 0.0, 2.5]),
+            ("sparse_plus", [0.0, 0.0625, 0.5625, 3.0]),
+            ("sparse_sigmoid", [0.0, 0.25, 0.75, 1.0]),
+            ("squareplus", [0.41421356, 0.7807764, 1.2807764, 3.3027756]),
+            (
+                "tanh_shrink",
+                [-1.0359724, -0.03788284, 0.03788284, 2.0049453],
+            ),
+            ("celu", [-0.86466473, -0.39346933, 0.5, 3.0]),
+            ("sparsemax", [0.0, 0.0, 0.0, 1.0]),
+        ];
+        for (name, want) in cases {
+            let f = Activation::parse(Some(&Value::from(name)), true).unwrap();
+            for (a, b) in run(f).iter().zip(want) {
+                assert!((a - b).abs() < 2e-6, "{name}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn sparsemax_projects_rows_onto_the_simplex() {
+        // keras-team/keras#23425's example, and a tie that enters the support together.
+        for (x, want) in [
+            (vec![0.0f32, 0.5, 1.0], vec![0.0f32, 0.25, 0.75]),
+            (vec![1.0, 1.0, 0.0], vec![0.5, 0.5, 0.0]),
+            (vec![0.1, 0.2, 0.3, 0.4, 0.5], vec![0.0, 0.1, 0.2, 0.3, 0.4]),
+        ] {
+            let mut got = x.clone();
+            Activation::Sparsemax.apply(&mut got, x.len());
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-6, "{x:?}: {got:?}");
+            }
+        }
+        let glu = Activation::parse(Some(&Value::from("glu")), true).unwrap_err();
+        assert!(glu.contains("glu"), "{glu}");
     }
 
     #[test]

@@ -231,9 +231,12 @@ impl Layer for TimeDistributed {
         MaskRule::Keep
     }
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
-        self.inner
-            .gpu()
-            .map(|f| super::GpuForm::MergeTime(Box::new(f)))
+        // An identity (Flatten, Reshape, Dropout...) stays one: merging time into the batch does
+        // not move data, and the planner aliases identities to their input buffer.
+        self.inner.gpu().map(|f| match f {
+            super::GpuForm::Identity => super::GpuForm::Identity,
+            f => super::GpuForm::MergeTime(Box::new(f)),
+        })
     }
 }
 

@@ -186,7 +186,10 @@ type MapKey = (usize, &'static str, Vec<usize>);
 /// The activation id the WGSL prelude uses (softmax kinds run as a separate pass).
 fn act_id(a: Activation) -> u32 {
     match a {
-        Activation::Linear | Activation::Softmax | Activation::LogSoftmax => 0,
+        Activation::Linear
+        | Activation::Softmax
+        | Activation::LogSoftmax
+        | Activation::Sparsemax => 0,
         Activation::Relu => 1,
         Activation::Relu6 => 2,
         Activation::Elu => 3,
@@ -200,6 +203,17 @@ fn act_id(a: Activation) -> u32 {
         Activation::Swish => 11,
         Activation::Gelu => 12,
         Activation::Mish => 13,
+        Activation::Exponential => 18,
+        Activation::HardShrink => 19,
+        Activation::HardSilu => 20,
+        Activation::HardTanh => 21,
+        Activation::LeakyRelu => 22,
+        Activation::LogSigmoid => 23,
+        Activation::SoftShrink => 24,
+        Activation::SparsePlus => 25,
+        Activation::SparseSigmoid => 26,
+        Activation::Squareplus => 27,
+        Activation::TanhShrink => 28,
     }
 }
 
@@ -655,17 +669,12 @@ impl<'m> GpuModel<'m> {
         act: Activation,
         out: (&wgpu::Buffer, &[usize]),
     ) -> Result<()> {
-        if !matches!(act, Activation::Softmax | Activation::LogSoftmax) {
+        let Some(mode) = act.row_mode() else {
             return Ok(());
-        }
+        };
         let cols = *out.1.last().unwrap_or(&1);
         let rows = out.1.iter().product::<usize>() / cols.max(1);
-        let u = [
-            rows as u32,
-            cols as u32,
-            u32::from(act == Activation::LogSoftmax),
-            0,
-        ];
+        let u = [rows as u32, cols as u32, mode, 0];
         self.dispatch(
             pass,
             kernels::SOFTMAX,

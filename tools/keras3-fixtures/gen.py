@@ -1,0 +1,231 @@
+"""Keras 3 fixtures from the real converter: builds models in Keras 3, saves `.keras`, converts them
+with tensorflowjs_converter (--input_format=keras_keras --output_format=tfjs_layers_model) and
+records Keras's own `predict` outputs.
+
+    python3 tools/keras3-fixtures/gen.py [OUT_DIR]      # default tests/fixtures/keras3
+
+Needs `pip install tensorflow-cpu` and `pip install --no-deps tensorflowjs==4.22.0 tf_keras`.
+The converter's package imports modules the layers path never uses (TensorFlow Decision Forests,
+TensorFlow Hub, JAX); stand-ins for them are installed in sys.modules before the import.
+
+Each case directory gets model.json + group1-shard1of1.bin (as the converter wrote them) and
+expected.json: {"generator", "inputs": [...], "outputs": [...]}, each tensor
+{"name", "shape", "dtype", "data"} — the same bundle format as the TF.js fixtures.
+"""
+import json
+import os
+import shutil
+import sys
+import tempfile
+import types
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+for name in ["tensorflow_decision_forests", "tensorflow_hub", "tensorflowjs.converters.jax_conversion"]:
+    sys.modules[name] = types.ModuleType(name)
+sys.modules["tensorflowjs.converters.jax_conversion"].convert_jax = None
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from keras import layers  # noqa: E402
+from tensorflowjs.converters import converter  # noqa: E402
+
+RNG = np.random.default_rng(20261126)
+
+# Keras 3 activations TF.js 4.22 lacks (and the ones whose Keras 3 formula differs from TF.js's).
+# `sparsemax` is left out: Keras 3.15's own output is wrong whenever the support holds more than one
+# value (keras-team/keras#23425, fixed by #23469); layercake computes the corrected formula, unit-tested.
+KERAS3_ACTIVATIONS = [
+    "celu", "exponential", "hard_shrink", "hard_silu", "hard_sigmoid", "hard_tanh", "leaky_relu",
+    "log_sigmoid", "silu", "soft_shrink", "sparse_plus", "sparse_sigmoid", "squareplus",
+    "tanh_shrink", "gelu", "mish", "relu6", "log_softmax",
+]
+
+
+def randomize(model):
+    """Replace every weight with seeded random values (moving variances positive), so that a
+    swapped or misbound weight changes the outputs."""
+    for layer in model.layers:
+        for w in layer.weights:
+            values = RNG.normal(0.0, 0.5, size=w.shape).astype(w.dtype)
+            if "variance" in w.path:
+                values = np.abs(values) + 0.5
+            w.assign(values)
+
+
+def dense():
+    # Same-shaped layers named against their order: `layers/dense` is the one named "second".
+    m = keras.Sequential([
+        keras.Input((6,)),
+        layers.Dense(6, activation="relu", name="second"),
+        layers.Dense(6, activation="tanh", name="first"),
+        layers.Dense(3, activation="softmax", name="dense"),
+    ])
+    return m, [RNG.normal(size=(3, 6))]
+
+
+def conv_bn():
+    m = keras.Sequential([
+        keras.Input((10, 10, 3)),
+        layers.Conv2D(4, 3, padding="same", activation="relu"),
+        layers.BatchNormalization(),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(5, 3, strides=2, padding="valid"),
+        layers.BatchNormalization(center=False),
+        layers.Flatten(),
+        layers.Dense(4),
+    ])
+    return m, [RNG.normal(size=(2, 10, 10, 3))]
+
+
+def embed_lstm():
+    m = keras.Sequential([
+        keras.Input((7,), dtype="int32"),
+        layers.Embedding(20, 5, mask_zero=True),
+        layers.LSTM(6, return_sequences=True),
+        layers.LSTM(4),
+        layers.Dense(2),
+    ])
+    ids = RNG.integers(1, 20, size=(3, 7))
+    ids[0, 5:] = 0  # padding at the end
+    ids[1, :2] = 0  # and at the start
+    return m, [ids]
+
+
+def gru():
+    # Keras 3's default GRU: reset_after=True (bias [2, 3u]), sigmoid recurrent activation.
+    m = keras.Sequential([
+        keras.Input((9, 4)),
+        layers.GRU(5, return_sequences=True),
+        layers.GRU(3, go_backwards=True),
+        layers.Dense(2, activation="leaky_relu"),
+    ])
+    return m, [RNG.normal(size=(2, 9, 4))]
+
+
+def bidirectional():
+    m = keras.Sequential([
+        keras.Input((6, 3)),
+        layers.Bidirectional(layers.LSTM(4, return_sequences=True)),
+        layers.Bidirectional(layers.GRU(3), merge_mode="sum"),
+        layers.Dense(2),
+    ])
+    return m, [RNG.normal(size=(2, 6, 3))]
+
+
+def time_distributed():
+    m = keras.Sequential([
+        keras.Input((3, 8, 8, 2)),
+        layers.TimeDistributed(layers.Conv2D(3, 3, activation="relu")),
+        layers.TimeDistributed(layers.MaxPooling2D(2)),
+        layers.TimeDistributed(layers.Flatten()),
+        layers.SimpleRNN(4),
+    ])
+    return m, [RNG.normal(size=(2, 3, 8, 8, 2))]
+
+
+def shared_two_io():
+    a = keras.Input((5,), name="a")
+    b = keras.Input((5,), name="b")
+    shared = layers.Dense(4, activation="silu", name="shared")
+    ha, hb = shared(a), shared(b)
+    joined = layers.Concatenate()([ha, hb])
+    out1 = layers.Dense(3, name="head_one")(joined)
+    out2 = layers.Add()([ha, layers.Dense(4, activation="gelu")(hb)])
+    m = keras.Model([a, b], [out1, out2])
+    return m, [RNG.normal(size=(2, 5)), RNG.normal(size=(2, 5))]
+
+
+def nested():
+    inner = keras.Sequential([
+        keras.Input((4,)),
+        layers.Dense(5, activation="relu"),
+        layers.LayerNormalization(),
+        layers.Dense(4),
+    ], name="inner")
+    x = keras.Input((4,))
+    y = inner(x)
+    y = layers.Dense(3, activation="hard_sigmoid")(layers.Add()([x, y]))
+    m = keras.Model(x, y)
+    return m, [RNG.normal(size=(3, 4))]
+
+
+def activations():
+    x = keras.Input((6,))
+    outs = [layers.Dense(4, activation=a, name=f"act_{a}")(x) for a in KERAS3_ACTIVATIONS]
+    outs.append(layers.LeakyReLU()(x))  # negative_slope 0.2 by default in Keras 3
+    outs.append(layers.LeakyReLU(negative_slope=0.05)(x))
+    m = keras.Model(x, layers.Concatenate()(outs))
+    return m, [RNG.normal(0.0, 2.0, size=(3, 6))]
+
+
+def fitted():
+    m = keras.Sequential([
+        keras.Input((4,)),
+        layers.Dense(8, activation="relu"),
+        layers.Dropout(0.1),
+        layers.Dense(2),
+    ])
+    m.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    x = RNG.normal(size=(32, 4)).astype("float32")
+    m.fit(x, x[:, :2] * 2.0, epochs=3, batch_size=8, verbose=0)
+    return m, [RNG.normal(size=(2, 4))]
+
+
+CASES = {
+    "dense": (dense, True),
+    "conv_bn": (conv_bn, True),
+    "embed_lstm": (embed_lstm, True),
+    "gru": (gru, True),
+    "bidirectional": (bidirectional, True),
+    "time_distributed": (time_distributed, True),
+    "shared_two_io": (shared_two_io, True),
+    "nested": (nested, True),
+    "activations": (activations, True),
+    "fitted": (fitted, False),  # keeps the weights and optimizer state training wrote
+}
+
+
+def bundle(names, arrays):
+    return [
+        {"name": n, "shape": list(a.shape), "dtype": "int32" if a.dtype.kind in "iu" else "float32",
+         "data": [float(v) for v in a.reshape(-1)]}
+        for n, a in zip(names, arrays)
+    ]
+
+
+def write_case(out_root, name, build, randomized):
+    model, inputs = build()
+    if randomized:
+        randomize(model)
+    inputs = [np.asarray(i, dtype="int32" if np.asarray(i).dtype.kind in "iu" else "float32") for i in inputs]
+    outputs = model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    out = os.path.join(out_root, name)
+    shutil.rmtree(out, ignore_errors=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.keras")
+        model.save(path)
+        converter.convert(["--input_format=keras_keras", "--output_format=tfjs_layers_model", path, out])
+    expected = {
+        "generator": f"keras {keras.__version__} (tensorflow backend) predict; tensorflowjs_converter 4.22.0",
+        "inputs": bundle([t.name for t in model.inputs], inputs),
+        "outputs": bundle([f"output_{i}" for i in range(len(outputs))], [np.asarray(o) for o in outputs]),
+    }
+    with open(os.path.join(out, "expected.json"), "w") as f:
+        json.dump(expected, f)
+    print(f"{name}: {[o.shape for o in outputs]}")
+
+
+def main():
+    root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+        os.path.dirname(__file__), "..", "..", "tests", "fixtures", "keras3")
+    os.makedirs(root, exist_ok=True)
+    keras.utils.set_random_seed(7)
+    for name, (build, randomized) in CASES.items():
+        write_case(root, name, build, randomized)
+
+
+if __name__ == "__main__":
+    main()
