@@ -4,6 +4,7 @@
 //! - an MLP 784-1024-1024-10 (relu, relu, softmax), batch 32;
 //! - a CNN of three 3×3 `same` relu convolutions (16, 32 and 64 filters; strides 1, 2, 2) on
 //!   batch 8 of 64×64×3;
+//! - an LSTM of 128 units over 200 steps of 32 features, batch 8 (throughput in steps per second);
 //! - one Dense layer computing a 1024×1024 by 1024×1024 product (the GPU matmul's GFLOP/s).
 
 use super::Stat;
@@ -26,6 +27,8 @@ pub struct Case {
     pub input: Tensor,
     /// Floating-point operations per predict (multiply-adds counted as two).
     pub flops: f64,
+    /// Time steps per predict (sequence models; 0 otherwise).
+    pub steps: usize,
 }
 
 /// One measured row of [`run`].
@@ -39,6 +42,8 @@ pub struct Timing {
     pub secs: Stat,
     /// GFLOP/s at the median.
     pub gflops: f64,
+    /// Sequence steps per second at the median (sequence models).
+    pub steps_per_s: Option<f64>,
 }
 
 fn sequential(
@@ -83,6 +88,7 @@ pub fn mlp() -> Result<Case> {
         model: sequential("mlp", &[784], layers, &weights)?,
         input: input(vec![32, 784])?,
         flops,
+        steps: 0,
     })
 }
 
@@ -103,6 +109,27 @@ pub fn cnn() -> Result<Case> {
         model: sequential("cnn", &[64, 64, 3], layers, &weights)?,
         input: input(vec![8, 64, 64, 3])?,
         flops,
+        steps: 0,
+    })
+}
+
+/// LSTM(128) over 200 steps of 32 features, batch 8, last output only.
+pub fn lstm() -> Result<Case> {
+    let (batch, steps, features, units) = (8, 200, 32, 128);
+    let layers = vec![
+        json!({"class_name": "LSTM", "config": {"name": "lstm", "units": units, "activation": "tanh", "recurrent_activation": "sigmoid"}}),
+    ];
+    let weights = [
+        ("lstm/kernel".into(), vec![features, 4 * units]),
+        ("lstm/recurrent_kernel".into(), vec![units, 4 * units]),
+        ("lstm/bias".into(), vec![4 * units]),
+    ];
+    Ok(Case {
+        name: "lstm",
+        model: sequential("lstm", &[steps, features], layers, &weights)?,
+        input: input(vec![batch, steps, features])?,
+        flops: 2.0 * (batch * steps * (features + units) * 4 * units) as f64,
+        steps,
     })
 }
 
@@ -116,6 +143,7 @@ pub fn matmul1024() -> Result<Case> {
         model: sequential("matmul", &[n], layers, &weights)?,
         input: input(vec![n, n])?,
         flops: 2.0 * (n * n * n) as f64,
+        steps: 0,
     })
 }
 
@@ -136,15 +164,16 @@ fn timing(case: &Case, backend: &'static str, secs: Stat) -> Timing {
         backend,
         secs,
         gflops: case.flops / secs.median.max(1e-12) / 1e9,
+        steps_per_s: (case.steps > 0).then(|| case.steps as f64 / secs.median.max(1e-12)),
     }
 }
 
 /// Time every case on the CPU backend and, with `dev`, on the GPU (`repeat` predicts each after a
 /// warm-up; the 1024³ product is timed on the GPU only, with `gpu_repeat`).
 pub fn run(dev: Option<&Device>, repeat: usize, gpu_repeat: usize) -> Result<Vec<Timing>> {
-    let cases = [mlp()?, cnn()?, matmul1024()?];
+    let cases = [mlp()?, cnn()?, lstm()?, matmul1024()?];
     let mut rows = Vec::new();
-    for case in &cases[..2] {
+    for case in &cases[..3] {
         let x = std::slice::from_ref(&case.input);
         let secs = time(repeat, || case.model.predict(x).map(drop))?;
         rows.push(timing(case, "cpu", secs));
@@ -178,5 +207,8 @@ mod tests {
         assert_eq!(out[0].shape, vec![32, 10]);
         let rows: f32 = out[0].data.iter().sum();
         assert!((rows - 32.0).abs() < 1e-3, "softmax rows sum to 1");
+        let l = lstm().unwrap();
+        let out = l.model.predict(std::slice::from_ref(&l.input)).unwrap();
+        assert_eq!((out[0].shape.clone(), l.steps), (vec![8, 128], 200));
     }
 }

@@ -151,11 +151,15 @@ fn predict(dev: Option<&layercake::gpu::Device>, args: &BenchArgs) -> Result<(),
         if args.json {
             println!(
                 "{}",
-                serde_json::json!({"case": r.case, "backend": r.backend, "ms": {"median": ms(r.secs.median), "min": ms(r.secs.min), "max": ms(r.secs.max)}, "gflops": r.gflops})
+                serde_json::json!({"case": r.case, "backend": r.backend, "ms": {"median": ms(r.secs.median), "min": ms(r.secs.min), "max": ms(r.secs.max)}, "gflops": r.gflops, "steps_per_s": r.steps_per_s})
             );
         } else {
+            let steps = r
+                .steps_per_s
+                .map(|s| format!("  {s:>9.0} steps/s"))
+                .unwrap_or_default();
             println!(
-                "{:<11} {:<4} {:>9.2} ms  ({:.2}–{:.2})  {:>6.2} GFLOP/s",
+                "{:<11} {:<4} {:>9.2} ms  ({:.2}–{:.2})  {:>6.2} GFLOP/s{steps}",
                 r.case,
                 r.backend,
                 ms(r.secs.median),

@@ -1,6 +1,6 @@
 // Times TensorFlow.js predicting the same architectures as `layercake bench --predict` (and
-// `cargo bench --bench predict`): an MLP 784-1024-1024-10 (batch 32) and a 3-conv CNN (batch 8,
-// 64×64×3), on the pure-JS CPU backend and, when @tensorflow/tfjs-backend-wasm is installed, the
+// `cargo bench --bench predict`): an MLP 784-1024-1024-10 (batch 32), a 3-conv CNN (batch 8,
+// 64×64×3) and an LSTM(128) over 200 steps of 32 features (batch 8, in steps per second), on the pure-JS CPU backend and, when @tensorflow/tfjs-backend-wasm is installed, the
 // wasm backend; then runs layercake on the same machine in the same run and prints the ratios.
 //
 //   cargo build --release && node bench-predict.mjs [--repeat 10] [--layercake ../../target/release/layercake]
@@ -30,6 +30,13 @@ function cnn() {
   m.add(L.conv2d({ filters: 32, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu' }));
   m.add(L.conv2d({ filters: 64, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu' }));
   return [m, tf.randomNormal([8, 64, 64, 3])];
+}
+
+const LSTM_STEPS = 200;
+function lstm() {
+  const m = tf.sequential();
+  m.add(L.lstm({ units: 128, recurrentActivation: 'sigmoid', inputShape: [LSTM_STEPS, 32] }));
+  return [m, tf.randomNormal([8, LSTM_STEPS, 32])];
 }
 
 function median(xs) {
@@ -72,15 +79,17 @@ async function main() {
   for (const b of backends) {
     await tf.setBackend(b);
     await tf.ready();
-    tfjs[b] = { mlp: await time(mlp), cnn: await time(cnn) };
-    console.log(`TF.js ${tf.version.tfjs} ${b}: mlp ${tfjs[b].mlp.toFixed(2)} ms, cnn ${tfjs[b].cnn.toFixed(2)} ms (median of ${repeat})`);
+    tfjs[b] = { mlp: await time(mlp), cnn: await time(cnn), lstm: await time(lstm) };
+    const steps = (LSTM_STEPS / tfjs[b].lstm) * 1e3;
+    console.log(`TF.js ${tf.version.tfjs} ${b}: mlp ${tfjs[b].mlp.toFixed(2)} ms, cnn ${tfjs[b].cnn.toFixed(2)} ms, lstm ${tfjs[b].lstm.toFixed(2)} ms = ${steps.toFixed(0)} steps/s (median of ${repeat})`);
   }
   for (const r of layercakeTimings()) {
     const ms = r.ms.median;
     const ratios = Object.entries(tfjs)
       .filter(([, t]) => t[r.case] !== undefined)
       .map(([b, t]) => `${(t[r.case] / ms).toFixed(2)}× faster than TF.js ${b}`);
-    console.log(`layercake ${r.backend} ${r.case}: ${ms.toFixed(2)} ms, ${r.gflops.toFixed(2)} GFLOP/s${ratios.length ? '; ' + ratios.join(', ') : ''}`);
+    const steps = r.steps_per_s ? `, ${r.steps_per_s.toFixed(0)} steps/s` : '';
+    console.log(`layercake ${r.backend} ${r.case}: ${ms.toFixed(2)} ms, ${r.gflops.toFixed(2)} GFLOP/s${steps}${ratios.length ? '; ' + ratios.join(', ') : ''}`);
   }
 }
 
