@@ -56,6 +56,7 @@ fn activation(x: f32, id: u32) -> f32 {
         case 26u: { return clamp((x + 1.0) * 0.5, 0.0, 1.0); }  // sparse_sigmoid
         case 27u: { return (x + sqrt(x * x + 4.0)) * 0.5; }     // squareplus
         case 28u: { return x - tanh(x); }                       // tanh_shrink
+        case 29u: { return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))); } // gelu_new (TF.js)
         default: { return x; }
     }
 }

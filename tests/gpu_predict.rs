@@ -240,6 +240,18 @@ fn layer_kernels_match_the_cpu() {
             vec![2, 3, 5],
             vec![("kernel", vec![5, 7]), ("bias", vec![7])],
         ),
+        (
+            "Dense",
+            json!({"units": 7, "activation": "gelu_new"}),
+            vec![2, 3, 5],
+            vec![("kernel", vec![5, 7]), ("bias", vec![7])],
+        ),
+        (
+            "Dense",
+            json!({"units": 9, "activation": "sparsemax"}),
+            vec![2, 3, 5],
+            vec![("kernel", vec![5, 9]), ("bias", vec![9])],
+        ),
         ("Permute", json!({"dims": [2, 1]}), vec![2, 3, 4], vec![]),
         ("RepeatVector", json!({"n": 3}), vec![2, 5], vec![]),
         (

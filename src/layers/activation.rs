@@ -41,6 +41,8 @@ pub enum Activation {
     Gelu,
     /// `x * tanh(softplus(x))`.
     Mish,
+    /// TF.js `gelu_new`: `0.5x(1 + tanh(√(2/π)(x + 0.044715x³)))`.
+    GeluNew,
     /// Keras 3 `exponential`: `exp(x)`.
     Exponential,
     /// Keras 3 `hard_shrink`: `|x| > 0.5 ? x : 0`.
@@ -120,6 +122,7 @@ impl Activation {
             "softsign" => Activation::Softsign,
             "swish" | "silu" => Activation::Swish,
             "gelu" => Activation::Gelu,
+            "gelu_new" => Activation::GeluNew,
             "mish" => Activation::Mish,
             // Keras 3 only. `celu` with its default alpha = 1 is ELU.
             "celu" => Activation::Elu,
@@ -178,6 +181,10 @@ impl Activation {
             Activation::Swish => x * sigmoid(x),
             Activation::Gelu => 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2)),
             Activation::Mish => x * softplus(x).tanh(),
+            Activation::GeluNew => {
+                let inner = (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x);
+                0.5 * x * (1.0 + inner.tanh())
+            }
             Activation::Exponential => x.exp(),
             Activation::HardShrink => {
                 if x.abs() > 0.5 {
@@ -566,6 +573,10 @@ mod tests {
                 Activation::Mish,
                 [-0.2525015, -0.2207438, 0.3752452, 2.9865351],
             ),
+            (
+                Activation::GeluNew,
+                [-0.04540229, -0.154286, 0.345714, 2.9963627],
+            ),
         ];
         for (f, want) in cases {
             for (a, b) in run(f).iter().zip(want) {
@@ -635,6 +646,7 @@ mod tests {
         assert_eq!(p("hardSigmoid"), Activation::HardSigmoid);
         assert_eq!(p("log_softmax"), Activation::LogSoftmax);
         assert_eq!(Activation::parse(None, false).unwrap(), Activation::Linear);
-        assert!(Activation::parse(Some(&Value::from("gelu_new")), false).is_err());
+        assert_eq!(p("gelu_new"), Activation::GeluNew);
+        assert!(Activation::parse(Some(&Value::from("gelu_fast")), false).is_err());
     }
 }

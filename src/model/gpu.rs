@@ -214,6 +214,7 @@ fn act_id(a: Activation) -> u32 {
         Activation::SparseSigmoid => 26,
         Activation::Squareplus => 27,
         Activation::TanhShrink => 28,
+        Activation::GeluNew => 29,
     }
 }
 
