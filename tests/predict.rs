@@ -238,3 +238,52 @@ fn inspect_reports_layers_weights_and_output_shapes() {
     assert_eq!(v["graph"].as_array().unwrap().len(), 5);
     assert_eq!(v["graph"][4]["output_shape"], "[?, 7, 2]");
 }
+
+#[test]
+fn every_tfjs_layer_class_and_activation_is_known() {
+    let Some(tools) = tfjs_tools() else { return };
+    let out = std::process::Command::new("node")
+        .arg("layer-classes.mjs")
+        .current_dir(&tools)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = String::from_utf8(out.stdout).unwrap();
+    // Containers are rebuilt by the graph; cells run inside RNN (the first four) or ConvLSTM2D.
+    let elsewhere = [
+        "SimpleRNNCell",
+        "GRUCell",
+        "LSTMCell",
+        "StackedRNNCells",
+        "ConvLSTM2DCell",
+        "Sequential",
+        "Functional",
+        "Model",
+    ];
+    let (mut layers, mut activations) = (0, 0);
+    for line in listed.lines() {
+        match line.split_once(' ') {
+            Some(("layer", class)) if !elsewhere.contains(&class) => {
+                layers += 1;
+                if let Err(e) = layercake::layers::builder(class, "probe") {
+                    panic!("TF.js layer class {class} is not supported: {e}");
+                }
+            }
+            Some(("activation", name)) => {
+                activations += 1;
+                let v = serde_json::Value::from(name);
+                layercake::layers::Activation::parse(Some(&v), false)
+                    .unwrap_or_else(|e| panic!("TF.js activation {name}: {e}"));
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        layers >= 60 && activations >= 15,
+        "{layers} layers, {activations} activations listed"
+    );
+}
