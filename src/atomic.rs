@@ -23,35 +23,74 @@ pub fn replace_dir(
     durable: bool,
     fill: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<()> {
-    let parent = parent_of(dst);
-    fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-    if dst.exists() && !dst.is_dir() {
-        return Err(Error::Usage(format!(
-            "{}: exists and is not a directory",
-            dst.display()
-        )));
+    let staged = StagedDir::new(dst)?;
+    fill(staged.path())?;
+    staged.commit(keep, durable)
+}
+
+/// A directory being written beside its destination (a hidden temporary sibling): [`commit`]
+/// switches it into place as [`replace_dir`] does; dropped uncommitted, it is removed and the
+/// destination is untouched.
+///
+/// [`commit`]: StagedDir::commit
+#[derive(Debug)]
+pub struct StagedDir {
+    tmp: tempfile::TempDir,
+    dst: PathBuf,
+}
+
+impl StagedDir {
+    /// Create the temporary sibling of `dst` (and `dst`'s parent if needed).
+    pub fn new(dst: &Path) -> Result<StagedDir> {
+        let parent = parent_of(dst);
+        fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+        if dst.exists() && !dst.is_dir() {
+            return Err(Error::Usage(format!(
+                "{}: exists and is not a directory",
+                dst.display()
+            )));
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{}.layercake-", file_name(dst)))
+            .tempdir_in(&parent)
+            .map_err(|e| Error::io(&parent, e))?;
+        Ok(StagedDir {
+            tmp,
+            dst: dst.to_path_buf(),
+        })
     }
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.layercake-", file_name(dst)))
-        .tempdir_in(&parent)
-        .map_err(|e| Error::io(&parent, e))?;
-    fill(tmp.path())?;
-    if dst.is_dir() {
-        carry_over(dst, tmp.path(), &keep)?;
+
+    /// The temporary directory to write into.
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
     }
-    if durable {
-        sync_dir_files(tmp.path())?;
+
+    /// The destination.
+    pub fn destination(&self) -> &Path {
+        &self.dst
     }
-    let tmp_path = tmp.keep();
-    let result = switch(&tmp_path, dst);
-    if result.is_err() {
-        let _ = fs::remove_dir_all(&tmp_path);
+
+    /// Carry over the files of an existing destination that `keep` accepts, make everything
+    /// durable (unless `durable` is false) and switch the new directory into place.
+    pub fn commit(self, keep: impl Fn(&str) -> bool, durable: bool) -> Result<()> {
+        let dst = self.dst;
+        if dst.is_dir() {
+            carry_over(&dst, self.tmp.path(), &keep)?;
+        }
+        if durable {
+            sync_dir_files(self.tmp.path())?;
+        }
+        let tmp_path = self.tmp.keep();
+        let result = switch(&tmp_path, &dst);
+        if result.is_err() {
+            let _ = fs::remove_dir_all(&tmp_path);
+        }
+        result?;
+        if durable {
+            sync_path(&parent_of(&dst))?;
+        }
+        Ok(())
     }
-    result?;
-    if durable {
-        sync_path(&parent)?;
-    }
-    Ok(())
 }
 
 /// Write one file at `dst` atomically: `fill` writes a temporary path in the same directory,

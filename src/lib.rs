@@ -20,7 +20,9 @@ pub mod gpu;
 pub mod inspect;
 pub mod layers;
 pub mod model;
+pub mod serve;
 pub mod shape;
+pub mod storage;
 pub mod tensor;
 pub mod verify;
 

@@ -7,6 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use layercake::format::{self, safetensors};
 use layercake::gpu::residency::UploadOptions;
 use layercake::gpu::Device;
+use layercake::storage::{self, Location};
 use layercake::{Error, QuantDType, QuantizeChoice, SaveOptions, Style, Target};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -90,6 +91,19 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Prove the GPU works: open the adapter, run a kernel, read the result back.
     Device,
+    /// Serve model directories to TF.js clients: `GET /models/<name>/model.json` (and its
+    /// weight files) from DIR/<name>/, and `POST /models/<name>` (what `tf.io.http` sends),
+    /// saved into DIR/<name>/ atomically. Runs until Ctrl-C.
+    Serve {
+        /// The directory holding one sub-directory per model.
+        dir: PathBuf,
+        /// Address to listen on (loopback by default).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Largest upload accepted, in bytes.
+        #[arg(long, default_value_t = 8 << 30)]
+        max_upload: usize,
+    },
 }
 
 #[derive(Args)]
@@ -223,6 +237,11 @@ fn run(command: Command) -> Result<(), Failure> {
             predict::verify(&model, &opts, json)
         }
         Command::Demo { device } => demo::run(device),
+        Command::Serve {
+            dir,
+            addr,
+            max_upload,
+        } => serve(&dir, addr, max_upload),
     }
 }
 
@@ -300,7 +319,25 @@ fn any_device(arg: DeviceArg) -> Result<Option<Device>, Failure> {
     Ok(dev)
 }
 
+/// Open a model from a path or an `http(s)://…/model.json` URL (with a progress bar).
 fn open(path: &Path, topology: Option<&Path>) -> Result<layercake::Artifacts, Error> {
+    if let Location::Http(url) = Location::parse(&path.to_string_lossy()) {
+        if topology.is_some() {
+            return Err(Error::Usage(
+                "--topology applies to .safetensors sources only".into(),
+            ));
+        }
+        let mut bar: Option<ProgressBar> = None;
+        let opts = storage::http::HttpOptions::default();
+        let a = storage::http::open_with_progress(&url, &opts, &mut |done, total| {
+            bar.get_or_insert_with(|| progress_bar(total, "download"))
+                .set_position(done)
+        });
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        return a;
+    }
     match topology {
         Some(t) if format::is_safetensors_path(path) => safetensors::read(path, Some(t)),
         Some(_) => Err(Error::Usage(
@@ -385,7 +422,7 @@ fn convert(
     }
     let (report, path) = match &dev {
         None => (
-            layercake::save(dst, &artifacts.spec, &artifacts, opts)?,
+            storage::save(&dst.to_string_lossy(), &artifacts.spec, &artifacts, opts)?,
             "CPU path".to_string(),
         ),
         Some(dev) => {
@@ -395,7 +432,7 @@ fn convert(
             })?;
             bar.finish_and_clear();
             let reader = gw.reader(256 << 20)?;
-            let report = layercake::save(dst, &artifacts.spec, &reader, opts)?;
+            let report = storage::save(&dst.to_string_lossy(), &artifacts.spec, &reader, opts)?;
             (
                 report,
                 format!(
@@ -417,6 +454,22 @@ fn convert(
         artifacts.spec.weights.len(),
         report.weight_bytes,
     );
+    Ok(())
+}
+
+fn serve(dir: &Path, addr: std::net::SocketAddr, max_upload: usize) -> Result<(), Failure> {
+    let opts = layercake::serve::ServeOptions {
+        max_upload_bytes: max_upload,
+        stop_on_ctrl_c: true,
+        log: true,
+    };
+    let server = layercake::serve::Server::start(dir, addr, opts)?;
+    eprintln!(
+        "serving {} at http://{}/models/<name>/model.json (POST /models/<name> saves); Ctrl-C stops",
+        dir.display(),
+        server.addr()
+    );
+    server.wait()?;
     Ok(())
 }
 

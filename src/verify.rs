@@ -194,7 +194,6 @@ const PREDICTION_CHECKS: [&str; 3] = [
 /// Load `path` and run every check. `Err` only when the model cannot be read at all (no such
 /// path, model.json not JSON); damaged artifacts are a failed `artifacts` check.
 pub fn verify(path: &Path, opts: &VerifyOptions) -> Result<Report> {
-    let mut checks = Checks(Vec::new());
     let opened = format::open(path);
     if let Err(e @ (Error::Json { .. } | Error::Usage(_))) = &opened {
         return Err(Error::Model(e.to_string()));
@@ -202,6 +201,35 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> Result<Report> {
     if !path.exists() {
         return Err(Error::Usage(format!("{}: no such model", path.display())));
     }
+    verify_opened(&path.display().to_string(), opened, opts)
+}
+
+/// [`verify`] for a path or an `http(s)://…/model.json` URL. For a URL, a model.json that
+/// cannot be fetched or parsed is an error (as a missing path is); a weight file that cannot
+/// is a failed *artifacts* check naming it.
+pub fn verify_location(location: &str, opts: &VerifyOptions) -> Result<Report> {
+    match crate::storage::Location::parse(location) {
+        crate::storage::Location::Path(p) => verify(&p, opts),
+        crate::storage::Location::Http(url) => {
+            let opened = crate::storage::open(&url);
+            match &opened {
+                Err(e @ (Error::Json { .. } | Error::Usage(_))) => {
+                    return Err(Error::Model(e.to_string()))
+                }
+                Err(Error::Format { path, .. }) if path == Path::new(&url) => {
+                    return Err(Error::Usage(
+                        opened.err().map(|e| e.to_string()).unwrap_or_default(),
+                    ))
+                }
+                _ => {}
+            }
+            verify_opened(&url, opened, opts)
+        }
+    }
+}
+
+fn verify_opened(model: &str, opened: Result<Artifacts>, opts: &VerifyOptions) -> Result<Report> {
+    let mut checks = Checks(Vec::new());
     let a = checks.run("artifacts", || match opened {
         Ok(a) => {
             let (status, detail) = artifacts_detail(&a);
@@ -210,7 +238,7 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> Result<Report> {
         Err(e) => (Status::Fail, e.to_string(), None),
     });
     let mut report = Report {
-        model: path.display().to_string(),
+        model: model.to_string(),
         device: device_name(opts.gpu.as_ref()),
         atol: opts.atol.unwrap_or(ATOL),
         rtol: opts.rtol.unwrap_or(RTOL),

@@ -68,7 +68,7 @@ pub fn predict(
     output: Option<&PathBuf>,
     device: PredictDevice,
 ) -> Result<(), Failure> {
-    let model = Model::load(model)?;
+    let model = Model::from_artifacts(super::open(model, None)?)?;
     let ran = run(&model, &read_bundle(inputs, "inputs")?, device)?;
     eprintln!("predicted on the {}", ran.device);
     let text = serde_json::to_string(&bundle_json("outputs", &ran.outputs)).unwrap_or_default();
@@ -82,7 +82,7 @@ pub fn predict(
 /// `layercake verify MODEL`: every check, as a table or JSON; exit 0 when all pass, 1 when any
 /// fails, 2 when the model cannot be read.
 pub fn verify(model: &Path, opts: &VerifyOptions, as_json: bool) -> Result<(), Failure> {
-    let report = layercake::verify::verify(model, opts)?;
+    let report = layercake::verify::verify_location(&model.to_string_lossy(), opts)?;
     if as_json {
         println!("{}", report.json());
     } else {

@@ -349,6 +349,17 @@ pub struct SaveReport {
     pub weight_bytes: u64,
 }
 
+/// `spec` ready to be written: rewritten files make recorded hashes meaningless, so they are
+/// dropped unless `hashes` says they are recomputed.
+pub fn without_stale_hashes(spec: &ModelSpec, hashes: bool) -> Cow<'_, ModelSpec> {
+    if hashes || integrity::metadata(&spec.fields, "hashes").is_none() {
+        return Cow::Borrowed(spec);
+    }
+    let mut s = spec.clone();
+    integrity::remove_metadata(&mut s.fields, "hashes");
+    Cow::Owned(s)
+}
+
 /// Save `spec` with the weight bytes from `data` to `dst`, atomically.
 pub fn save(
     dst: &Path,
@@ -356,16 +367,8 @@ pub fn save(
     data: &dyn WeightBytes,
     opts: SaveOptions,
 ) -> Result<SaveReport> {
-    // Rewritten files make recorded hashes meaningless: they are dropped unless recomputed.
-    let unhashed;
-    let spec = if !opts.hashes && integrity::metadata(&spec.fields, "hashes").is_some() {
-        let mut s = spec.clone();
-        integrity::remove_metadata(&mut s.fields, "hashes");
-        unhashed = s;
-        &unhashed
-    } else {
-        spec
-    };
+    let spec = without_stale_hashes(spec, opts.hashes);
+    let spec = spec.as_ref();
     let target = opts.target.unwrap_or(if is_safetensors_path(dst) {
         Target::Safetensors
     } else {

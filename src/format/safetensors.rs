@@ -39,10 +39,12 @@ pub fn read(path: &Path, topology: Option<&Path>) -> Result<Artifacts> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let backing = Backing::map(path, &file, len)?;
-    let bytes: &[u8] = match &backing {
-        Backing::Mapped(m) => m,
-        Backing::Owned(v) => v,
-    };
+    read_backing(path, backing, topology)
+}
+
+/// Read safetensors bytes (mapped or in memory) named `path` in errors.
+pub fn read_backing(path: &Path, backing: Backing, topology: Option<&Path>) -> Result<Artifacts> {
+    let bytes = backing.bytes();
     let (n, header) = safetensors::SafeTensors::read_metadata(bytes)
         .map_err(|e| Error::format(path, format!("not a valid safetensors file: {e}")))?;
     let data_start = 8 + n;
@@ -288,6 +290,24 @@ pub fn write(
     data: &dyn WeightBytes,
     opts: &super::SaveOptions,
 ) -> Result<u64> {
+    let mut written = 0;
+    atomic::replace_file(dst, opts.durable, |tmp| {
+        let file = File::create(tmp).map_err(|e| Error::io(tmp, e))?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        written = write_stream(&mut w, dst, spec, data, opts)?;
+        Ok(())
+    })?;
+    Ok(written)
+}
+
+/// Stream a safetensors file into `w` (named `dst` in errors); returns the data bytes written.
+pub fn write_stream(
+    w: &mut dyn Write,
+    dst: &Path,
+    spec: &ModelSpec,
+    data: &dyn WeightBytes,
+    opts: &super::SaveOptions,
+) -> Result<u64> {
     let out_specs = output_specs(spec, data, opts.quantize)?;
     let hashed;
     let spec = if opts.hashes {
@@ -313,19 +333,15 @@ pub fn write(
     }
     let header = header_bytes(dst, spec, &out_specs, infos)?;
     data.will_read(&order);
-    atomic::replace_file(dst, opts.durable, |tmp| {
-        let file = File::create(tmp).map_err(|e| Error::io(tmp, e))?;
-        let mut w = BufWriter::with_capacity(1 << 20, file);
-        let io = |e| Error::io(dst, e);
-        w.write_all(&(header.len() as u64).to_le_bytes())
-            .map_err(io)?;
-        w.write_all(&header).map_err(io)?;
-        for &i in &order {
-            let bytes = output_bytes(&spec.weights[i], &out_specs[i], i, data)?;
-            w.write_all(&bytes).map_err(io)?;
-        }
-        w.flush().map_err(io)
-    })?;
+    let io = |e| Error::io(dst, e);
+    w.write_all(&(header.len() as u64).to_le_bytes())
+        .map_err(io)?;
+    w.write_all(&header).map_err(io)?;
+    for &i in &order {
+        let bytes = output_bytes(&spec.weights[i], &out_specs[i], i, data)?;
+        w.write_all(&bytes).map_err(io)?;
+    }
+    w.flush().map_err(io)?;
     Ok(offset as u64)
 }
 

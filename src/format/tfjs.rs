@@ -8,6 +8,7 @@ use super::{
 };
 use crate::atomic;
 use crate::error::{Error, Result};
+use crate::storage::{ModelSink, ModelSource};
 use serde_json::{Map, Value};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -20,36 +21,47 @@ pub const MAX_MODEL_JSON_BYTES: u64 = 1 << 30;
 /// path is checked to stay inside the model's directory and every group's declared byte count
 /// equals the size of its files.
 pub fn read(json_path: &Path) -> Result<Artifacts> {
-    let mut fields = read_model_json(json_path)?;
+    read_from(&mut DirSource::new(json_path)?)
+}
+
+/// Read TF.js artifacts from any [`ModelSource`]: model.json first, then each weight file in
+/// manifest order, each bounded by the bytes its group still needs. Every manifest path is
+/// checked to be a plain relative path before the source is asked for it.
+pub fn read_from(src: &mut dyn ModelSource) -> Result<Artifacts> {
+    let json_path = src.origin().to_path_buf();
+    let bytes = src.model_json(MAX_MODEL_JSON_BYTES)?;
+    let mut fields = parse_model_json(&json_path, &bytes)?;
+    drop(bytes);
     // Take the manifest out (a Null stays in its place, so a re-save writes it there again).
     let (groups, weights) = match fields.get_mut("weightsManifest").map(std::mem::take) {
         None | Some(Value::Null) => (Vec::new(), Vec::new()),
-        Some(m) => parse_manifest(m, json_path)?,
+        Some(m) => parse_manifest(m, &json_path)?,
     };
-    let dir = json_path.parent().unwrap_or(Path::new("."));
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    let canonical_dir = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
-    let mut files = Vec::new();
+    for entry in groups.iter().flat_map(|g| &g.paths) {
+        check_entry(&json_path, entry)?;
+    }
+    src.begin(
+        weights
+            .iter()
+            .fold(0u64, |acc, w| acc.saturating_add(w.stored_len() as u64)),
+    );
+    let mut buffers = Vec::new();
     let mut layouts = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for group in &groups {
-        let mut sizes = Vec::new();
+    let mut first = 0;
+    for (g, group) in groups.iter().enumerate() {
+        let need = group_bytes(&json_path, g, &weights[first..first + group.count])?;
+        first += group.count;
+        let (mut have, mut sizes) = (0u64, Vec::new());
         for entry in &group.paths {
-            let path = resolve_weight_path(json_path, &canonical_dir, entry)?;
-            if !seen.insert(path.clone()) {
-                return Err(Error::format(
-                    json_path,
-                    format!("weight file '{entry}' is listed twice"),
-                ));
+            if !seen.insert(entry.trim_start_matches("./")) {
+                return Err(listed_twice(&json_path, entry));
             }
-            let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-            let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+            let backing = src.weight_file(entry, need.saturating_sub(have))?;
+            let len = backing.len() as u64;
+            have += len;
             sizes.push(len);
-            files.push((path, file, len));
+            buffers.push(backing);
         }
         layouts.push(GroupLayout {
             paths: group.paths.clone(),
@@ -58,11 +70,7 @@ pub fn read(json_path: &Path) -> Result<Artifacts> {
         });
     }
     let group_of = group_index(&groups);
-    check_group_sizes(json_path, &groups, &layouts, &weights)?;
-    let buffers = files
-        .iter()
-        .map(|(p, f, len)| Backing::map(p, f, *len))
-        .collect::<Result<Vec<_>>>()?;
+    check_group_sizes(&json_path, &groups, &layouts, &weights)?;
     let spans = weight_spans(&layouts, &weights, &group_of);
     let style = detect_style(&layouts);
     Ok(Artifacts {
@@ -76,25 +84,91 @@ pub fn read(json_path: &Path) -> Result<Artifacts> {
             },
         },
         store: WeightStore::new(buffers, spans)?,
-        origin: json_path.to_path_buf(),
+        origin: json_path,
         container: Container::Tfjs,
     })
+}
+
+fn listed_twice(json_path: &Path, entry: &str) -> Error {
+    Error::format(json_path, format!("weight file '{entry}' is listed twice"))
+}
+
+/// The bytes a group's weights need, by the manifest.
+fn group_bytes(json_path: &Path, g: usize, specs: &[super::manifest::WeightSpec]) -> Result<u64> {
+    specs
+        .iter()
+        .try_fold(0u64, |acc, w| acc.checked_add(w.stored_len() as u64))
+        .ok_or_else(|| Error::format(json_path, format!("group {}: weight sizes overflow", g + 1)))
+}
+
+/// A model in a local directory, read through memory maps.
+pub struct DirSource {
+    json_path: PathBuf,
+    canonical_dir: PathBuf,
+    seen: std::collections::HashSet<PathBuf>,
+}
+
+impl DirSource {
+    /// The model whose model.json is `json_path`.
+    pub fn new(json_path: &Path) -> Result<DirSource> {
+        let dir = match json_path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        Ok(DirSource {
+            json_path: json_path.to_path_buf(),
+            canonical_dir: dir.canonicalize().map_err(|e| Error::io(dir, e))?,
+            seen: Default::default(),
+        })
+    }
+}
+
+impl ModelSource for DirSource {
+    fn origin(&self) -> &Path {
+        &self.json_path
+    }
+
+    fn model_json(&mut self, limit: u64) -> Result<Vec<u8>> {
+        let path = &self.json_path;
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if meta.len() > limit {
+            return Err(too_big(path, meta.len(), limit));
+        }
+        std::fs::read(path).map_err(|e| Error::io(path, e))
+    }
+
+    fn weight_file(&mut self, entry: &str, _limit: u64) -> Result<Backing> {
+        // Sizes are checked against the manifest once every file is open (mapping reads nothing).
+        let path = resolve_weight_path(&self.json_path, &self.canonical_dir, entry)?;
+        if !self.seen.insert(path.clone()) {
+            return Err(listed_twice(&self.json_path, entry));
+        }
+        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        Backing::map(&path, &file, len)
+    }
+}
+
+fn too_big(path: &Path, len: u64, limit: u64) -> Error {
+    Error::format(
+        path,
+        format!("model.json is {len} bytes, over the {limit}-byte limit"),
+    )
 }
 
 /// Parse model.json into its top-level fields; it must be a JSON object with a `modelTopology`.
 pub fn read_model_json(path: &Path) -> Result<Map<String, Value>> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.len() > MAX_MODEL_JSON_BYTES {
-        return Err(Error::format(
-            path,
-            format!(
-                "model.json is {} bytes, over the {MAX_MODEL_JSON_BYTES}-byte limit",
-                meta.len()
-            ),
-        ));
+        return Err(too_big(path, meta.len(), MAX_MODEL_JSON_BYTES));
     }
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| Error::json(path, e))?;
+    parse_model_json(path, &bytes)
+}
+
+/// Parse model.json's bytes (read from `path`, named in errors) into its top-level fields.
+pub fn parse_model_json(path: &Path, bytes: &[u8]) -> Result<Map<String, Value>> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| Error::json(path, e))?;
     let Value::Object(fields) = value else {
         return Err(Error::json(path, "the top level is not an object"));
     };
@@ -111,8 +185,8 @@ pub fn read_model_json(path: &Path) -> Result<Map<String, Value>> {
     }
 }
 
-/// Resolve a manifest path against the model's directory, refusing anything that could leave it.
-fn resolve_weight_path(json_path: &Path, canonical_dir: &Path, entry: &str) -> Result<PathBuf> {
+/// Refuse a manifest path that is not a plain relative path (empty, NUL, URL, absolute, `..`).
+pub fn check_entry(json_path: &Path, entry: &str) -> Result<()> {
     let unsafe_path = |reason: &str| Error::UnsafePath {
         path: json_path.to_path_buf(),
         entry: entry.to_string(),
@@ -142,6 +216,18 @@ fn resolve_weight_path(json_path: &Path, canonical_dir: &Path, entry: &str) -> R
     {
         return Err(unsafe_path("it goes up with '..'"));
     }
+    Ok(())
+}
+
+/// Resolve a manifest path (already [`check_entry`]-ed) against the model's directory, refusing
+/// a symbolic link that leaves it.
+fn resolve_weight_path(json_path: &Path, canonical_dir: &Path, entry: &str) -> Result<PathBuf> {
+    let unsafe_path = |reason: &str| Error::UnsafePath {
+        path: json_path.to_path_buf(),
+        entry: entry.to_string(),
+        reason: reason.to_string(),
+    };
+    let rel = Path::new(entry);
     let joined = canonical_dir.join(rel);
     let resolved = match joined.canonicalize() {
         Ok(p) => p,
@@ -189,12 +275,7 @@ fn check_group_sizes(
     for (g, (group, layout)) in groups.iter().zip(layouts).enumerate() {
         let specs = &weights[first..first + group.count];
         first += group.count;
-        let need = specs
-            .iter()
-            .try_fold(0u64, |acc, w| acc.checked_add(w.stored_len() as u64));
-        let need = need.ok_or_else(|| {
-            Error::format(json_path, format!("group {}: weight sizes overflow", g + 1))
-        })?;
+        let need = group_bytes(json_path, g, specs)?;
         let have: u64 = layout.file_sizes.iter().sum();
         if need == have {
             continue;
@@ -398,14 +479,46 @@ pub fn write(
     data: &dyn WeightBytes,
     opts: WriteOptions,
 ) -> Result<WriteReport> {
-    let old = old_model_files(dst);
-    let keep = |name: &str| !old.iter().any(|f| f == name);
-    let mut report = None;
-    atomic::replace_dir(dst, keep, opts.durable, |tmp| {
-        report = Some(write_into(tmp, spec, data, opts)?);
-        Ok(())
-    })?;
-    Ok(report.expect("write_into ran"))
+    let mut sink = DirSink::new(dst, opts.durable)?;
+    let report = write_to(&mut sink, spec, data, opts)?;
+    Box::new(sink).commit()?;
+    Ok(report)
+}
+
+/// A TF.js model directory written through a temporary sibling and switched in atomically on
+/// commit (files beside the old model that are not part of it are kept); dropped uncommitted,
+/// nothing changes.
+pub struct DirSink {
+    staged: atomic::StagedDir,
+    durable: bool,
+}
+
+impl DirSink {
+    /// A sink replacing the model in directory `dst`; `durable`: fsync before and after the switch.
+    pub fn new(dst: &Path, durable: bool) -> Result<DirSink> {
+        Ok(DirSink {
+            staged: atomic::StagedDir::new(dst)?,
+            durable,
+        })
+    }
+}
+
+impl ModelSink for DirSink {
+    fn origin(&self) -> &Path {
+        self.staged.destination()
+    }
+
+    fn create(&mut self, name: &str) -> Result<Box<dyn Write + Send>> {
+        let path = self.staged.path().join(name.trim_start_matches("./"));
+        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(Box::new(BufWriter::with_capacity(1 << 20, file)))
+    }
+
+    fn commit(self: Box<Self>) -> Result<()> {
+        let old = old_model_files(self.staged.destination());
+        let keep = |name: &str| !old.iter().any(|f| f == name);
+        self.staged.commit(keep, self.durable)
+    }
 }
 
 /// Names of the files that make up the model currently in `dir` (model.json and its manifest
@@ -540,6 +653,34 @@ pub fn write_into(
     data: &dyn WeightBytes,
     opts: WriteOptions,
 ) -> Result<WriteReport> {
+    write_to(&mut PlainDir(dir.to_path_buf()), spec, data, opts)
+}
+
+/// Files created straight in a directory.
+struct PlainDir(PathBuf);
+
+impl ModelSink for PlainDir {
+    fn origin(&self) -> &Path {
+        &self.0
+    }
+    fn create(&mut self, name: &str) -> Result<Box<dyn Write + Send>> {
+        let path = self.0.join(name.trim_start_matches("./"));
+        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(Box::new(BufWriter::with_capacity(1 << 20, file)))
+    }
+    fn commit(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Write the model's files into `sink` (the caller commits it). Each file's xxh3 is computed as
+/// it is written, for `opts.hashes`.
+pub fn write_to(
+    sink: &mut dyn ModelSink,
+    spec: &ModelSpec,
+    data: &dyn WeightBytes,
+    opts: WriteOptions,
+) -> Result<WriteReport> {
     let style = opts.style.unwrap_or(spec.layout.style);
     let out_specs = output_specs(spec, data, opts.quantize)?;
     let sizes: Vec<u64> = out_specs.iter().map(|w| w.stored_len() as u64).collect();
@@ -551,9 +692,10 @@ pub fn write_into(
     data.will_read(&order);
     let mut manifest = Vec::new();
     let mut files = Vec::new();
+    let mut hashes = Map::new();
     let mut weight_bytes = 0;
     for group in &groups {
-        let mut out = ShardWriter::new(dir, &group.files);
+        let mut out = ShardWriter::new(sink, &group.files);
         let mut entries = Vec::new();
         for &i in &group.weights {
             let bytes = output_bytes(&spec.weights[i], &out_specs[i], i, data)?;
@@ -561,7 +703,7 @@ pub fn write_into(
             weight_bytes += bytes.len() as u64;
             entries.push(out_specs[i].to_json());
         }
-        out.finish()?;
+        hashes.extend(out.finish()?);
         let mut obj = Map::new();
         obj.insert(
             "paths".into(),
@@ -579,15 +721,15 @@ pub fn write_into(
     }
     let mut json = spec.model_json(Value::Array(manifest));
     if let (true, Value::Object(fields)) = (opts.hashes, &mut json) {
-        super::integrity::set_metadata(
-            fields,
-            "hashes",
-            super::integrity::file_hashes(dir, &files)?,
-        );
+        let record = serde_json::json!({"algorithm": super::integrity::ALGORITHM, "files": hashes});
+        super::integrity::set_metadata(fields, "hashes", record);
     }
-    let text = serde_json::to_vec(&json).map_err(|e| Error::json(dir.join("model.json"), e))?;
-    let json_path = dir.join("model.json");
-    std::fs::write(&json_path, text).map_err(|e| Error::io(&json_path, e))?;
+    let json_path = sink.origin().join("model.json");
+    let text = serde_json::to_vec(&json).map_err(|e| Error::json(&json_path, e))?;
+    let mut w = sink.create("model.json")?;
+    w.write_all(&text)
+        .and_then(|()| w.flush())
+        .map_err(|e| Error::io(&json_path, e))?;
     files.push("model.json".into());
     Ok(WriteReport {
         style,
@@ -596,54 +738,66 @@ pub fn write_into(
     })
 }
 
-/// Streams one group's bytes across its files, switching file at each planned size.
+/// Streams one group's bytes across its files, switching file at each planned size and hashing
+/// each file as it goes.
 struct ShardWriter<'a> {
-    dir: &'a Path,
+    sink: &'a mut dyn ModelSink,
     files: &'a [(String, u64)],
     index: usize,
     left: u64,
-    current: Option<BufWriter<File>>,
+    current: Option<Box<dyn Write + Send>>,
+    hasher: xxhash_rust::xxh3::Xxh3,
+    hashes: Map<String, Value>,
 }
 
 impl<'a> ShardWriter<'a> {
-    fn new(dir: &'a Path, files: &'a [(String, u64)]) -> Self {
+    fn new(sink: &'a mut dyn ModelSink, files: &'a [(String, u64)]) -> Self {
         ShardWriter {
-            dir,
+            sink,
             files,
             index: 0,
             left: 0,
             current: None,
+            hasher: Default::default(),
+            hashes: Map::new(),
         }
     }
 
-    fn path(&self) -> PathBuf {
+    fn name(&self) -> &str {
         let i = self.index.min(self.files.len().saturating_sub(1));
-        self.dir.join(
-            self.files
-                .get(i)
-                .map_or("", |f| f.0.trim_start_matches("./")),
-        )
+        self.files
+            .get(i)
+            .map_or("", |f| f.0.trim_start_matches("./"))
     }
 
     fn error(&self, e: std::io::Error) -> Error {
-        Error::io(self.path(), e)
+        Error::io(self.sink.origin().join(self.name()), e)
+    }
+
+    /// Finish the open file (flush, record its hash).
+    fn close(&mut self) -> std::io::Result<()> {
+        if let Some(mut w) = self.current.take() {
+            w.flush()?;
+            let hash = super::integrity::hex(self.hasher.digest());
+            self.hashes
+                .insert(self.name().to_string(), Value::from(hash));
+            self.hasher.reset();
+            self.index += 1;
+        }
+        Ok(())
     }
 
     fn open_next(&mut self) -> std::io::Result<()> {
-        if let Some(mut w) = self.current.take() {
-            w.flush()?;
-            self.index += 1;
-        }
+        self.close()?;
         let Some((_, size)) = self.files.get(self.index) else {
             return Err(std::io::Error::other(
                 "more weight bytes than the planned files hold",
             ));
         };
         self.left = *size;
-        self.current = Some(BufWriter::with_capacity(
-            1 << 20,
-            File::create(self.path())?,
-        ));
+        let name = self.name().to_string();
+        let w = self.sink.create(&name).map_err(std::io::Error::other)?;
+        self.current = Some(w);
         Ok(())
     }
 
@@ -654,14 +808,11 @@ impl<'a> ShardWriter<'a> {
     }
 
     /// Check every planned byte was written; create planned files not reached (empty ones).
-    fn finish(mut self) -> Result<()> {
+    /// Returns each file's hash.
+    fn finish(mut self) -> Result<Map<String, Value>> {
         loop {
             if self.left > 0 {
-                let msg = format!(
-                    "internal: {} bytes short in {}",
-                    self.left,
-                    self.path().display()
-                );
+                let msg = format!("internal: {} bytes short in {}", self.left, self.name());
                 return Err(Error::Usage(msg));
             }
             if self.unopened() == 0 {
@@ -669,7 +820,8 @@ impl<'a> ShardWriter<'a> {
             }
             self.open_next().map_err(|e| self.error(e))?;
         }
-        self.flush().map_err(|e| self.error(e))
+        self.close().map_err(|e| self.error(e))?;
+        Ok(self.hashes)
     }
 }
 
@@ -684,6 +836,7 @@ impl Write for ShardWriter<'_> {
         let n = (buf.len() as u64).min(self.left) as usize;
         let w = self.current.as_mut().expect("opened above");
         w.write_all(&buf[..n])?;
+        self.hasher.update(&buf[..n]);
         self.left -= n as u64;
         Ok(n)
     }

@@ -1,7 +1,7 @@
 // Checks that real TensorFlow.js (4.22, pure-JS CPU backend) loads models written by layercake
 // and reproduces the fixtures' expected outputs.
 //
-//   node check.mjs MODEL_DIR EXPECTED_JSON [--atol 1e-5] [--rtol 1e-4] [MODEL_DIR EXPECTED_JSON ...]
+//   node check.mjs MODEL_DIR|MODEL_JSON_URL EXPECTED_JSON [--atol 1e-5] [--rtol 1e-4] [MODEL_DIR EXPECTED_JSON ...]
 //
 // Prints one line per model and exits 1 if any model fails to load or any output is out of
 // tolerance (|a - b| <= atol + rtol * |b|, the same rule layercake's tests use).
@@ -41,7 +41,10 @@ function compare(got, want, atol, rtol) {
 
 async function checkOne(dir, expectedPath, atol, rtol) {
   const expected = JSON.parse(fs.readFileSync(expectedPath, 'utf8'));
-  const model = await loadModelDir(dir);
+  // An http(s) URL of model.json is loaded by TF.js's own HTTP handler (tf.io.http).
+  const model = /^https?:\/\//.test(dir)
+    ? await tf.loadLayersModel(dir, { strict: true })
+    : await loadModelDir(dir);
   const { outputs } = predictBundle(model, expected.inputs);
   const notes = [];
   let ok = outputs.length === expected.outputs.length;
