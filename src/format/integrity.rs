@@ -177,18 +177,27 @@ fn check_record(a: &Artifacts, rec: &Value) -> Result<Vec<HashResult>> {
     let mut out = Vec::new();
     match a.container {
         Container::Tfjs => {
-            let dir = a.origin.parent().unwrap_or(Path::new("."));
+            // The loaded bytes of each manifest file, whatever the source (directory, HTTP,
+            // memory): buffers follow the manifest's paths in order.
+            let files: Vec<&str> = a
+                .spec
+                .layout
+                .groups
+                .iter()
+                .flat_map(|g| g.paths.iter().map(|p| p.trim_start_matches("./")))
+                .collect();
             for (file, want) in entries("files")? {
-                let path = dir.join(file.trim_start_matches("./"));
-                let safe = !file.contains("..") && !Path::new(file).is_absolute();
+                let name = file.trim_start_matches("./");
+                let actual = files
+                    .iter()
+                    .position(|f| *f == name)
+                    .and_then(|b| a.store.buffer(b))
+                    .map(hash_bytes)
+                    .ok_or_else(|| "not a file of the manifest".to_string());
                 out.push(HashResult {
                     item: file.clone(),
                     expected: want.as_str().unwrap_or("").to_string(),
-                    actual: if safe {
-                        hash_file(&path).map_err(|e| e.to_string())
-                    } else {
-                        Err("path outside the model directory".into())
-                    },
+                    actual,
                 });
             }
         }

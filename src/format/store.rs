@@ -116,6 +116,11 @@ impl WeightStore {
             .map(|s| &self.buffers[s.buffer].bytes()[s.start..s.start + s.len])
     }
 
+    /// Backing buffer `b` (for TF.js artifacts: the manifest's files in order).
+    pub fn buffer(&self, b: usize) -> Option<&[u8]> {
+        self.buffers.get(b).map(Backing::bytes)
+    }
+
     /// Weight `i`'s stored bytes: borrowed when it lies in one file, assembled when it straddles.
     pub fn stored(&self, i: usize) -> Cow<'_, [u8]> {
         let mut pieces = self.pieces(i);
