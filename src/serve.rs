@@ -160,6 +160,13 @@ fn run(
     })
 }
 
+/// One line on stderr (with [`ServeOptions::log`]); a closed stderr is ignored, never a panic.
+fn log(root: &Root, line: &str) {
+    if root.log {
+        let _ = writeln!(std::io::stderr(), "layercake serve: {line}");
+    }
+}
+
 /// A path component a request may name: letters, digits, `.`, `_`, `-`, not starting with `.`.
 pub fn safe_component(s: &str) -> bool {
     !s.is_empty()
@@ -170,9 +177,7 @@ pub fn safe_component(s: &str) -> bool {
 }
 
 fn refuse(root: &Root, status: StatusCode, message: String) -> Response {
-    if root.log {
-        eprintln!("layercake serve: {status}: {message}");
-    }
+    log(root, &format!("{status}: {message}"));
     (status, message).into_response()
 }
 
@@ -242,9 +247,7 @@ async fn post_model(
     }
     match receive(&root, &name, multipart).await {
         Ok(bytes) => {
-            if root.log {
-                eprintln!("layercake serve: saved '{name}' ({bytes} bytes)");
-            }
+            log(&root, &format!("saved '{name}' ({bytes} bytes)"));
             let body = serde_json::json!({"saved": name, "bytes": bytes}).to_string();
             ([(header::CONTENT_TYPE, "application/json")], body).into_response()
         }

@@ -515,3 +515,87 @@ fn real_tfjs_loads_from_serve_and_saves_into_it() {
         .collect();
     tfjs_check(&tools, &pairs);
 }
+
+#[test]
+fn cli_serves_converts_inspects_and_verifies_over_http() {
+    let bin = env!("CARGO_BIN_EXE_layercake");
+    let root = tempfile::tempdir().unwrap();
+    /// Kills the server however the test ends.
+    struct Child(std::process::Child);
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut serve = Child(
+        std::process::Command::new(bin)
+            .args([
+                "serve",
+                root.path().to_str().unwrap(),
+                "--addr",
+                "127.0.0.1:0",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stderr = BufReader::new(serve.0.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    // Keep draining the server's log.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    let run = |args: &[&str]| std::process::Command::new(bin).args(args).output().unwrap();
+    let url = format!("http://{addr}/models/conv");
+    let fixture = fixtures_dir().join("conv1d_3d");
+    let out = run(&[
+        "convert",
+        fixture.to_str().unwrap(),
+        &url,
+        "--device",
+        "cpu",
+        "--with-hashes",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = format!("{url}/model.json");
+    let out = run(&["inspect", &json]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Conv3D"));
+    let expected = fixture.join("expected.json");
+    let out = run(&[
+        "verify",
+        &json,
+        "--device",
+        "cpu",
+        "--expect",
+        expected.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let missing = run(&["verify", &format!("http://{addr}/models/none/model.json")]);
+    assert_eq!(
+        missing.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+    drop(serve);
+}
