@@ -416,6 +416,11 @@ fn convert(
 ) -> Result<(), Failure> {
     let dev = choose_device(device)?;
     let started = Instant::now();
+    if let (Some(dev), Location::Http(url), false) =
+        (&dev, Location::parse(&src.to_string_lossy()), with_sample)
+    {
+        return convert_streamed(dev, &url, dst, opts, started);
+    }
     let mut artifacts = open(src, topology)?;
     if with_sample {
         add_sample(&mut artifacts, dev.as_ref(), src, topology, opts.quantize)?;
@@ -470,6 +475,38 @@ fn serve(dir: &Path, addr: std::net::SocketAddr, max_upload: usize) -> Result<()
         server.addr()
     );
     server.wait()?;
+    Ok(())
+}
+
+/// `convert` from a URL through a GPU: the weight files stream from the server into GPU buffers
+/// (never whole in host memory), then are read back and saved.
+fn convert_streamed(
+    dev: &Device,
+    url: &str,
+    dst: &Path,
+    opts: SaveOptions,
+    started: Instant,
+) -> Result<(), Failure> {
+    let mut src = storage::http::HttpSource::new(url, storage::http::HttpOptions::default())?;
+    let mut bar: Option<ProgressBar> = None;
+    let (spec, gw) = dev.upload_from(&mut src, &UploadOptions::default(), &mut |done, total| {
+        bar.get_or_insert_with(|| progress_bar(total, "download"))
+            .set_position(done)
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let reader = gw.reader(256 << 20)?;
+    let report = storage::save(&dst.to_string_lossy(), &spec, &reader, opts)?;
+    eprintln!(
+        "wrote {} ({:?}): {} weights, {} bytes in {:.3} s (GPU path: {url} streamed into {})",
+        dst.display(),
+        report.target,
+        spec.weights.len(),
+        report.weight_bytes,
+        started.elapsed().as_secs_f64(),
+        dev.info.name
+    );
     Ok(())
 }
 

@@ -590,6 +590,18 @@ fn cli_serves_converts_inspects_and_verifies_over_http() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+    if gpu().is_some() {
+        // From the server through the GPU (streamed) back to a local directory.
+        let back = root.path().join("back");
+        let out = run(&["convert", &json, back.to_str().unwrap(), "--device", "gpu"]);
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && log.contains("streamed into"),
+            "{log}"
+        );
+        let a = layercake::open(&fixture).unwrap();
+        assert_same_model(&a, &layercake::open(&back).unwrap(), "url → gpu → dir");
+    }
     let missing = run(&["verify", &format!("http://{addr}/models/none/model.json")]);
     assert_eq!(
         missing.status.code(),
@@ -598,4 +610,76 @@ fn cli_serves_converts_inspects_and_verifies_over_http() {
         String::from_utf8_lossy(&missing.stderr)
     );
     drop(serve);
+}
+
+/// A source that can only stream (its whole-file read panics): proves the GPU upload never asks
+/// for a weight file in one piece.
+struct StreamOnly(std::path::PathBuf, std::path::PathBuf);
+
+impl storage::ModelSource for StreamOnly {
+    fn origin(&self) -> &Path {
+        &self.1
+    }
+    fn model_json(&mut self, _limit: u64) -> layercake::Result<Vec<u8>> {
+        Ok(std::fs::read(&self.1).unwrap())
+    }
+    fn weight_file(
+        &mut self,
+        entry: &str,
+        _limit: u64,
+    ) -> layercake::Result<layercake::format::store::Backing> {
+        panic!("{entry} was asked for whole");
+    }
+    fn weight_reader(&mut self, entry: &str, _limit: u64) -> layercake::Result<Box<dyn Read + '_>> {
+        // Small reads, so that weights straddle chunks as well as files.
+        let f = std::fs::File::open(self.0.join(entry)).unwrap();
+        Ok(Box::new(BufReader::with_capacity(1000, f).take(u64::MAX)))
+    }
+}
+
+#[test]
+fn weight_files_stream_straight_into_gpu_buffers() {
+    let Some(dev) = gpu() else { return };
+    let srv = server(&fixtures_dir());
+    let small = layercake::gpu::residency::UploadOptions {
+        small_tensor_bytes: 256,
+        arena_bytes: 4096,
+        max_chunk_bytes: Some(1024),
+        ..Default::default()
+    };
+    for name in ["sharded", "quant_uint8", "quant_float16", "mlp_adam", "rnn"] {
+        let want = open_fixture(name);
+        let dir = fixtures_dir().join(name);
+        let mut sources: Vec<Box<dyn storage::ModelSource>> = vec![
+            Box::new(StreamOnly(dir.clone(), dir.join("model.json"))),
+            Box::new(HttpSource::new(&format!("{}/model.json", srv.url(name)), quick()).unwrap()),
+        ];
+        for (k, src) in sources.iter_mut().enumerate() {
+            for opts in [&Default::default(), &small] {
+                let mut last = (0, 0);
+                let (spec, gw) = dev
+                    .upload_from(src.as_mut(), opts, &mut |d, t| last = (d, t))
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(last, (want.spec.stored_bytes(), want.spec.stored_bytes()));
+                assert_eq!(spec.layout.groups, want.spec.layout.groups);
+                let reader = gw.reader(1 << 20).unwrap();
+                for i in 0..want.spec.weights.len() {
+                    use layercake::format::WeightBytes;
+                    let got = reader.logical(i).unwrap();
+                    assert!(got == want.logical(i), "{name} source {k}: weight {i}");
+                }
+                if k == 1 {
+                    break; // the HTTP source is consumed by its first upload
+                }
+            }
+        }
+    }
+    // A server that over-sends is stopped by the streaming reader too.
+    let (url, _) = scripted("cnn", Fault::OverSend);
+    let mut src = HttpSource::new(&url, quick()).unwrap();
+    let e = dev
+        .upload_from(&mut src, &Default::default(), &mut |_, _| {})
+        .err()
+        .expect("over-sending must fail");
+    assert!(e.to_string().contains("sent more than"), "{e}");
 }

@@ -28,6 +28,38 @@ pub fn read(json_path: &Path) -> Result<Artifacts> {
 /// manifest order, each bounded by the bytes its group still needs. Every manifest path is
 /// checked to be a plain relative path before the source is asked for it.
 pub fn read_from(src: &mut dyn ModelSource) -> Result<Artifacts> {
+    let manifest = read_manifest(src)?;
+    let json_path = manifest.json_path.clone();
+    let mut buffers = Vec::new();
+    let spec = manifest.read_files(|_, entry, limit| {
+        let backing = src.weight_file(entry, limit)?;
+        let len = backing.len() as u64;
+        buffers.push(backing);
+        Ok(len)
+    })?;
+    let spans = weight_spans(&spec.layout.groups, &spec.weights, &spec.layout.group_of);
+    Ok(Artifacts {
+        spec,
+        store: WeightStore::new(buffers, spans)?,
+        origin: json_path,
+        container: Container::Tfjs,
+    })
+}
+
+/// model.json read and parsed, its manifest taken out and every path checked: what a reader
+/// needs before the weight files.
+pub struct Manifest {
+    /// model.json's path or URL.
+    pub json_path: PathBuf,
+    /// model.json's fields (the manifest left as Null in its place).
+    pub fields: Map<String, Value>,
+    groups: Vec<ManifestGroup>,
+    /// Every weight, in manifest order.
+    pub weights: Vec<super::manifest::WeightSpec>,
+}
+
+/// Read model.json from `src`, parse its manifest and check every path in it.
+pub fn read_manifest(src: &mut dyn ModelSource) -> Result<Manifest> {
     let json_path = src.origin().to_path_buf();
     let bytes = src.model_json(MAX_MODEL_JSON_BYTES)?;
     let mut fields = parse_model_json(&json_path, &bytes)?;
@@ -45,48 +77,69 @@ pub fn read_from(src: &mut dyn ModelSource) -> Result<Artifacts> {
             .iter()
             .fold(0u64, |acc, w| acc.saturating_add(w.stored_len() as u64)),
     );
-    let mut buffers = Vec::new();
-    let mut layouts = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    let mut first = 0;
-    for (g, group) in groups.iter().enumerate() {
-        let need = group_bytes(&json_path, g, &weights[first..first + group.count])?;
-        first += group.count;
-        let (mut have, mut sizes) = (0u64, Vec::new());
-        for entry in &group.paths {
-            if !seen.insert(entry.trim_start_matches("./")) {
-                return Err(listed_twice(&json_path, entry));
-            }
-            let backing = src.weight_file(entry, need.saturating_sub(have))?;
-            let len = backing.len() as u64;
-            have += len;
-            sizes.push(len);
-            buffers.push(backing);
-        }
-        layouts.push(GroupLayout {
-            paths: group.paths.clone(),
-            file_sizes: sizes,
-            extra: group.extra.clone(),
-        });
+    Ok(Manifest {
+        json_path,
+        fields,
+        groups,
+        weights,
+    })
+}
+
+impl Manifest {
+    /// The group of each weight.
+    pub fn group_of(&self) -> Vec<usize> {
+        group_index(&self.groups)
     }
-    let group_of = group_index(&groups);
-    check_group_sizes(&json_path, &groups, &layouts, &weights)?;
-    let spans = weight_spans(&layouts, &weights, &group_of);
-    let style = detect_style(&layouts);
-    Ok(Artifacts {
-        spec: ModelSpec {
-            fields,
-            weights,
+
+    /// Each group's weight files, in order.
+    pub fn files(&self) -> impl Iterator<Item = (usize, &str)> {
+        self.groups
+            .iter()
+            .enumerate()
+            .flat_map(|(g, group)| group.paths.iter().map(move |p| (g, p.as_str())))
+    }
+
+    /// Read every weight file in manifest order: `file(group, entry, limit)` reads one and
+    /// returns its size (`limit`: the bytes its group still needs). Then the spec, once every
+    /// group's files are checked to hold exactly what its weights need.
+    pub fn read_files(
+        self,
+        mut file: impl FnMut(usize, &str, u64) -> Result<u64>,
+    ) -> Result<ModelSpec> {
+        let json_path = &self.json_path;
+        let mut layouts = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut first = 0;
+        for (g, group) in self.groups.iter().enumerate() {
+            let need = group_bytes(json_path, g, &self.weights[first..first + group.count])?;
+            first += group.count;
+            let (mut have, mut sizes) = (0u64, Vec::new());
+            for entry in &group.paths {
+                if !seen.insert(entry.trim_start_matches("./")) {
+                    return Err(listed_twice(json_path, entry));
+                }
+                let len = file(g, entry, need.saturating_sub(have))?;
+                have += len;
+                sizes.push(len);
+            }
+            layouts.push(GroupLayout {
+                paths: group.paths.clone(),
+                file_sizes: sizes,
+                extra: group.extra.clone(),
+            });
+        }
+        check_group_sizes(json_path, &self.groups, &layouts, &self.weights)?;
+        let style = detect_style(&layouts);
+        Ok(ModelSpec {
             layout: Layout {
                 style,
                 groups: layouts,
-                group_of,
+                group_of: group_index(&self.groups),
             },
-        },
-        store: WeightStore::new(buffers, spans)?,
-        origin: json_path,
-        container: Container::Tfjs,
-    })
+            fields: self.fields,
+            weights: self.weights,
+        })
+    }
 }
 
 fn listed_twice(json_path: &Path, entry: &str) -> Error {

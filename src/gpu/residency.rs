@@ -14,10 +14,12 @@
 use super::{kernels, Device};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::format::manifest::WeightSpec;
 use crate::format::{quant, Artifacts, WeightBytes};
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use wgpu::util::DeviceExt;
@@ -232,6 +234,184 @@ struct Fill {
     offset: u64,
 }
 
+/// Where every weight goes: buffer sizes, the byte ranges each buffer is filled with, and the
+/// dequantization jobs.
+struct Plan {
+    resident_sizes: Vec<u64>,
+    code_sizes: Vec<u64>,
+    resident_fills: Vec<Vec<Fill>>,
+    code_fills: Vec<Vec<Fill>>,
+    jobs: Vec<DequantJob>,
+    residents: Vec<Resident>,
+}
+
+impl Plan {
+    fn new(device: &Device, opts: &UploadOptions, specs: &[WeightSpec]) -> Plan {
+        let mut resident_placer = Placer::new(device, opts);
+        let mut code_placer = Placer::new(device, opts);
+        let mut residents = Vec::with_capacity(specs.len());
+        let mut jobs = Vec::new();
+        let mut resident_fills: Vec<Vec<Fill>> = Vec::new();
+        let mut code_fills: Vec<Vec<Fill>> = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let len = spec.logical_len() as u64;
+            let chunks = resident_placer.place(len);
+            let quantized = !spec.encoding().is_plain();
+            let code_size = spec.encoding().size() as u64;
+            let mut start = 0;
+            for &c in &chunks {
+                if quantized {
+                    let elements = c.len / spec.dtype.size() as u64;
+                    let codes = code_placer.place(elements * code_size);
+                    let codes = *codes.first().expect("a chunk of at least one element");
+                    let fill = Fill {
+                        weight: i,
+                        start: start * code_size / 4,
+                        end: (start + c.len) * code_size / 4,
+                        offset: codes.offset,
+                    };
+                    push_fill(&mut code_fills, codes.buffer, fill);
+                    jobs.push(DequantJob {
+                        weight: i,
+                        codes,
+                        out: c,
+                        elements,
+                    });
+                } else {
+                    let fill = Fill {
+                        weight: i,
+                        start,
+                        end: start + c.len,
+                        offset: c.offset,
+                    };
+                    push_fill(&mut resident_fills, c.buffer, fill);
+                }
+                start += c.len;
+            }
+            residents.push(Resident {
+                dtype: spec.dtype,
+                len,
+                chunks,
+            });
+        }
+        Plan {
+            resident_sizes: resident_placer.buffer_sizes(),
+            code_sizes: code_placer.buffer_sizes(),
+            resident_fills,
+            code_fills,
+            jobs,
+            residents,
+        }
+    }
+}
+
+/// Where a weight's stored bytes `start..end` go: a mapped view and an offset in it.
+struct Target {
+    start: u64,
+    end: u64,
+    view: usize,
+    offset: u64,
+}
+
+/// Copies a model's weight files, as they stream in, into mapped GPU buffers.
+struct StreamFill<'b> {
+    views: Vec<wgpu::BufferViewMut>,
+    _buffers: std::marker::PhantomData<&'b wgpu::Buffer>,
+    /// Per weight, its targets.
+    targets: Vec<Vec<Target>>,
+    /// Per group, its weights in order, their stored lengths, and the cursor (weight, offset).
+    groups: Vec<(Vec<(usize, u64)>, usize, u64)>,
+}
+
+impl<'b> StreamFill<'b> {
+    fn new(
+        plan: &Plan,
+        manifest: &crate::format::tfjs::Manifest,
+        resident: &'b [wgpu::Buffer],
+        codes: &'b [wgpu::Buffer],
+    ) -> Result<StreamFill<'b>> {
+        let views = resident
+            .iter()
+            .chain(codes)
+            .map(|b| {
+                b.get_mapped_range_mut(..)
+                    .map_err(|e| Error::Gpu(format!("mapping a weight buffer: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut targets: Vec<Vec<Target>> =
+            (0..manifest.weights.len()).map(|_| Vec::new()).collect();
+        let fills = plan.resident_fills.iter().enumerate();
+        let code_fills = plan
+            .code_fills
+            .iter()
+            .enumerate()
+            .map(|(b, f)| (b + resident.len(), f));
+        for (view, list) in fills.chain(code_fills) {
+            for f in list {
+                targets[f.weight].push(Target {
+                    start: f.start,
+                    end: f.end,
+                    view,
+                    offset: f.offset,
+                });
+            }
+        }
+        let mut groups = Vec::new();
+        for (i, g) in manifest.group_of().into_iter().enumerate() {
+            if groups.len() <= g {
+                groups.resize_with(g + 1, || (Vec::new(), 0, 0));
+            }
+            groups[g]
+                .0
+                .push((i, manifest.weights[i].stored_len() as u64));
+        }
+        Ok(StreamFill {
+            views,
+            _buffers: std::marker::PhantomData,
+            targets,
+            groups,
+        })
+    }
+
+    /// The next bytes of group `g`'s files (bytes past its weights are dropped here; the size
+    /// check after the files names them).
+    fn write(&mut self, g: usize, mut bytes: &[u8]) {
+        let Some((weights, wi, woff)) = self.groups.get_mut(g) else {
+            return;
+        };
+        while !bytes.is_empty() && *wi < weights.len() {
+            let (i, len) = weights[*wi];
+            let take = (bytes.len() as u64).min(len - *woff);
+            for t in &self.targets[i] {
+                let (lo, hi) = (t.start.max(*woff), t.end.min(*woff + take));
+                if lo < hi {
+                    let at = (t.offset + lo - t.start) as usize;
+                    let from = (lo - *woff) as usize;
+                    let n = (hi - lo) as usize;
+                    self.views[t.view]
+                        .slice(at..at + n)
+                        .copy_from_slice(&bytes[from..from + n]);
+                }
+            }
+            *woff += take;
+            bytes = &bytes[take as usize..];
+            if *woff == len {
+                *wi += 1;
+                *woff = 0;
+            }
+        }
+    }
+}
+
+fn buffer_usage(path: UploadPath) -> wgpu::BufferUsages {
+    let mut usage =
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    if path == UploadPath::Mapped {
+        usage |= wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::MAP_WRITE;
+    }
+    usage
+}
+
 fn upload_path(device: &Device, opts: &UploadOptions) -> Result<UploadPath> {
     let forced = match std::env::var("LAYERCAKE_UPLOAD").ok().as_deref() {
         None | Some("") => opts.path,
@@ -265,59 +445,7 @@ impl Device {
     ) -> Result<GpuWeights> {
         let started = Instant::now();
         let path = upload_path(self, opts)?;
-        let mut resident_placer = Placer::new(self, opts);
-        let mut code_placer = Placer::new(self, opts);
-        let mut weights = Vec::with_capacity(a.spec.weights.len());
-        let mut jobs = Vec::new();
-        let mut resident_fills: Vec<Vec<Fill>> = Vec::new();
-        let mut code_fills: Vec<Vec<Fill>> = Vec::new();
-        for (i, spec) in a.spec.weights.iter().enumerate() {
-            let len = spec.logical_len() as u64;
-            let chunks = resident_placer.place(len);
-            let quantized = !spec.encoding().is_plain();
-            let code_size = spec.encoding().size() as u64;
-            let mut start = 0;
-            for &c in &chunks {
-                if quantized {
-                    let elements = c.len / spec.dtype.size() as u64;
-                    let codes = code_placer.place(elements * code_size);
-                    let codes = *codes.first().expect("a chunk of at least one element");
-                    push_fill(
-                        &mut code_fills,
-                        codes.buffer,
-                        Fill {
-                            weight: i,
-                            start: start * code_size / 4,
-                            end: (start + c.len) * code_size / 4,
-                            offset: codes.offset,
-                        },
-                    );
-                    jobs.push(DequantJob {
-                        weight: i,
-                        codes,
-                        out: c,
-                        elements,
-                    });
-                } else {
-                    push_fill(
-                        &mut resident_fills,
-                        c.buffer,
-                        Fill {
-                            weight: i,
-                            start,
-                            end: start + c.len,
-                            offset: c.offset,
-                        },
-                    );
-                }
-                start += c.len;
-            }
-            weights.push(Resident {
-                dtype: spec.dtype,
-                len,
-                chunks,
-            });
-        }
+        let plan = Plan::new(self, opts, &a.spec.weights);
         let total = a.spec.stored_bytes();
         let mut done = 0u64;
         let mut report = |n: u64| {
@@ -325,39 +453,115 @@ impl Device {
             progress(done, total);
         };
         let buffers = self.create_filled(
-            &resident_placer.buffer_sizes(),
-            &resident_fills,
+            &plan.resident_sizes,
+            &plan.resident_fills,
             path,
             a,
             &mut report,
         )?;
-        let code_buffers = self.create_filled(
-            &code_placer.buffer_sizes(),
-            &code_fills,
+        let code_buffers =
+            self.create_filled(&plan.code_sizes, &plan.code_fills, path, a, &mut report)?;
+        self.finish_upload(
+            plan,
+            &a.spec.weights,
+            (buffers, code_buffers),
             path,
-            a,
-            &mut report,
-        )?;
+            started,
+        )
+    }
+
+    /// Load a TF.js model from `src` straight into GPU buffers: model.json first, then each
+    /// weight file streamed chunk by chunk into the mapped buffers its weights are placed in (the
+    /// same placement as [`Device::upload`]), so no weight file, let alone the whole model, is
+    /// ever held in host memory. Returns the model's spec (file sizes as read) and the weights;
+    /// `progress(done, total)` follows the bytes streamed.
+    pub fn upload_from(
+        &self,
+        src: &mut dyn crate::storage::ModelSource,
+        opts: &UploadOptions,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(crate::format::ModelSpec, GpuWeights)> {
+        let started = Instant::now();
+        let path = upload_path(self, opts)?;
+        let manifest = crate::format::tfjs::read_manifest(src)?;
+        let plan = Plan::new(self, opts, &manifest.weights);
+        let usage = buffer_usage(path);
+        let resident = self.create_mapped(&plan.resident_sizes, usage)?;
+        let codes = self.create_mapped(&plan.code_sizes, usage)?;
+        let spec = {
+            let mut sink = StreamFill::new(&plan, &manifest, &resident, &codes)?;
+            let total: u64 = manifest.weights.iter().map(|w| w.stored_len() as u64).sum();
+            let origin = manifest.json_path.clone();
+            let mut done = 0u64;
+            manifest.read_files(|g, entry, limit| {
+                let mut reader = src.weight_reader(entry, limit)?;
+                let mut chunk = vec![0u8; 1 << 20];
+                let mut len = 0u64;
+                loop {
+                    let n = reader.read(&mut chunk).map_err(|e| {
+                        Error::format(&origin, format!("weight file '{entry}': {e}"))
+                    })?;
+                    if n == 0 {
+                        return Ok(len);
+                    }
+                    sink.write(g, &chunk[..n]);
+                    len += n as u64;
+                    done += n as u64;
+                    progress(done, total);
+                }
+            })?
+        };
+        for b in resident.iter().chain(&codes) {
+            b.unmap();
+        }
+        let gw = self.finish_upload(plan, &spec.weights, (resident, codes), path, started)?;
+        Ok((spec, gw))
+    }
+
+    /// Buffers created mapped, left mapped for the caller to fill.
+    fn create_mapped(&self, sizes: &[u64], usage: wgpu::BufferUsages) -> Result<Vec<wgpu::Buffer>> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(b, &size)| {
+                let what = format!("allocating GPU buffer {b} ({size} bytes) for weights");
+                self.checked(&what, || {
+                    self.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("weights"),
+                        size,
+                        usage,
+                        mapped_at_creation: true,
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// Dequantize, gather statistics, and wrap the filled buffers.
+    fn finish_upload(
+        &self,
+        plan: Plan,
+        specs: &[WeightSpec],
+        (buffers, code_buffers): (Vec<wgpu::Buffer>, Vec<wgpu::Buffer>),
+        path: UploadPath,
+        started: Instant,
+    ) -> Result<GpuWeights> {
         let copy = started.elapsed();
         let started = Instant::now();
-        self.dequantize(a, &jobs, &buffers, &code_buffers)?;
+        self.dequantize(specs, &plan.jobs, &buffers, &code_buffers)?;
+        let weights = plan.residents;
         let stats = UploadStats {
             copy,
-            dequantize: if jobs.is_empty() {
+            dequantize: if plan.jobs.is_empty() {
                 Duration::ZERO
             } else {
                 started.elapsed()
             },
-            uploaded_bytes: total,
+            uploaded_bytes: specs.iter().map(|w| w.stored_len() as u64).sum(),
             resident_bytes: weights.iter().map(|w| w.len).sum(),
             buffers: buffers.len(),
             split_tensors: weights.iter().filter(|w| w.chunks.len() > 1).count(),
-            dequantized_tensors: a
-                .spec
-                .weights
-                .iter()
-                .filter(|w| !w.encoding().is_plain())
-                .count(),
+            dequantized_tensors: specs.iter().filter(|w| !w.encoding().is_plain()).count(),
         };
         Ok(GpuWeights {
             device: self.clone(),
@@ -379,12 +583,7 @@ impl Device {
         a: &Artifacts,
         report: &mut dyn FnMut(u64),
     ) -> Result<Vec<wgpu::Buffer>> {
-        let mut usage = wgpu::BufferUsages::STORAGE
-            | wgpu::BufferUsages::COPY_SRC
-            | wgpu::BufferUsages::COPY_DST;
-        if path == UploadPath::Mapped {
-            usage |= wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::MAP_WRITE;
-        }
+        let usage = buffer_usage(path);
         let assignment = spread(sizes, upload_threads());
         let done = AtomicU64::new(0);
         let mut reported = 0;
@@ -478,7 +677,7 @@ impl Device {
     /// Expand compact codes into resident float32/int32 weights with the lookup-table kernel.
     fn dequantize(
         &self,
-        a: &Artifacts,
+        specs: &[WeightSpec],
         jobs: &[DequantJob],
         out: &[wgpu::Buffer],
         codes: &[wgpu::Buffer],
@@ -490,7 +689,7 @@ impl Device {
         let mut tables: HashMap<usize, wgpu::Buffer> = HashMap::new();
         let mut groups = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let spec = &a.spec.weights[job.weight];
+            let spec = &specs[job.weight];
             let table = tables.entry(job.weight).or_insert_with(|| {
                 let lut = quant::lookup_table(spec.encoding(), spec.dtype).unwrap_or_default();
                 self.device

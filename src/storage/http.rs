@@ -145,6 +145,11 @@ fn fetch(
     limit: u64,
     progress: &mut dyn FnMut(u64),
 ) -> std::result::Result<Vec<u8>, Failure> {
+    read_bounded(request(client, url, limit)?, limit, progress)
+}
+
+/// GET `url`: a success status and a `Content-Length` (if any) within `limit`.
+fn request(client: &Client, url: &Url, limit: u64) -> std::result::Result<Response, Failure> {
     let resp = client
         .get(url.clone())
         .send()
@@ -161,7 +166,59 @@ fn fetch(
             "the server declares {len} bytes (Content-Length), more than the {limit} the manifest leaves for this file"
         )));
     }
-    read_bounded(resp, limit, progress)
+    Ok(resp)
+}
+
+/// A weight file's body as it arrives: at most `limit` bytes, exactly `Content-Length` when
+/// declared; reports progress.
+struct BoundedBody<'a, 'p> {
+    resp: Response,
+    url: String,
+    limit: u64,
+    got: u64,
+    declared: Option<u64>,
+    done: &'a mut u64,
+    total: u64,
+    progress: &'a mut Option<&'p mut dyn FnMut(u64, u64)>,
+}
+
+impl Read for BoundedBody<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let url = self.url.clone();
+        let err = move |m: String| std::io::Error::other(format!("{url}: {m}"));
+        let n = match self.resp.read(buf) {
+            Ok(n) => n,
+            Err(e) => {
+                let m = format!(
+                    "reading the body after {} bytes: {}",
+                    self.got,
+                    describe(&e)
+                );
+                return Err(err(m));
+            }
+        };
+        if n == 0 {
+            return match self.declared {
+                Some(len) if len != self.got => Err(err(format!(
+                    "the body ended after {} of {len} bytes",
+                    self.got
+                ))),
+                _ => Ok(0),
+            };
+        }
+        self.got += n as u64;
+        if self.got > self.limit {
+            return Err(err(format!(
+                "the server sent more than the {} bytes the manifest leaves for this file",
+                self.limit
+            )));
+        }
+        *self.done += n as u64;
+        if let Some(p) = self.progress.as_mut() {
+            p(*self.done, self.total);
+        }
+        Ok(n)
+    }
 }
 
 fn read_bounded(
@@ -275,6 +332,23 @@ impl ModelSource for HttpSource<'_> {
         let bytes = result?;
         self.done += bytes.len() as u64;
         Ok(Backing::Owned(bytes))
+    }
+
+    fn weight_reader(&mut self, entry: &str, limit: u64) -> Result<Box<dyn Read + '_>> {
+        let url = self.weight_url(entry)?;
+        let named = PathBuf::from(url.as_str());
+        // Retried until the body starts; a body failing midway is an error (its bytes are gone).
+        let resp = with_retries(&self.opts, &named, || request(&self.client, &url, limit))?;
+        Ok(Box::new(BoundedBody {
+            declared: resp.content_length(),
+            resp,
+            url: url.to_string(),
+            limit,
+            got: 0,
+            done: &mut self.done,
+            total: self.total,
+            progress: &mut self.progress,
+        }))
     }
 }
 

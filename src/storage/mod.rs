@@ -16,7 +16,7 @@ pub use memory::{MemoryModel, MemorySink, MemorySource};
 use crate::error::{Error, Result};
 use crate::format::store::Backing;
 use crate::format::{self, Artifacts, ModelSpec, SaveOptions, SaveReport, WeightBytes};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 /// Where a model's files come from.
@@ -30,6 +30,14 @@ pub trait ModelSource {
     /// leaves for it (its group's bytes not yet read): a source that can tell should refuse more
     /// (a directory leaves it to the size check that follows, which names the culprit).
     fn weight_file(&mut self, entry: &str, limit: u64) -> Result<Backing>;
+    /// The same file as a stream, for readers that consume it as it arrives (the GPU upload
+    /// of [`crate::gpu::Device::upload_from`]); by default [`weight_file`] read whole.
+    ///
+    /// [`weight_file`]: ModelSource::weight_file
+    fn weight_reader(&mut self, entry: &str, limit: u64) -> Result<Box<dyn Read + '_>> {
+        let backing = self.weight_file(entry, limit)?;
+        Ok(Box::new(std::io::Cursor::new(BackingBytes(backing))))
+    }
     /// Told, once model.json is parsed, how many weight bytes the manifest declares (for
     /// progress reports).
     fn begin(&mut self, _total_bytes: u64) {}
@@ -150,4 +158,13 @@ pub fn write(
         style: Some(w.style),
         weight_bytes: w.weight_bytes,
     })
+}
+
+/// A [`Backing`] as a byte slice, for `Cursor`.
+struct BackingBytes(Backing);
+
+impl AsRef<[u8]> for BackingBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.bytes()
+    }
 }
