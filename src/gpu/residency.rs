@@ -319,8 +319,17 @@ struct StreamFill<'b> {
     _buffers: std::marker::PhantomData<&'b wgpu::Buffer>,
     /// Per weight, its targets.
     targets: Vec<Vec<Target>>,
-    /// Per group, its weights in order, their stored lengths, and the cursor (weight, offset).
-    groups: Vec<(Vec<(usize, u64)>, usize, u64)>,
+    /// Per group, where its stream is.
+    groups: Vec<GroupCursor>,
+}
+
+/// A group's weights in order with their stored lengths, and the position reached: weight
+/// `at`, byte `offset` of it.
+#[derive(Default)]
+struct GroupCursor {
+    weights: Vec<(usize, u64)>,
+    at: usize,
+    offset: u64,
 }
 
 impl<'b> StreamFill<'b> {
@@ -359,10 +368,10 @@ impl<'b> StreamFill<'b> {
         let mut groups = Vec::new();
         for (i, g) in manifest.group_of().into_iter().enumerate() {
             if groups.len() <= g {
-                groups.resize_with(g + 1, || (Vec::new(), 0, 0));
+                groups.resize_with(g + 1, GroupCursor::default);
             }
             groups[g]
-                .0
+                .weights
                 .push((i, manifest.weights[i].stored_len() as u64));
         }
         Ok(StreamFill {
@@ -376,7 +385,12 @@ impl<'b> StreamFill<'b> {
     /// The next bytes of group `g`'s files (bytes past its weights are dropped here; the size
     /// check after the files names them).
     fn write(&mut self, g: usize, mut bytes: &[u8]) {
-        let Some((weights, wi, woff)) = self.groups.get_mut(g) else {
+        let Some(GroupCursor {
+            weights,
+            at: wi,
+            offset: woff,
+        }) = self.groups.get_mut(g)
+        else {
             return;
         };
         while !bytes.is_empty() && *wi < weights.len() {
