@@ -90,3 +90,41 @@ pub fn safetensors(data: &[u8]) -> Result<()> {
 pub fn tfjs_model_input(json: &[u8], weights: &[u8]) -> Vec<u8> {
     [&(json.len() as u32).to_le_bytes()[..], json, weights].concat()
 }
+
+/// Multipart boundary of [`serve_upload`]'s requests.
+pub const UPLOAD_BOUNDARY: &str = "layercake-fuzz";
+
+/// `data` as the body of a `POST /models/m` to `layercake serve` (multipart with boundary
+/// [`UPLOAD_BOUNDARY`]): the multipart parser, the part checks, the staged write and the model
+/// validation run on it. Whatever it holds: no panic, no server error, no temporary directory
+/// left behind, and a model directory only when the upload was accepted.
+pub fn serve_upload(data: &[u8]) -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("temporary directory", e))?;
+    let request = axum::http::Request::post("/models/m")
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={UPLOAD_BOUNDARY}"),
+        )
+        .header("content-length", data.len())
+        .body(axum::body::Body::from(data.to_vec()))
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    let (status, body) = crate::serve::handle(dir.path(), request);
+    assert!(
+        !status.is_server_error(),
+        "server error {status}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    let entries: Vec<String> = std::fs::read_dir(dir.path())
+        .map_err(|e| Error::io(dir.path(), e))?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| Error::io(dir.path(), e))?;
+    let want: &[&str] = if status.is_success() { &["m"] } else { &[] };
+    assert_eq!(entries, want, "after {status}");
+    if status.is_success() {
+        load_all(&dir.path().join("m"))?;
+        Ok(())
+    } else {
+        Err(Error::Usage(String::from_utf8_lossy(&body).into_owned()))
+    }
+}

@@ -134,16 +134,7 @@ fn run(
         .build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        let cors = tower_http::cors::CorsLayer::new()
-            .allow_origin(tower_http::cors::Any)
-            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-            .allow_headers(tower_http::cors::Any);
-        let app = Router::new()
-            .route("/models/{name}/{*file}", get(get_file))
-            .route("/models/{name}", post(post_model))
-            .layer(DefaultBodyLimit::max(opts.max_upload_bytes))
-            .layer(cors)
-            .with_state(root);
+        let app = router(root, &opts);
         let ctrl_c = opts.stop_on_ctrl_c;
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -165,6 +156,48 @@ fn log(root: &Root, line: &str) {
     if root.log {
         let _ = writeln!(std::io::stderr(), "layercake serve: {line}");
     }
+}
+
+/// The routes, over `root`.
+fn router(root: Arc<Root>, opts: &ServeOptions) -> Router {
+    let cors = tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers(tower_http::cors::Any);
+    Router::new()
+        .route("/models/{name}/{*file}", get(get_file))
+        .route("/models/{name}", post(post_model))
+        .layer(DefaultBodyLimit::max(opts.max_upload_bytes))
+        .layer(cors)
+        .with_state(root)
+}
+
+/// Handle one request in-process (no socket) against the models in `dir`: the fuzzing entry
+/// point for the upload path (`crate::fuzzing::serve_upload`). Returns the status and body.
+pub fn handle(dir: &Path, request: axum::http::Request<Body>) -> (StatusCode, Vec<u8>) {
+    use tower::ServiceExt;
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    let rt = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    });
+    let root = Arc::new(Root {
+        dir: dir.to_path_buf(),
+        log: false,
+    });
+    let app = router(root, &ServeOptions::default());
+    rt.block_on(async move {
+        let resp = app.oneshot(request).await.expect("infallible");
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .map(|b| b.to_vec())
+            .unwrap_or_default();
+        (status, body)
+    })
 }
 
 /// A path component a request may name: letters, digits, `.`, `_`, `-`, not starting with `.`.

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 type Target = fn(&[u8]) -> layercake::Result<()>;
 
-const TARGETS: [(&str, Target); 3] = [
+const TARGETS: [(&str, Target); 4] = [
     ("model_json", fuzzing::model_json),
     ("tfjs_model", fuzzing::tfjs_model),
     ("safetensors", fuzzing::safetensors),
+    ("serve_upload", fuzzing::serve_upload),
 ];
 
 fn corpus(target: &str) -> Vec<PathBuf> {
@@ -111,5 +112,23 @@ fn fuzz_targets_survive_their_corpus_and_mutations() {
             "{name}: {} corpus files, {runs} mutated runs ({accepted} accepted)",
             files.len()
         );
+    }
+}
+
+#[test]
+fn serve_upload_seeds_are_accepted_or_refused_as_they_should() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/serve_upload");
+    for (file, ok) in [
+        ("cnn.bin", true),
+        ("mlp_adam.bin", true),
+        ("quant_uint8.bin", true),
+        ("rnn.bin", true),
+        ("evil_filename.bin", true),
+        ("cut_off.bin", false),
+        ("no_weights.bin", false),
+        ("twice.bin", false),
+    ] {
+        let r = fuzzing::serve_upload(&std::fs::read(dir.join(file)).unwrap());
+        assert_eq!(r.is_ok(), ok, "{file}: {r:?}");
     }
 }
