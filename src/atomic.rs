@@ -50,8 +50,9 @@ impl StagedDir {
                 dst.display()
             )));
         }
+        remove_stale_siblings(&parent, dst);
         let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{}.layercake-", file_name(dst)))
+            .prefix(&temp_prefix(dst))
             .tempdir_in(&parent)
             .map_err(|e| Error::io(&parent, e))?;
         Ok(StagedDir {
@@ -105,8 +106,9 @@ pub fn replace_file(
     if dst.is_dir() {
         return Err(Error::Usage(format!("{}: is a directory", dst.display())));
     }
+    remove_stale_siblings(&parent, dst);
     let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.layercake-", file_name(dst)))
+        .prefix(&temp_prefix(dst))
         .tempfile_in(&parent)
         .map_err(|e| Error::io(&parent, e))?
         .into_temp_path();
@@ -119,6 +121,51 @@ pub fn replace_file(
         sync_path(&parent)?;
     }
     Ok(())
+}
+
+/// `.NAME.layercake-PID-`: temporary siblings carry the writer's process id, so a later save can
+/// tell the leftovers of a killed writer from the work of a live one.
+fn temp_prefix(dst: &Path) -> String {
+    format!(".{}.layercake-{}-", file_name(dst), std::process::id())
+}
+
+/// Remove temporary siblings of `dst` left by writers that no longer run (a SIGKILL or a power
+/// loss mid-save). Only names of our own form whose process is gone are touched; failures are
+/// ignored (the save itself does not depend on this).
+fn remove_stale_siblings(parent: &Path, dst: &Path) {
+    let ours = format!(".{}.layercake-", file_name(dst));
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(&ours)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if process_alive(pid) {
+            continue;
+        }
+        let path = entry.path();
+        let _ = if path.is_dir() {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+    }
+}
+
+/// True when process `pid` exists (Linux: `/proc/PID`); elsewhere always true, so nothing is
+/// ever removed there.
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
 }
 
 fn parent_of(dst: &Path) -> PathBuf {
@@ -182,7 +229,11 @@ fn switch(tmp: &Path, dst: &Path) -> Result<()> {
         // `tmp` now holds the old model.
         return fs::remove_dir_all(tmp).map_err(|e| Error::io(tmp, e));
     }
-    let backup = tmp.with_extension("old");
+    // `NAME.old` beside the temporary directory (`with_extension` would cut the name at its
+    // first dot, `.NAME.layercake-…` being all "extension").
+    let mut backup = tmp.as_os_str().to_owned();
+    backup.push(".old");
+    let backup = PathBuf::from(backup);
     fs::rename(dst, &backup).map_err(|e| Error::io(dst, e))?;
     if let Err(e) = fs::rename(tmp, dst) {
         let _ = fs::rename(&backup, dst);
@@ -267,6 +318,39 @@ mod tests {
         assert!(r.is_err());
         assert_eq!(fs::read_to_string(dst.join("model.json")).unwrap(), "old");
         assert_eq!(fs::read_dir(root.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn leftovers_of_dead_writers_are_removed_and_live_ones_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let dst = root.path().join("m");
+        // PID 4294967294 is above any kernel's pid_max; our own PID is alive.
+        let dead = root.path().join(".m.layercake-4294967294-abc");
+        let dead_file = root.path().join(".m.layercake-4294967294-xyz.old");
+        let live = root
+            .path()
+            .join(format!(".m.layercake-{}-def", std::process::id()));
+        let other = root.path().join(".n.layercake-4294967294-abc");
+        fs::create_dir(&dead).unwrap();
+        fs::write(dead.join("model.json"), "partial").unwrap();
+        fs::write(&dead_file, "x").unwrap();
+        fs::create_dir(&live).unwrap();
+        fs::create_dir(&other).unwrap();
+        replace_dir(
+            &dst,
+            |_| true,
+            false,
+            |tmp| fs::write(tmp.join("model.json"), "new").map_err(|e| Error::io(tmp, e)),
+        )
+        .unwrap();
+        assert!(
+            !dead.exists() && !dead_file.exists(),
+            "a dead writer's leftovers go"
+        );
+        assert!(
+            live.exists() && other.exists(),
+            "a live writer's and another model's stay"
+        );
     }
 
     #[test]

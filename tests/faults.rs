@@ -80,6 +80,18 @@ fn a_killed_save_leaves_the_old_or_the_new_model() {
         }
     }
     eprintln!("save takes {full:?}: {saw_old} kills left the old model, {saw_new} the new one");
+    // The next save clears what killed writers left beside the model.
+    let leftovers = || -> Vec<String> {
+        std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".dst.layercake-"))
+            .collect()
+    };
+    let before = leftovers().len();
+    assert!(convert(&dst).status().unwrap().success());
+    assert!(leftovers().is_empty(), "{:?}", leftovers());
+    eprintln!("{before} temporary siblings left by the kills, none after the next save");
 }
 
 #[test]
