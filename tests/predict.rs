@@ -242,17 +242,7 @@ fn inspect_reports_layers_weights_and_output_shapes() {
 #[test]
 fn every_tfjs_layer_class_and_activation_is_known() {
     let Some(tools) = tfjs_tools() else { return };
-    let out = std::process::Command::new("node")
-        .arg("layer-classes.mjs")
-        .current_dir(&tools)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let listed = String::from_utf8(out.stdout).unwrap();
+    let listed = node(&tools, "layer-classes.mjs", &[]);
     // Containers are rebuilt by the graph; cells run inside RNN (the first four) or ConvLSTM2D.
     let elsewhere = [
         "SimpleRNNCell",

@@ -19,16 +19,7 @@ use std::time::Duration;
 
 /// Same weights (names, shapes, dtypes, decoded bytes) and the same topology.
 fn assert_same_model(a: &Artifacts, b: &Artifacts, what: &str) {
-    let (wa, wb) = (&a.spec.weights, &b.spec.weights);
-    assert_eq!(wa.len(), wb.len(), "{what}: weight count");
-    for (i, (x, y)) in wa.iter().zip(wb).enumerate() {
-        assert_eq!(
-            (&x.name, &x.shape, x.dtype),
-            (&y.name, &y.shape, y.dtype),
-            "{what}: weight {i}"
-        );
-        assert!(a.logical(i) == b.logical(i), "{what}: {} differs", x.name);
-    }
+    assert_same_values(a, b, what);
     let topology = |x: &Artifacts| x.spec.fields.get("modelTopology").cloned();
     assert_eq!(topology(a), topology(b), "{what}: topology");
 }
@@ -476,18 +467,11 @@ fn real_tfjs_loads_from_serve_and_saves_into_it() {
     let srv = server(root.path());
     // TF.js saves with tf.io.http; layercake loads what arrived.
     for name in ["rnn", "sharded", "mlp_adam"] {
-        let out = std::process::Command::new("node")
-            .arg("http-save.mjs")
-            .arg(fixtures_dir().join(name))
-            .arg(srv.url(name))
-            .current_dir(&tools)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{name}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        let url = srv.url(name);
+        node(
+            &tools,
+            "http-save.mjs",
+            &[fixtures_dir().join(name).as_os_str(), url.as_ref()],
         );
         let saved = layercake::open(&root.path().join(name)).unwrap();
         let fixture = open_fixture(name);

@@ -38,9 +38,18 @@ pub fn copy_fixture(name: &str) -> tempfile::TempDir {
     tmp
 }
 
-/// Both artifacts hold the same weights (names, order, shapes, dtypes) with identical stored
-/// and decoded bytes.
+/// Both artifacts hold the same weights (names, order, shapes, dtypes, groups) with identical
+/// decoded bytes.
 pub fn assert_same_weights(a: &Artifacts, b: &Artifacts, what: &str) {
+    assert_same_values(a, b, what);
+    for (x, y) in a.spec.weights.iter().zip(&b.spec.weights) {
+        assert_eq!(x.group, y.group, "{what}: {} group", x.name);
+    }
+}
+
+/// Same weights (names, order, shapes, dtypes) with identical decoded bytes, whatever the file
+/// layout.
+pub fn assert_same_values(a: &Artifacts, b: &Artifacts, what: &str) {
     let (wa, wb) = (&a.spec.weights, &b.spec.weights);
     assert_eq!(wa.len(), wb.len(), "{what}: weight count");
     for (i, (x, y)) in wa.iter().zip(wb).enumerate() {
@@ -49,13 +58,30 @@ pub fn assert_same_weights(a: &Artifacts, b: &Artifacts, what: &str) {
             (&y.name, &y.shape, y.dtype),
             "{what}: weight {i}"
         );
-        assert_eq!(x.group, y.group, "{what}: {} group", x.name);
         assert!(
             a.logical(i) == b.logical(i),
             "{what}: {} decoded bytes differ",
             x.name
         );
     }
+}
+
+/// Run `node SCRIPT ARGS…` in the TF.js tools directory; panics with its output unless it
+/// succeeds, returns its stdout.
+pub fn node(tools: &Path, script: &str, args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new("node")
+        .arg(script)
+        .args(args)
+        .current_dir(tools)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "node {script}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// True when the tests must not skip for lack of an external tool (set by .ci/run).
