@@ -2,7 +2,7 @@
 with tensorflowjs_converter (--input_format=keras_keras --output_format=tfjs_layers_model) and
 records Keras's own `predict` outputs.
 
-    python3 tools/keras3-fixtures/gen.py [OUT_DIR]      # default tests/fixtures/keras3
+    python3 tools/keras3-fixtures/gen.py [OUT_DIR [CASE...]]   # default tests/fixtures/keras3, all cases
 
 Needs `pip install tensorflow-cpu` and `pip install --no-deps tensorflowjs==4.22.0 tf_keras`.
 The converter's package imports modules the layers path never uses (TensorFlow Decision Forests,
@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import types
+import zlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -31,7 +32,7 @@ import numpy as np  # noqa: E402
 from keras import layers  # noqa: E402
 from tensorflowjs.converters import converter  # noqa: E402
 
-RNG = np.random.default_rng(20261126)
+RNG = np.random.default_rng(0)  # re-seeded per case (write_case), so cases regenerate alone
 
 # Keras 3 activations TF.js 4.22 lacks (and the ones whose Keras 3 formula differs from TF.js's).
 # `sparsemax` is left out: Keras 3.15's own output is wrong whenever the support holds more than one
@@ -160,6 +161,17 @@ def activations():
     return m, [RNG.normal(0.0, 2.0, size=(3, 6))]
 
 
+def long_sequence():
+    # A few hundred steps at batch 1: the GPU time loop runs 300 dispatches per layer.
+    m = keras.Sequential([
+        keras.Input((300, 4)),
+        layers.LSTM(8, return_sequences=True),
+        layers.GRU(6, go_backwards=True, return_sequences=True),
+        layers.SimpleRNN(5),
+    ])
+    return m, [RNG.normal(size=(1, 300, 4))]
+
+
 def fitted():
     m = keras.Sequential([
         keras.Input((4,)),
@@ -183,6 +195,7 @@ CASES = {
     "shared_two_io": (shared_two_io, True),
     "nested": (nested, True),
     "activations": (activations, True),
+    "long_sequence": (long_sequence, True),
     "fitted": (fitted, False),  # keeps the weights and optimizer state training wrote
 }
 
@@ -196,6 +209,9 @@ def bundle(names, arrays):
 
 
 def write_case(out_root, name, build, randomized):
+    global RNG
+    RNG = np.random.default_rng(zlib.crc32(name.encode()))
+    keras.utils.set_random_seed(zlib.crc32(name.encode()) % (1 << 31))
     model, inputs = build()
     if randomized:
         randomize(model)
@@ -222,8 +238,9 @@ def main():
     root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(__file__), "..", "..", "tests", "fixtures", "keras3")
     os.makedirs(root, exist_ok=True)
-    keras.utils.set_random_seed(7)
-    for name, (build, randomized) in CASES.items():
+    chosen = sys.argv[2:] or list(CASES)
+    for name in chosen:
+        build, randomized = CASES[name]
         write_case(root, name, build, randomized)
 
 
