@@ -125,6 +125,9 @@ fn paths_escaping_the_directory_are_refused() {
         ("/etc/passwd", "absolute"),
         ("C:/x.bin", "absolute"),
         ("http://example.com/x.bin", "URL"),
+        ("%2e%2e/x.bin", "escaped"),
+        ("a%2Fb.bin", "escaped"),
+        ("x.bin?y=1", "'?'"),
         ("", "empty"),
     ];
     for (entry, why) in cases {

@@ -256,6 +256,13 @@ pub fn check_entry(json_path: &Path, entry: &str) -> Result<()> {
             "it is a URL, not a path relative to model.json",
         ));
     }
+    // Resolved against a URL, `%2e%2e` is `..` and `?` / `#` end the path.
+    let lower = entry.to_ascii_lowercase();
+    if ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e)) || entry.contains(['?', '#']) {
+        return Err(unsafe_path(
+            "it holds an escaped '.', '/' or '\\', or a '?' or '#'",
+        ));
+    }
     let rel = Path::new(entry);
     if rel.is_absolute()
         || entry.starts_with('/')

@@ -294,6 +294,15 @@ impl HttpSource<'_> {
             .join(entry)
             .map_err(|e| Error::format(&self.origin, format!("weight path '{entry}': {e}")))?;
         url.set_query(self.url.query());
+        // Checked entries cannot leave model.json's directory; this holds that on the URL too.
+        let dir = &self.url.path()[..self.url.path().rfind('/').map_or(0, |i| i + 1)];
+        if url.origin() != self.url.origin() || !url.path().starts_with(dir) {
+            return Err(Error::UnsafePath {
+                path: self.origin.clone(),
+                entry: entry.to_string(),
+                reason: format!("it resolves to {url}, outside model.json's directory"),
+            });
+        }
         Ok(url)
     }
 }
