@@ -299,6 +299,12 @@ async fn receive(
     let bad = |m: String| (StatusCode::BAD_REQUEST, m);
     let internal = |m: String| (StatusCode::INTERNAL_SERVER_ERROR, m);
     let dst = root.dir.join(name);
+    if dst.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+        return Err((
+            StatusCode::CONFLICT,
+            "exists and is not a model directory".into(),
+        ));
+    }
     let staged = StagedDir::new(&dst).map_err(|e| internal(e.to_string()))?;
     let mut seen = Vec::new();
     let mut total = 0u64;

@@ -412,6 +412,9 @@ fn serve_saves_atomically_and_stays_inside_its_directory() {
         listing(&models.join("n")),
         vec!["model.json", "model.weights.bin"]
     );
+    std::fs::write(models.join("plain"), "a file").unwrap();
+    let r = post(addr, "/models/plain", &evil);
+    assert!(r.starts_with("HTTP/1.1 409"), "{r}");
     let r = post(addr, "/models/n", &[("../evil", "x", b"x")]);
     assert!(
         r.starts_with("HTTP/1.1 400") && r.contains("unexpected part"),
