@@ -127,6 +127,21 @@ fn model_errors_name_the_layer() {
         err.contains("has shape [30, 40] but the layer expects [30, 41]"),
         "{err}"
     );
+    // A pooling layer of the wrong rank for its input (found by fuzzing: it used to panic).
+    let d = copy_fixture("cnn");
+    let path = d.path().join("model.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replacen(
+        "\"class_name\":\"MaxPooling2D\",\"config\":{\"pool_size\":[2,2],\"padding\":\"valid\",\"strides\":[2,2]",
+        "\"class_name\":\"MaxPooling1D\",\"config\":{\"pool_size\":[2],\"padding\":\"valid\",\"strides\":[2]",
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    let err = Model::load(d.path()).err().unwrap().to_string();
+    assert!(
+        err.contains("max_pooling2d_MaxPooling2D1") && err.contains("expects a rank-3 input"),
+        "{err}"
+    );
     // A missing weight.
     let d = copy_fixture("sharded");
     let path = d.path().join("model.json");

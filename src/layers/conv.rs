@@ -274,21 +274,38 @@ pub(super) fn from_channels_last(x: Tensor, channels_first: bool) -> Tensor {
     )
 }
 
-fn symbolic_shape(input: &Shape, channels_first: bool, g: &Geometry, channels: usize) -> Shape {
-    spatial_shape(input, channels_first, Some(channels), |i, n| {
-        out_len(n, g.kernel[i], g.strides[i], g.dilation[i], g.padding).0
-    })
+fn symbolic_shape(
+    input: &Shape,
+    channels_first: bool,
+    g: &Geometry,
+    channels: usize,
+) -> Result<Shape> {
+    spatial_shape(
+        input,
+        channels_first,
+        g.kernel.len(),
+        Some(channels),
+        |i, n| out_len(n, g.kernel[i], g.strides[i], g.dilation[i], g.padding).0,
+    )
 }
 
-/// The output shape of a spatial layer: batch kept, each known spatial size `n` on axis `i`
-/// mapped by `out(i, n)`, the channel axis (first or last) set to `channels`.
+/// The output shape of a spatial layer over `dims` spatial axes: batch kept, each known spatial
+/// size `n` on axis `i` mapped by `out(i, n)`, the channel axis (first or last) set to
+/// `channels`. An input of another rank is an error.
 pub(super) fn spatial_shape(
     input: &Shape,
     channels_first: bool,
+    dims: usize,
     channels: Option<usize>,
     out: impl Fn(usize, usize) -> usize,
-) -> Shape {
+) -> Result<Shape> {
     let rank = input.len();
+    if rank != dims + 2 {
+        return Err(Error::Model(format!(
+            "expects a rank-{} input (batch, {dims} spatial axes, channels), got rank {rank}",
+            dims + 2
+        )));
+    }
     let spatial = if channels_first {
         &input[2..]
     } else {
@@ -298,7 +315,7 @@ pub(super) fn spatial_shape(
         .iter()
         .enumerate()
         .map(|(i, n)| n.map(|n| out(i, n)));
-    if channels_first {
+    Ok(if channels_first {
         [input[0], channels].into_iter().chain(sizes).collect()
     } else {
         [input[0]]
@@ -306,7 +323,7 @@ pub(super) fn spatial_shape(
             .chain(sizes)
             .chain([channels])
             .collect()
-    }
+    })
 }
 
 /// Conv1D/2D/3D.
@@ -335,12 +352,12 @@ impl super::GatherMap for Conv {
 
 impl Layer for Conv {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
-        Ok(symbolic_shape(
+        symbolic_shape(
             &inputs[0],
             self.channels_first,
             &self.geometry,
             *self.kernel.shape.last().unwrap_or(&0),
-        ))
+        )
     }
 
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
@@ -549,12 +566,13 @@ impl Layer for ConvTranspose {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
         let f = self.kernel.shape[self.kernel.rank() - 2];
         let g = &self.geometry;
-        Ok(spatial_shape(
+        spatial_shape(
             &inputs[0],
             self.channels_first,
+            g.kernel.len(),
             Some(f),
             |i, n| transpose_len(n, g.kernel[i], g.strides[i], g.padding).0,
-        ))
+        )
     }
 
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
@@ -681,12 +699,7 @@ impl Layer for Depthwise {
             Some(p) => p.shape[3],
             None => self.depthwise.shape[2] * self.depthwise.shape[3],
         };
-        Ok(symbolic_shape(
-            &inputs[0],
-            self.channels_first,
-            &self.geometry,
-            channels,
-        ))
+        symbolic_shape(&inputs[0], self.channels_first, &self.geometry, channels)
     }
 
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {

@@ -23,17 +23,14 @@ impl Layer for Pool {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
         let input = &inputs[0];
         let g = &self.geometry;
-        let c = if self.channels_first {
-            input[1]
-        } else {
-            input[input.len() - 1]
+        let c = match (self.channels_first, input.len()) {
+            (_, 0) => None,
+            (true, _) => input.get(1).copied().flatten(),
+            (false, rank) => input[rank - 1],
         };
-        Ok(super::conv::spatial_shape(
-            input,
-            self.channels_first,
-            c,
-            |i, n| super::conv::out_len(n, g.kernel[i], g.strides[i], 1, g.padding).0,
-        ))
+        super::conv::spatial_shape(input, self.channels_first, g.kernel.len(), c, |i, n| {
+            super::conv::out_len(n, g.kernel[i], g.strides[i], 1, g.padding).0
+        })
     }
 
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
