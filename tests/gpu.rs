@@ -29,3 +29,23 @@ fn dispatch_beyond_one_grid_dimension() {
     let bad = x.iter().zip(&y).position(|(a, b)| *b != 2.0 * a + 1.0);
     assert_eq!(bad, None, "first wrong element");
 }
+
+#[test]
+fn a_lost_device_is_an_error_not_an_abort() {
+    let Some(dev) = common::gpu() else { return };
+    let a = layercake::open(&common::fixtures_dir().join("cnn")).unwrap();
+    let weights = dev.upload(&a, &Default::default(), &mut |_, _| {}).unwrap();
+    let model = layercake::model::Model::load(&common::fixtures_dir().join("cnn")).unwrap();
+    let gm = layercake::model::gpu::GpuModel::new(&dev, &model).unwrap();
+    dev.device.destroy(); // as a driver reset or an unplugged GPU would
+    let x = layercake::tensor::Tensor::new(vec![1, 12, 12, 3], vec![0.5; 432]).unwrap();
+    let predicted = gm.predict(&[x]);
+    let err = predicted.expect_err("predicting on a lost device must fail");
+    assert!(err.to_string().contains("lost"), "{err}");
+    let read = weights.reader(1 << 20).and_then(|r| {
+        use layercake::format::WeightBytes;
+        r.logical(0).map(|b| b.len())
+    });
+    let err = read.expect_err("reading back from a lost device must fail");
+    assert!(err.to_string().contains("lost"), "{err}");
+}

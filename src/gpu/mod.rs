@@ -172,7 +172,11 @@ impl Device {
         }
     }
 
-    fn check_lost(&self) -> Result<()> {
+    /// An error when the device has been lost (driver reset, GPU removed, destroyed). Checked
+    /// before any work that creates resources: wgpu's helpers panic on a lost device.
+    pub fn check_lost(&self) -> Result<()> {
+        // A non-blocking poll runs a pending device-lost callback.
+        let _ = self.device.poll(wgpu::PollType::Poll);
         match self.lost.lock().ok().and_then(|l| l.clone()) {
             Some(reason) => Err(Error::Gpu(format!(
                 "{}: device lost ({reason})",

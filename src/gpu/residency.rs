@@ -457,6 +457,7 @@ impl Device {
         opts: &UploadOptions,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<GpuWeights> {
+        self.check_lost()?;
         let started = Instant::now();
         let path = upload_path(self, opts)?;
         let plan = Plan::new(self, opts, &a.spec.weights);
@@ -495,6 +496,7 @@ impl Device {
         opts: &UploadOptions,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<(crate::format::ModelSpec, GpuWeights)> {
+        self.check_lost()?;
         let started = Instant::now();
         let path = upload_path(self, opts)?;
         let manifest = crate::format::tfjs::read_manifest(src)?;
@@ -807,6 +809,7 @@ impl GpuWeights {
     /// A reader of the weights' logical bytes. `staging_budget` bounds the host memory of one
     /// readback batch on the staged path (the mapped path maps the buffers themselves).
     pub fn reader(&self, staging_budget: u64) -> Result<GpuReader<'_>> {
+        self.device.check_lost()?;
         let views = match self.path {
             UploadPath::Mapped => self.map_all()?,
             UploadPath::Staged => Vec::new(),
@@ -829,6 +832,7 @@ impl GpuWeights {
     /// order) its non-finite and non-zero value counts; `None` for other dtypes.
     pub fn scan(&self) -> Result<Vec<Option<WeightScan>>> {
         let dev = &self.device;
+        dev.check_lost()?;
         let n = self.weights.len();
         let counts = dev
             .device

@@ -427,6 +427,7 @@ fn transpose_map(shape: &[usize], perm: &[usize]) -> Vec<u32> {
 impl<'m> GpuModel<'m> {
     /// Upload every layer's parameters. A layer without GPU kernels is an error naming it.
     pub fn new(dev: &Device, model: &'m Model) -> Result<GpuModel<'m>> {
+        dev.check_lost()?;
         let plan = &model.plan;
         let mut params = Vec::with_capacity(plan.layers.len());
         for (index, (layer, (class, name))) in plan.layers.iter().zip(&plan.layer_info).enumerate()
@@ -458,6 +459,7 @@ impl<'m> GpuModel<'m> {
     /// Run the model on the GPU. Inputs in the order of [`Model::inputs`]; any batch size (each
     /// new set of input shapes is planned once, see the module docs).
     pub fn predict(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        self.dev.check_lost()?;
         self.model.check_inputs(inputs)?;
         let exec = self.execution(inputs)?;
         let exec = exec
