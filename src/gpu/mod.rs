@@ -6,7 +6,6 @@ pub mod residency;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use wgpu::util::DeviceExt;
 
 /// What kind of adapter a device runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,6 +171,32 @@ impl Device {
         }
     }
 
+    /// A buffer holding `bytes` (zero-padded to a multiple of 4, at least 4), created unmapped
+    /// and filled through the queue: on a lost device this becomes an error at the next check,
+    /// never a panic (wgpu's `create_buffer_init` panics when it cannot map a fresh buffer).
+    pub fn buffer_with(
+        &self,
+        label: &str,
+        bytes: &[u8],
+        usage: wgpu::BufferUsages,
+    ) -> wgpu::Buffer {
+        let size = (bytes.len() as u64).next_multiple_of(4).max(4);
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: usage | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        if bytes.len() as u64 == size {
+            self.queue.write_buffer(&buffer, 0, bytes);
+        } else if !bytes.is_empty() {
+            let mut padded = bytes.to_vec();
+            padded.resize(size as usize, 0);
+            self.queue.write_buffer(&buffer, 0, &padded);
+        }
+        buffer
+    }
+
     /// An error when the device has been lost (driver reset, GPU removed, destroyed). Checked
     /// before any work that creates resources: wgpu's helpers panic on a lost device.
     pub fn check_lost(&self) -> Result<()> {
@@ -291,22 +316,14 @@ impl Device {
         let params = kernels::AxpyParams { n, a, b, pad: 0 };
         let pipeline = self.pipeline(kernels::AXPY)?;
         let (uniform, input, output) = self.checked("allocating axpy buffers", || {
-            let uniform = self
-                .device
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("axpy params"),
-                    contents: bytemuck::bytes_of(&params),
-                    usage: wgpu::BufferUsages::UNIFORM,
-                });
+            let uniform = self.buffer_with(
+                "axpy params",
+                bytemuck::bytes_of(&params),
+                wgpu::BufferUsages::UNIFORM,
+            );
             let mut padded = bytemuck::cast_slice::<f32, u8>(x).to_vec();
             padded.resize(bytes as usize, 0);
-            let input = self
-                .device
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("axpy x"),
-                    contents: &padded,
-                    usage: wgpu::BufferUsages::STORAGE,
-                });
+            let input = self.buffer_with("axpy x", &padded, wgpu::BufferUsages::STORAGE);
             let output = self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("axpy y"),
                 size: bytes,

@@ -22,7 +22,6 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use wgpu::util::DeviceExt;
 
 /// Where one piece of a weight lives: a byte range of one GPU buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -708,12 +707,11 @@ impl Device {
             let spec = &specs[job.weight];
             let table = tables.entry(job.weight).or_insert_with(|| {
                 let lut = quant::lookup_table(spec.encoding(), spec.dtype).unwrap_or_default();
-                self.device
-                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                        label: Some("dequantize table"),
-                        contents: bytemuck::cast_slice(&lut),
-                        usage: wgpu::BufferUsages::STORAGE,
-                    })
+                self.buffer_with(
+                    "dequantize table",
+                    bytemuck::cast_slice(&lut),
+                    wgpu::BufferUsages::STORAGE,
+                )
             });
             let params = kernels::DequantizeParams {
                 n: u32::try_from(job.elements).map_err(|_| {
@@ -725,13 +723,11 @@ impl Device {
                 bits: spec.encoding().size() as u32 * 8,
                 pad: [0; 2],
             };
-            let uniform = self
-                .device
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("dequantize params"),
-                    contents: bytemuck::bytes_of(&params),
-                    usage: wgpu::BufferUsages::UNIFORM,
-                });
+            let uniform = self.buffer_with(
+                "dequantize params",
+                bytemuck::bytes_of(&params),
+                wgpu::BufferUsages::UNIFORM,
+            );
             fn bind(b: &wgpu::Buffer, p: Placement) -> wgpu::BufferBinding<'_> {
                 wgpu::BufferBinding {
                     buffer: b,
@@ -834,13 +830,11 @@ impl GpuWeights {
         let dev = &self.device;
         dev.check_lost()?;
         let n = self.weights.len();
-        let counts = dev
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("scan counts"),
-                contents: &vec![0u8; (2 * n).max(1) * 4],
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            });
+        let counts = dev.buffer_with(
+            "scan counts",
+            &vec![0u8; (2 * n).max(1) * 4],
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        );
         let pipeline = dev.pipeline(kernels::SCAN)?;
         let mut jobs = Vec::new();
         for (slot, w) in self.weights.iter().enumerate() {
@@ -854,13 +848,11 @@ impl GpuWeights {
                     continue;
                 }
                 let params = [0u32, words, slot as u32, 0];
-                let uniform = dev
-                    .device
-                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                        label: Some("scan params"),
-                        contents: bytemuck::cast_slice(&params),
-                        usage: wgpu::BufferUsages::UNIFORM,
-                    });
+                let uniform = dev.buffer_with(
+                    "scan params",
+                    bytemuck::cast_slice(&params),
+                    wgpu::BufferUsages::UNIFORM,
+                );
                 let region = wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                     buffer: self.buffer(c),
                     offset: c.offset,

@@ -14,7 +14,6 @@ use crate::layers::{
 };
 use crate::tensor::{strides, Tensor};
 use std::sync::{Arc, Mutex};
-use wgpu::util::DeviceExt;
 
 /// A recurrent layer's parameters on the GPU.
 struct RecurrentParams {
@@ -224,12 +223,7 @@ fn storage(dev: &Device, label: &str, data: &[f32]) -> wgpu::Buffer {
     } else {
         bytemuck::cast_slice(data)
     };
-    dev.device
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: bytes,
-            usage: wgpu::BufferUsages::STORAGE,
-        })
+    dev.buffer_with(label, bytes, wgpu::BufferUsages::STORAGE)
 }
 
 /// Upload the parameters of layer `index` (named `name`) for its GPU form.
@@ -607,12 +601,7 @@ impl<'m> GpuModel<'m> {
         let pipeline = self.dev.pipeline(kernel)?;
         let params = self
             .dev
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(kernel.name),
-                contents: uniform,
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
+            .buffer_with(kernel.name, uniform, wgpu::BufferUsages::UNIFORM);
         let resources: Vec<wgpu::BindingResource> = std::iter::once(params.as_entire_binding())
             .chain(buffers.iter().map(|b| b.as_entire_binding()))
             .collect();
@@ -1104,12 +1093,7 @@ impl<'m> GpuModel<'m> {
             bytes
         };
         self.dev
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents,
-                usage: wgpu::BufferUsages::STORAGE,
-            })
+            .buffer_with(label, contents, wgpu::BufferUsages::STORAGE)
     }
 
     /// The uploaded index map `key`, built by `build` (shape, buffers) the first time.
