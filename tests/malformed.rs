@@ -114,11 +114,8 @@ fn graph_case(
     needles: &[&'static str],
 ) -> Case {
     Case {
-        name,
-        fixture,
         via: Via::Predict,
-        corrupt,
-        needles: needles.to_vec(),
+        ..case(name, fixture, corrupt, needles)
     }
 }
 

@@ -169,95 +169,82 @@ fn request(client: &Client, url: &Url, limit: u64) -> std::result::Result<Respon
     Ok(resp)
 }
 
-/// A weight file's body as it arrives: at most `limit` bytes, exactly `Content-Length` when
-/// declared; reports progress.
-struct BoundedBody<'a, 'p> {
+/// A response body read as it arrives: at most `limit` bytes, exactly `Content-Length` when
+/// declared, `progress` told of every chunk. Whole-file reads ([`read_bounded`]) and streaming
+/// reads (its `Read` impl) share it.
+struct BoundedBody<'a> {
     resp: Response,
     url: String,
     limit: u64,
     got: u64,
     declared: Option<u64>,
-    done: &'a mut u64,
-    total: u64,
-    progress: &'a mut Option<&'p mut dyn FnMut(u64, u64)>,
+    progress: Box<dyn FnMut(u64) + 'a>,
 }
 
-impl Read for BoundedBody<'_, '_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let url = self.url.clone();
-        let err = move |m: String| std::io::Error::other(format!("{url}: {m}"));
-        let n = match self.resp.read(buf) {
-            Ok(n) => n,
-            Err(e) => {
-                let m = format!(
-                    "reading the body after {} bytes: {}",
-                    self.got,
-                    describe(&e)
-                );
-                return Err(err(m));
-            }
-        };
+impl<'a> BoundedBody<'a> {
+    fn new(resp: Response, limit: u64, progress: Box<dyn FnMut(u64) + 'a>) -> Self {
+        BoundedBody {
+            url: resp.url().to_string(),
+            declared: resp.content_length(),
+            resp,
+            limit,
+            got: 0,
+            progress,
+        }
+    }
+
+    /// The next bytes into `buf`; 0 at a body that ended where it should.
+    fn next(&mut self, buf: &mut [u8]) -> std::result::Result<usize, Failure> {
+        let n = self.resp.read(buf).map_err(|e| Failure {
+            message: format!(
+                "reading the body after {} bytes: {}",
+                self.got,
+                describe(&e)
+            ),
+            transient: true,
+        })?;
         if n == 0 {
             return match self.declared {
-                Some(len) if len != self.got => Err(err(format!(
-                    "the body ended after {} of {len} bytes",
-                    self.got
-                ))),
+                Some(len) if len != self.got => Err(Failure {
+                    message: format!("the body ended after {} of {len} bytes", self.got),
+                    transient: true,
+                }),
                 _ => Ok(0),
             };
         }
         self.got += n as u64;
         if self.got > self.limit {
-            return Err(err(format!(
+            return Err(Failure::fatal(format!(
                 "the server sent more than the {} bytes the manifest leaves for this file",
                 self.limit
             )));
         }
-        *self.done += n as u64;
-        if let Some(p) = self.progress.as_mut() {
-            p(*self.done, self.total);
-        }
+        (self.progress)(n as u64);
         Ok(n)
     }
 }
 
+impl Read for BoundedBody<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.next(buf)
+            .map_err(|f| std::io::Error::other(format!("{}: {}", self.url, f.message)))
+    }
+}
+
 fn read_bounded(
-    mut resp: Response,
+    resp: Response,
     limit: u64,
     progress: &mut dyn FnMut(u64),
 ) -> std::result::Result<Vec<u8>, Failure> {
-    let declared = resp.content_length();
-    let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit) as usize);
+    let mut reader = BoundedBody::new(resp, limit, Box::new(progress));
+    let capacity = reader.declared.unwrap_or(0).min(limit) as usize;
+    let mut body = Vec::with_capacity(capacity);
     let mut chunk = vec![0u8; 256 << 10];
     loop {
-        let n = match resp.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) => {
-                return Err(Failure {
-                    message: format!(
-                        "reading the body after {} bytes: {}",
-                        body.len(),
-                        describe(&e)
-                    ),
-                    transient: true,
-                })
-            }
-        };
-        if (body.len() + n) as u64 > limit {
-            return Err(Failure::fatal(format!(
-                "the server sent more than the {limit} bytes the manifest leaves for this file"
-            )));
+        match reader.next(&mut chunk)? {
+            0 => return Ok(body),
+            n => body.extend_from_slice(&chunk[..n]),
         }
-        body.extend_from_slice(&chunk[..n]);
-        progress(n as u64);
-    }
-    match declared {
-        Some(len) if len != body.len() as u64 => Err(Failure {
-            message: format!("the body ended after {} of {len} bytes", body.len()),
-            transient: true,
-        }),
-        _ => Ok(body),
     }
 }
 
@@ -348,16 +335,14 @@ impl ModelSource for HttpSource<'_> {
         let named = PathBuf::from(url.as_str());
         // Retried until the body starts; a body failing midway is an error (its bytes are gone).
         let resp = with_retries(&self.opts, &named, || request(&self.client, &url, limit))?;
-        Ok(Box::new(BoundedBody {
-            declared: resp.content_length(),
-            resp,
-            url: url.to_string(),
-            limit,
-            got: 0,
-            done: &mut self.done,
-            total: self.total,
-            progress: &mut self.progress,
-        }))
+        let (done, total, progress) = (&mut self.done, self.total, &mut self.progress);
+        let report = move |n: u64| {
+            *done += n;
+            if let Some(p) = progress.as_mut() {
+                p(*done, total);
+            }
+        };
+        Ok(Box::new(BoundedBody::new(resp, limit, Box::new(report))))
     }
 }
 
