@@ -1,5 +1,6 @@
 // out = a (op) b element-wise, b broadcast by strides (rank ≤ 6; a stride of 0 repeats).
-// ops: 0 add, 1 multiply, 2 maximum, 3 minimum, 4 PReLU (a >= 0 ? a : a * b). `scale` multiplies
+// ops: 0 add, 1 multiply, 2 maximum, 3 minimum, 4 PReLU (a >= 0 ? a : a * b), 5 a - b,
+// 6 b - a. `scale` multiplies
 // the result (Average).
 struct Params {
     n: u32,
@@ -44,6 +45,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         case 1u: { r = x * y; }
         case 2u: { r = max(x, y); }
         case 3u: { r = min(x, y); }
+        case 5u: { r = x - y; }
+        case 6u: { r = y - x; }
         default: { r = select(x * y, x, x >= 0.0); }
     }
     out[i] = r * params.scale;

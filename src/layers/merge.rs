@@ -131,6 +131,7 @@ impl Layer for Elementwise {
                     Op::Multiply => *x * y,
                     Op::Maximum => x.max(*y),
                     Op::Minimum => x.min(*y),
+                    Op::Subtract => *x - y,
                 };
             }
         }
@@ -145,6 +146,12 @@ impl Layer for Elementwise {
     }
 }
 fn elementwise(ctx: &LayerCtx, op: Op) -> Result<Box<dyn Layer>> {
+    if op == Op::Subtract {
+        return Ok(Box::new(Subtract(Elementwise {
+            op,
+            name: ctx.name.to_string(),
+        })));
+    }
     Ok(Box::new(Elementwise {
         op,
         name: ctx.name.to_string(),
@@ -165,6 +172,39 @@ pub(super) fn maximum(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
 }
 pub(super) fn minimum(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     elementwise(ctx, Op::Minimum)
+}
+pub(super) fn subtract(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    elementwise(ctx, Op::Subtract)
+}
+
+/// Keras's Subtract: the element-wise merge, called with exactly two inputs (Keras raises
+/// "A `Subtract` layer should be called on exactly 2 inputs" otherwise).
+struct Subtract(Elementwise);
+
+impl Subtract {
+    fn arity(&self, n: usize) -> Result<()> {
+        if n == 2 {
+            return Ok(());
+        }
+        Err(Error::Model(format!(
+            "layer '{}' (Subtract): needs exactly 2 inputs, got {n}",
+            self.0.name
+        )))
+    }
+}
+
+impl Layer for Subtract {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        self.arity(inputs.len())?;
+        self.0.output_shape(inputs)
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        self.arity(inputs.len())?;
+        self.0.forward(inputs)
+    }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        self.0.gpu()
+    }
 }
 
 struct Concatenate {

@@ -125,6 +125,8 @@ pub enum BinaryOp {
     Maximum,
     /// Smaller.
     Minimum,
+    /// First minus second (Keras's Subtract: exactly two inputs).
+    Subtract,
 }
 
 /// What a layer computes, in the GPU executor's primitives (`model::gpu`).
@@ -348,6 +350,7 @@ pub const REGISTRY: &[(&str, Builder)] = &[
     ("Average", merge::average),
     ("Maximum", merge::maximum),
     ("Minimum", merge::minimum),
+    ("Subtract", merge::subtract),
     ("Concatenate", merge::concatenate),
     ("Dot", merge::dot),
     ("BatchNormalization", normalization::batch_norm),
@@ -388,6 +391,16 @@ pub const REGISTRY: &[(&str, Builder)] = &[
     // inference behaviour, the identity, so predictions are deterministic.
     ("RandomWidth", reshape::identity),
     ("RandomHeight", reshape::identity),
+    // Keras 3 classes TF.js 4.22 lacks. The augmentation layers return their input unchanged
+    // at inference (Keras 3.15's `transform_images` with `training=False`); RandomCrop is not
+    // among them (it center-crops and resizes at inference) and stays unsupported.
+    ("Identity", reshape::identity),
+    ("RandomFlip", reshape::identity),
+    ("RandomRotation", reshape::identity),
+    ("RandomZoom", reshape::identity),
+    ("RandomTranslation", reshape::identity),
+    ("RandomContrast", reshape::identity),
+    ("RandomBrightness", reshape::identity),
 ];
 
 /// The builder of `class`, or an error listing what is supported.

@@ -111,6 +111,22 @@ struct Global {
     name: String,
     max: bool,
     channels_first: bool,
+    /// Keras 3's `keepdims`: the pooled axes stay, with size 1 (MobileNet's head,
+    /// MobileNetV3's squeeze-excite blocks).
+    keepdims: bool,
+}
+
+impl Global {
+    /// `[batch, channels]` reshaped to the output's rank when `keepdims` is set.
+    fn out_shape<T: Copy>(&self, rank: usize, batch: T, c: T, one: T) -> Vec<T> {
+        if !self.keepdims {
+            return vec![batch, c];
+        }
+        let mut s = vec![one; rank];
+        s[0] = batch;
+        s[if self.channels_first { 1 } else { rank - 1 }] = c;
+        s
+    }
 }
 
 impl super::GatherMap for Global {
@@ -126,14 +142,12 @@ impl super::GatherMap for Global {
 impl Layer for Global {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
         let s = &inputs[0];
-        Ok(vec![
-            s[0],
-            if self.channels_first {
-                s[1]
-            } else {
-                s[s.len() - 1]
-            },
-        ])
+        let c = if self.channels_first {
+            s[1]
+        } else {
+            s[s.len() - 1]
+        };
+        Ok(self.out_shape(s.len(), s[0], c, Some(1)))
     }
 
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
@@ -154,7 +168,7 @@ impl Layer for Global {
         if !self.max {
             out.iter_mut().for_each(|v| *v /= n.max(1) as f32);
         }
-        Tensor::new(vec![batch, c], out)
+        Tensor::new(self.out_shape(rank, batch, c, 1), out)
     }
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
         Some(super::cf_wrap(
@@ -172,5 +186,6 @@ pub(super) fn global(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
         name: ctx.name.to_string(),
         max: ctx.class.starts_with("GlobalMax"),
         channels_first: ctx.channels_first(),
+        keepdims: ctx.bool_or("keepdims", false),
     }))
 }

@@ -1560,28 +1560,36 @@ impl<'m> GpuModel<'m> {
             BinaryOp::Multiply => 1,
             BinaryOp::Maximum => 2,
             BinaryOp::Minimum => 3,
+            BinaryOp::Subtract => 5,
         };
-        let temps: Vec<wgpu::Buffer> = (0..2.min(ins.len().saturating_sub(2)))
+        // Intermediate sums alternate between (at most) two temporaries: `acc` is read from one
+        // while the next is written into the other.
+        let temps = (0..2.min(ins.len().saturating_sub(2)))
             .map(|_| {
-                self.dev.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("merge"),
-                    size: (numel * 4).max(4) as u64,
-                    usage: wgpu::BufferUsages::STORAGE,
-                    mapped_at_creation: false,
+                self.dev.checked("allocating a merge temporary", || {
+                    self.dev.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("merge"),
+                        size: (numel * 4).max(4) as u64,
+                        usage: wgpu::BufferUsages::STORAGE,
+                        mapped_at_creation: false,
+                    })
                 })
             })
-            .collect();
+            .collect::<Result<Vec<wgpu::Buffer>>>()?;
         let mut acc = ins[0];
         for (j, b) in ins.iter().enumerate().skip(1) {
-            // The full-shape operand goes first; only the second one may broadcast.
-            let (x, y) = if acc.1 == out.1 { (acc, *b) } else { (*b, acc) };
+            // The full-shape operand goes first; only the second one may broadcast. Swapping
+            // the operands of a subtraction turns it into the reversed one.
+            let swap = acc.1 != out.1;
+            let (x, y) = if swap { (*b, acc) } else { (acc, *b) };
             if x.1 != out.1 {
                 return Err(Error::Model(
                     "both operands broadcast; not supported on the GPU yet".into(),
                 ));
             }
+            let code = if swap && code == 5 { 6 } else { code };
             let last = j == ins.len() - 1;
-            let dst: &wgpu::Buffer = if last { out.0 } else { &temps[j % 2] };
+            let dst: &wgpu::Buffer = if last { out.0 } else { &temps[(j - 1) % 2] };
             let scale = if last && op == BinaryOp::Average {
                 1.0 / ins.len() as f32
             } else {

@@ -394,13 +394,19 @@ fn model_inputs(model: &Value) -> Result<Vec<(String, Shape, String)>> {
         let first = layers
             .first()
             .ok_or_else(|| Error::Model("Sequential model has no layers".into()))?;
-        let first = if MODEL_CLASSES.contains(&class_of(first)) {
-            sequential_layers(unwrap(first))?
-                .first()
-                .ok_or_else(|| Error::Model("nested Sequential has no layers".into()))?
-        } else {
-            first
-        };
+        if MODEL_CLASSES.contains(&class_of(first)) {
+            // A nested model first (Teachable Machine: Sequential → Sequential → functional
+            // Model holding the InputLayer): its inputs are the outer model's, as in TF.js.
+            let mut inner = model_inputs(unwrap(first))?;
+            if inner.len() != 1 {
+                return Err(Error::Model(format!(
+                    "layer '{}': a Sequential model's first layer must take one input, it takes {}",
+                    name_of(first),
+                    inner.len()
+                )));
+            }
+            return Ok(vec![inner.remove(0)]);
+        }
         let (shape, dtype) = declared_input(first).ok_or_else(|| {
             Error::Model(format!(
                 "layer '{}': the first layer declares no input shape",

@@ -185,6 +185,49 @@ def fitted():
     return m, [RNG.normal(size=(2, 4))]
 
 
+def merges():
+    # Every element-wise merge with three inputs (two for Subtract, whose operands do not commute).
+    a, b, c = (keras.Input((4, 3), name=n) for n in "abc")
+    h = [layers.Dense(3, name=f"proj_{n}")(t) for n, t in zip("abc", (a, b, c))]
+    outs = [
+        layers.Subtract()([h[0], h[1]]),
+        layers.Subtract()([h[2], a]),
+        layers.Add()(h),
+        layers.Multiply()(h),
+        layers.Average()(h),
+        layers.Maximum()(h),
+        layers.Minimum()(h),
+    ]
+    m = keras.Model([a, b, c], layers.Concatenate()(outs))
+    return m, [RNG.normal(size=(2, 4, 3)) for _ in range(3)]
+
+
+def augment_head():
+    # Augmentation layers (identities at inference, as Keras runs them), Identity, and global
+    # pooling with keepdims=True as MobileNet's head and MobileNetV3's squeeze-excite use it.
+    x = keras.Input((12, 12, 3))
+    y = x
+    for aug in [
+        layers.RandomFlip(), layers.RandomRotation(0.2), layers.RandomZoom(0.1),
+        layers.RandomTranslation(0.1, 0.1), layers.RandomContrast(0.3),
+        layers.RandomBrightness(0.2), layers.Identity(),
+    ]:
+        y = aug(y)
+    y = layers.Conv2D(6, 3, activation="relu")(y)
+    se = layers.GlobalAveragePooling2D(keepdims=True)(y)
+    se = layers.Conv2D(6, 1, activation="sigmoid")(se)
+    y = layers.Multiply()([y, se])
+    y = layers.GlobalMaxPooling2D(keepdims=True)(y)
+    y = layers.Conv2D(4, 1)(y)
+    head = layers.Flatten()(y)
+    z = keras.Input((3, 5, 6), name="cf")
+    zp = layers.GlobalAveragePooling2D(data_format="channels_first", keepdims=True)(z)
+    zm = layers.GlobalMaxPooling1D(keepdims=True)(layers.Reshape((5, 18))(layers.Permute((2, 1, 3))(z)))
+    tail = layers.Concatenate()([layers.Flatten()(zp), layers.Flatten()(zm)])
+    m = keras.Model([x, z], [head, layers.Dense(2)(tail)])
+    return m, [RNG.normal(size=(2, 12, 12, 3)), RNG.normal(size=(2, 3, 5, 6))]
+
+
 CASES = {
     "dense": (dense, True),
     "conv_bn": (conv_bn, True),
@@ -196,6 +239,8 @@ CASES = {
     "nested": (nested, True),
     "activations": (activations, True),
     "long_sequence": (long_sequence, True),
+    "merges": (merges, True),
+    "augment_head": (augment_head, True),
     "fitted": (fitted, False),  # keeps the weights and optimizer state training wrote
 }
 
