@@ -397,6 +397,38 @@ function dotAttention() {
   return tf.model({ inputs: [q, k, v], outputs: [context, cosine, gram, head] });
 }
 
+// Teachable Machine's image model layout: a Sequential whose first layer is a nested Sequential
+// whose first layer is a functional Model holding the InputLayer (a truncated MobileNet there),
+// followed by a nested Sequential head.
+function teachable() {
+  const x = L.input({ shape: [8, 8, 3], name: 'input_1' });
+  let y = L.conv2d({ filters: 4, kernelSize: 3, strides: 2, padding: 'same', name: 'Conv1' }).apply(x);
+  y = L.batchNormalization({ name: 'bn_Conv1' }).apply(y);
+  y = L.reLU({ maxValue: 6, name: 'Conv1_relu' }).apply(y);
+  y = L.depthwiseConv2d({ kernelSize: 3, padding: 'same', name: 'dw' }).apply(y);
+  y = L.globalAveragePooling2d({ name: 'pool' }).apply(y);
+  const truncated = tf.model({ inputs: x, outputs: y, name: 'model1' });
+  const body = tf.sequential({ name: 'sequential_1', layers: [truncated] });
+  const head = tf.sequential({ name: 'sequential_3' });
+  head.add(L.dense({ units: 5, activation: 'relu', inputShape: [4], name: 'dense_Dense1' }));
+  head.add(L.dense({ units: 3, activation: 'softmax', name: 'dense_Dense2' }));
+  return tf.sequential({ name: 'sequential_4', layers: [body, head] });
+}
+
+// channels_first throughout, with asymmetric zero padding and both pooling kinds.
+function channelsFirstPad() {
+  const cf = { dataFormat: 'channelsFirst' };
+  const m = tf.sequential();
+  m.add(L.zeroPadding2d({ padding: [[1, 0], [0, 1]], inputShape: [3, 12, 12], ...cf }));
+  m.add(L.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', ...cf }));
+  m.add(L.maxPooling2d({ poolSize: 2, ...cf }));
+  m.add(L.conv2d({ filters: 5, kernelSize: [2, 3], padding: 'valid', ...cf }));
+  m.add(L.averagePooling2d({ poolSize: 2, ...cf }));
+  m.add(L.flatten());
+  m.add(L.dense({ units: 3 }));
+  return m;
+}
+
 function mlp() {
   const m = tf.sequential();
   m.add(L.dense({ units: 40, activation: 'relu', inputShape: [30] }));
@@ -427,6 +459,8 @@ export const CASES = {
   preprocessing: { build: preprocessing, style: 'node', vocab: 5 },
   rnn_states: { build: rnnStates, style: 'node' },
   conv_lstm: { build: convLstm, style: 'node' },
+  teachable: { build: teachable, style: 'downloads' },
+  channels_first_pad: { build: channelsFirstPad, style: 'downloads' },
 };
 
 /** Expected outputs of a model whose layers TF.js can only run on concrete tensors. */
