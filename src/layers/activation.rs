@@ -343,6 +343,10 @@ struct Elementwise {
 }
 
 impl Layer for Elementwise {
+    /// The input's mask passes through, as in TF.js (`supportsMasking`) and Keras.
+    fn mask_rule(&self) -> super::MaskRule {
+        super::MaskRule::Keep
+    }
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
         Ok(inputs[0].clone())
     }
@@ -362,6 +366,10 @@ struct ActivationLayer {
 }
 
 impl Layer for ActivationLayer {
+    /// The input's mask passes through, as in TF.js (`supportsMasking`) and Keras.
+    fn mask_rule(&self) -> super::MaskRule {
+        super::MaskRule::Keep
+    }
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
         Ok(inputs[0].clone())
     }
@@ -496,6 +504,10 @@ struct PRelu {
 }
 
 impl Layer for PRelu {
+    /// The input's mask passes through, as in TF.js (`supportsMasking`) and Keras.
+    fn mask_rule(&self) -> super::MaskRule {
+        super::MaskRule::Keep
+    }
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
         Ok(inputs[0].clone())
     }

@@ -13,6 +13,10 @@ struct Dense {
 }
 
 impl Layer for Dense {
+    /// The input's mask passes through, as in TF.js (`supportsMasking`) and Keras.
+    fn mask_rule(&self) -> super::MaskRule {
+        super::MaskRule::Keep
+    }
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
         let mut s = inputs[0].clone();
         *s.last_mut()

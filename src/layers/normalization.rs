@@ -13,6 +13,10 @@ struct BatchNorm {
 }
 
 impl Layer for BatchNorm {
+    /// The input's mask passes through, as in TF.js (`supportsMasking`) and Keras.
+    fn mask_rule(&self) -> super::MaskRule {
+        super::MaskRule::Keep
+    }
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
         Ok(inputs[0].clone())
     }
@@ -88,6 +92,10 @@ struct LayerNorm {
 }
 
 impl Layer for LayerNorm {
+    /// The input's mask passes through, as in TF.js (`supportsMasking`) and Keras.
+    fn mask_rule(&self) -> super::MaskRule {
+        super::MaskRule::Keep
+    }
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
         Ok(inputs[0].clone())
     }

@@ -9,6 +9,10 @@ use serde_json::Value;
 struct Identity;
 
 impl Layer for Identity {
+    /// The input's mask passes through, as in TF.js (`supportsMasking`) and Keras.
+    fn mask_rule(&self) -> super::MaskRule {
+        super::MaskRule::Keep
+    }
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
         Ok(inputs[0].clone())
     }

@@ -283,6 +283,29 @@ function rnn() {
   return m;
 }
 
+// A mask made by Embedding passes through the layers that support masking (TF.js's
+// supportsMasking) before it reaches the recurrent layers.
+function maskChain() {
+  const m = tf.sequential();
+  m.add(L.embedding({ inputDim: 9, outputDim: 6, maskZero: true, inputLength: 8 }));
+  m.add(L.dense({ units: 5 }));
+  m.add(L.batchNormalization());
+  m.add(L.layerNormalization());
+  m.add(L.activation({ activation: 'tanh' }));
+  m.add(L.reLU());
+  m.add(L.leakyReLU({ alpha: 0.2 }));
+  m.add(L.elu());
+  m.add(L.prelu());
+  // Not Softmax: TF.js adds a mask to its input (`x + (1 - mask) * -1e9`), which fails for a
+  // [batch, steps] mask on [batch, steps, features].
+  m.add(L.dropout({ rate: 0.3 }));
+  m.add(L.gaussianNoise({ stddev: 0.1 }));
+  m.add(L.lstm({ units: 4, returnSequences: true }));
+  m.add(L.dense({ units: 3 }));
+  m.add(L.gru({ units: 2 }));
+  return m;
+}
+
 function rnnMasking() {
   const m = tf.sequential();
   m.add(L.masking({ maskValue: 0, inputShape: [6, 3] }));
@@ -460,6 +483,7 @@ export const CASES = {
   rnn_states: { build: rnnStates, style: 'node' },
   conv_lstm: { build: convLstm, style: 'node' },
   teachable: { build: teachable, style: 'downloads' },
+  mask_chain: { build: maskChain, style: 'node', vocab: 9 },
   channels_first_pad: { build: channelsFirstPad, style: 'downloads' },
 };
 
