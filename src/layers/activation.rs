@@ -2,7 +2,7 @@
 //! ReLU, LeakyReLU, ELU, ThresholdedReLU, Softmax, PReLU.
 
 use super::{normalize_axis, one, Layer, LayerCtx, Shape};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::tensor::Tensor;
 use serde_json::Value;
 
@@ -428,11 +428,12 @@ pub(super) fn build_thresholded_relu(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     }))
 }
 
-/// Softmax along one axis.
+/// Softmax along one axis, or jointly over several (a list `axis`: `exp(x - logsumexp(x, axes))`,
+/// as TF.js and Keras compute it).
 struct Softmax {
-    axis: isize,
-    name: String,
-    /// For a softmax over a middle axis, the permutation moving it last (GPU form).
+    /// Normalized axes, sorted.
+    axes: Vec<usize>,
+    /// The permutation moving `axes` last, where they are not already (GPU form).
     moved: Option<Vec<usize>>,
 }
 
@@ -441,19 +442,13 @@ impl Layer for Softmax {
         Ok(inputs[0].clone())
     }
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
-        let t = one(inputs, &self.name)?;
+        let t = one(inputs, "softmax")?;
         let rank = t.rank();
-        let axis = normalize_axis(self.axis, rank).ok_or_else(|| {
-            Error::Model(format!(
-                "layer '{}': softmax axis {} out of range",
-                self.name, self.axis
-            ))
-        })?;
-        // Move the axis last, apply, move it back.
-        let mut perm: Vec<usize> = (0..rank).filter(|&a| a != axis).collect();
-        perm.push(axis);
+        // Move the axes last, normalize over their joint extent, move them back.
+        let perm = super::axes_last(&self.axes, rank);
+        let group: usize = self.axes.iter().map(|&a| t.shape[a]).product();
         let mut moved = t.permuted(&perm);
-        Activation::Softmax.apply(&mut moved.data, t.shape[axis]);
+        Activation::Softmax.apply(&mut moved.data, group);
         let mut back = vec![0; rank];
         for (i, &p) in perm.iter().enumerate() {
             back[p] = i;
@@ -461,6 +456,9 @@ impl Layer for Softmax {
         Ok(moved.permuted(&back))
     }
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        if self.axes.len() != 1 {
+            return None; // the GPU softmax normalizes over one axis
+        }
         let softmax = super::GpuForm::Affine {
             mul: &[1.0],
             add: &[0.0],
@@ -479,23 +477,31 @@ impl Layer for Softmax {
 
 pub(super) fn build_softmax(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     // TF.js's Softmax layer defaults to axis 1 (Keras: -1).
-    let axis = match ctx.get("axis") {
-        None => 1,
-        Some(Value::Array(a)) if a.len() == 1 => a[0].as_i64().unwrap_or(1) as isize,
-        Some(v) => v
-            .as_i64()
-            .ok_or_else(|| ctx.err("config 'axis' is not an integer"))? as isize,
+    let raw: Vec<&Value> = match ctx.get("axis") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(v) => vec![v],
     };
     let rank = ctx.input()?.len();
-    let moved = match normalize_axis(axis, rank) {
-        Some(a) if a + 1 < rank => Some(super::axes_last(&[a], rank)),
-        _ => None,
-    };
-    Ok(Box::new(Softmax {
-        axis,
-        name: ctx.name.to_string(),
-        moved,
-    }))
+    let mut axes = raw
+        .iter()
+        .map(|v| {
+            let a = v
+                .as_i64()
+                .ok_or_else(|| ctx.err(&format!("config 'axis' holds {v}, not an integer")))?;
+            normalize_axis(a as isize, rank)
+                .filter(|&a| a > 0)
+                .ok_or_else(|| ctx.err(&format!("axis {a} is out of range for rank {rank}")))
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    if axes.is_empty() {
+        axes.push(1.min(rank - 1));
+    }
+    axes.sort_unstable();
+    axes.dedup();
+    let perm = super::axes_last(&axes, rank);
+    let moved = (perm.iter().enumerate().any(|(i, &p)| i != p)).then_some(perm);
+    Ok(Box::new(Softmax { axes, moved }))
 }
 
 /// `x >= 0 ? x : alpha * x` with a learned, broadcast alpha.

@@ -1,0 +1,108 @@
+//! Layer semantics found by models from the field, checked on in-memory TF.js topologies:
+//! Softmax over a list of axes (TF.js and Keras: `exp(x - logsumexp(x, axes))`).
+
+mod common;
+
+use common::*;
+use layercake::format::synthetic;
+use layercake::model::gpu::GpuModel;
+use layercake::model::Model;
+use layercake::tensor::Tensor;
+use serde_json::{json, Value};
+
+/// A TF.js Sequential over input `[batch, ..shape]` holding one layer.
+fn one_layer(shape: &[usize], class: &str, config: Value) -> Model {
+    let mut config = config;
+    let mut batch: Vec<Value> = vec![Value::Null];
+    batch.extend(shape.iter().map(|&d| json!(d)));
+    config["batch_input_shape"] = json!(batch);
+    config["name"] = json!("probe");
+    let topology = json!({"class_name": "Sequential", "config": {"name": "m", "layers": [
+        {"class_name": class, "config": config}]}, "keras_version": "tfjs-layers 4.22.0", "backend": "tensor_flow.js"});
+    let a = synthetic::with_topology(&[], topology, 4).unwrap();
+    Model::from_artifacts(a).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn input(shape: &[usize]) -> Tensor {
+    let n: usize = shape.iter().product();
+    Tensor::new(
+        shape.to_vec(),
+        (0..n).map(|i| ((i * 7) % 11) as f32 / 3.0 - 1.5).collect(),
+    )
+    .unwrap()
+}
+
+/// `exp(x - logsumexp(x, axes))` over `[b, d1, d2, d3]`, in f64.
+fn reference(x: &Tensor, axes: &[usize]) -> Vec<f32> {
+    let s = &x.shape;
+    let index = |i: [usize; 4]| ((i[0] * s[1] + i[1]) * s[2] + i[2]) * s[3] + i[3];
+    let mut out = vec![0f32; x.data.len()];
+    let all = |d: usize| 0..s[d];
+    for b in all(0) {
+        for i1 in all(1) {
+            for i2 in all(2) {
+                for i3 in all(3) {
+                    let at = [b, i1, i2, i3];
+                    let mut lse = 0f64;
+                    for j1 in all(1) {
+                        for j2 in all(2) {
+                            for j3 in all(3) {
+                                let j = [b, j1, j2, j3];
+                                if (1..4).all(|d| axes.contains(&d) || j[d] == at[d]) {
+                                    lse += f64::from(x.data[index(j)]).exp();
+                                }
+                            }
+                        }
+                    }
+                    out[index(at)] = (f64::from(x.data[index(at)]) - lse.ln()).exp() as f32;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn softmax_over_a_list_of_axes_normalizes_them_jointly() {
+    let x = input(&[2, 3, 4, 5]);
+    for (axis, axes) in [
+        (json!([1, 2]), vec![1, 2]),
+        (json!([-1, 1]), vec![1, 3]),
+        (json!([3]), vec![3]),
+        (json!(2), vec![2]),
+        (json!([1, 2, 3]), vec![1, 2, 3]),
+    ] {
+        let m = one_layer(&[3, 4, 5], "Softmax", json!({ "axis": axis }));
+        let got = m.predict(std::slice::from_ref(&x)).unwrap();
+        let want = reference(&x, &axes);
+        for (g, w) in got[0].data.iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-6, "axis {axis}: {g} vs {w}");
+        }
+        if let Some(dev) = gpu() {
+            match GpuModel::new(&dev, &m) {
+                Ok(g) => {
+                    let out = g.predict(std::slice::from_ref(&x)).unwrap();
+                    for (g, w) in out[0].data.iter().zip(&want) {
+                        assert!((g - w).abs() <= 1e-6, "axis {axis} (GPU): {g} vs {w}");
+                    }
+                }
+                // Several axes have no GPU kernel: a clear error naming the layer.
+                Err(e) => {
+                    assert!(axes.len() > 1, "axis {axis}: {e}");
+                    assert!(e.to_string().contains("probe"), "{e}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn softmax_axis_errors_name_the_layer() {
+    for axis in [json!([0]), json!(4), json!(["x"])] {
+        let topology = json!({"class_name": "Sequential", "config": {"name": "m", "layers": [
+            {"class_name": "Softmax", "config": {"name": "probe", "axis": axis, "batch_input_shape": [null, 3, 4]}}]}});
+        let a = synthetic::with_topology(&[], topology, 4).unwrap();
+        let e = Model::from_artifacts(a).err().expect("refused").to_string();
+        assert!(e.contains("probe") && e.contains("axis"), "{axis}: {e}");
+    }
+}
