@@ -274,3 +274,85 @@ fn fitted_keras3_model_keeps_its_optimizer_state_through_saves() {
         assert_matches_keras("fitted, re-saved", &m.predict(&inputs).unwrap(), &want);
     }
 }
+
+/// A copy of Keras 3 fixture `name` whose manifest names weights by layer path instead of h5
+/// path (`renames`: h5 path → layer path), as some converter routes write them.
+fn renamed_fixture(name: &str, renames: &[(&str, &str)]) -> tempfile::TempDir {
+    let src = fixtures_dir().join("keras3").join(name);
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+    }
+    let path = dir.path().join("model.json");
+    let mut m: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut specs: Vec<Value> = Vec::new();
+    for w in m["weightsManifest"][0]["weights"].as_array().unwrap() {
+        let mut w = w.clone();
+        let old = w["name"].as_str().unwrap().to_string();
+        let new = renames.iter().find(|(h5, _)| *h5 == old).unwrap().1;
+        w["name"] = json!(new);
+        specs.push(w);
+    }
+    m["weightsManifest"][0]["weights"] = json!(specs);
+    std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+    dir
+}
+
+#[test]
+fn keras3_weights_named_by_layer_path_bind_too() {
+    let cases: [(&str, &[(&str, &str)]); 2] = [
+        (
+            "dense",
+            &[
+                ("layers/dense/vars/0", "second/kernel"),
+                ("layers/dense/vars/1", "second/bias"),
+                ("layers/dense_1/vars/0", "first/kernel"),
+                ("layers/dense_1/vars/1", "first/bias"),
+                ("layers/dense_2/vars/0", "dense/kernel"),
+                ("layers/dense_2/vars/1", "dense/bias"),
+            ],
+        ),
+        (
+            "embed_lstm",
+            &[
+                ("layers/dense/vars/0", "dense_1/kernel"),
+                ("layers/dense/vars/1", "dense_1/bias"),
+                ("layers/embedding/vars/0", "embedding/embeddings"),
+                ("layers/lstm/cell/vars/0", "lstm/lstm_cell/kernel"),
+                ("layers/lstm/cell/vars/1", "lstm/lstm_cell/recurrent_kernel"),
+                ("layers/lstm/cell/vars/2", "lstm/lstm_cell/bias"),
+                ("layers/lstm_1/cell/vars/0", "lstm_1/lstm_cell/kernel"),
+                (
+                    "layers/lstm_1/cell/vars/1",
+                    "lstm_1/lstm_cell/recurrent_kernel",
+                ),
+                ("layers/lstm_1/cell/vars/2", "lstm_1/lstm_cell/bias"),
+            ],
+        ),
+    ];
+    for (name, renames) in cases {
+        let dir = renamed_fixture(name, renames);
+        let m = Model::load(dir.path()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (inputs, want) = golden(&fixtures_dir().join("keras3").join(name));
+        let got = m.predict(&inputs).unwrap();
+        assert_matches_keras(&format!("{name} by layer path"), &got, &want);
+    }
+    // A missing weight names both namings tried.
+    let dir = renamed_fixture(
+        "dense",
+        &[
+            ("layers/dense/vars/0", "second/kernel"),
+            ("layers/dense/vars/1", "second/bias"),
+            ("layers/dense_1/vars/0", "first/kernel"),
+            ("layers/dense_1/vars/1", "first/bias"),
+            ("layers/dense_2/vars/0", "dense/kernel"),
+            ("layers/dense_2/vars/1", "other/bias"),
+        ],
+    );
+    let e = Model::load(dir.path()).err().expect("refused").to_string();
+    assert!(
+        e.contains("layers/dense_2/vars/1") && e.contains("dense/bias") && e.contains("h5 path"),
+        "{e}"
+    );
+}

@@ -488,10 +488,10 @@ pub(super) fn build_softmax(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
         .map(|v| {
             let a = v
                 .as_i64()
-                .ok_or_else(|| ctx.err(&format!("config 'axis' holds {v}, not an integer")))?;
+                .ok_or_else(|| ctx.err(format!("config 'axis' holds {v}, not an integer")))?;
             normalize_axis(a as isize, rank)
                 .filter(|&a| a > 0)
-                .ok_or_else(|| ctx.err(&format!("axis {a} is out of range for rank {rank}")))
+                .ok_or_else(|| ctx.err(format!("axis {a} is out of range for rank {rank}")))
         })
         .collect::<Result<Vec<usize>>>()?;
     if axes.is_empty() {

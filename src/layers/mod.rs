@@ -480,18 +480,28 @@ impl LayerCtx<'_> {
     /// its shape checked against `expected`.
     pub fn weight(&self, short: &str, expected: &[usize]) -> Result<Tensor> {
         self.optional_weight(short, expected)?.ok_or_else(|| {
-            let name = self.weight_name(short).unwrap_or_default();
+            let tried = self.weight_names(short).unwrap_or_default();
+            let naming = if tried.len() > 1 {
+                "by h5 path, then by layer path"
+            } else {
+                "by layer path"
+            };
             self.err(format!(
-                "weight '{name}' is missing from the model's weights"
+                "weight '{}' is missing from the model's weights (looked up {naming}: {})",
+                tried.first().map_or("", String::as_str),
+                tried.join(", ")
             ))
         })
     }
 
-    /// The manifest name of weight `short`: `<name>/<short>`, or for Keras 3 the h5 path
-    /// `<path>/vars/<i>` (recurrent layers keep theirs in `<path>/cell`).
-    fn weight_name(&self, short: &str) -> Result<String> {
+    /// The manifest names weight `short` may have, in the order tried: for Keras 3 the h5 path
+    /// `<path>/vars/<i>` (recurrent layers keep theirs in `<path>/cell`), then, as for every
+    /// model, the layer path `<name>/<short>` (which also matches `<name>/<cell>/<short>`):
+    /// converters write Keras 3 weights either way.
+    fn weight_names(&self, short: &str) -> Result<Vec<String>> {
+        let by_layer = format!("{}/{short}", self.name);
         let Some(path) = self.h5 else {
-            return Ok(format!("{}/{short}", self.name));
+            return Ok(vec![by_layer]);
         };
         let i = keras3_var_index(self.class, self.config, short).ok_or_else(|| {
             self.err(format!(
@@ -503,13 +513,16 @@ impl LayerCtx<'_> {
         } else {
             ""
         };
-        Ok(format!("{path}{cell}/vars/{i}"))
+        Ok(vec![format!("{path}{cell}/vars/{i}"), by_layer])
     }
 
     /// [`LayerCtx::weight`] for a weight the config may omit.
     pub fn optional_weight(&self, short: &str, expected: &[usize]) -> Result<Option<Tensor>> {
-        let name = self.weight_name(short)?;
-        let Some((shape, data)) = self.weights.get(&name) else {
+        let found = self
+            .weight_names(short)?
+            .into_iter()
+            .find_map(|name| self.weights.get(&name).map(|w| (name, w)));
+        let Some((name, (shape, data))) = found else {
             return Ok(None);
         };
         if shape != expected {
