@@ -1,5 +1,7 @@
 // Embedding lookup: out[i*dim + j] = table[id_i*dim + j], ids carried as float32 (cast as TF.js
-// casts them). An id outside [0, rows) yields NaN, which the NaN/Inf checks report.
+// casts them: truncated toward zero, so -0.5 is id 0). An id outside [0, rows), or NaN, yields
+// NaN, which the NaN/Inf checks report (ids straight from the model's inputs are checked on the
+// host first, with the CPU's error).
 struct Params {
     n: u32,
     dim: u32,
@@ -18,8 +20,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (i >= params.n) {
         return;
     }
-    let v = ids[i / params.dim];
-    if (v < 0.0 || v >= f32(params.rows)) {
+    let v = trunc(ids[i / params.dim]);
+    if (!(v >= 0.0 && v < f32(params.rows))) {
         out[i] = bitcast<f32>(0x7fc00000u);
         return;
     }

@@ -646,9 +646,10 @@ pub fn max_error(got: &[f32], want: &[f32], atol: f64, rtol: f64) -> (f64, bool)
     (worst, ok)
 }
 
-/// Seeded inputs for every model input, batch `batch` (free non-batch dimensions get 4): floats
-/// uniform in [-1, 1), integer inputs token ids in `0..vocab` (the smallest `input_dim` in the
-/// topology, so ids are in range for every Embedding).
+/// Seeded inputs for every model input, batch `batch` (free non-batch dimensions get 4), drawn
+/// from the input's domain: token ids in `0..n` for an input an Embedding or CategoryEncoding
+/// reads (whatever its declared dtype), other integer inputs ids in `0..vocab` (the smallest
+/// `input_dim` in the topology), floats uniform in [-1, 1).
 pub fn random_inputs(m: &Model, seed: u64, batch: usize) -> Vec<Tensor> {
     let vocab = smallest_input_dim(m.artifacts.spec.topology())
         .unwrap_or(2)
@@ -663,7 +664,8 @@ pub fn random_inputs(m: &Model, seed: u64, batch: usize) -> Vec<Tensor> {
     };
     m.inputs()
         .iter()
-        .map(|p| {
+        .zip(m.input_id_ranges())
+        .map(|(p, ids)| {
             let shape: Vec<usize> = p
                 .shape
                 .iter()
@@ -671,12 +673,12 @@ pub fn random_inputs(m: &Model, seed: u64, batch: usize) -> Vec<Tensor> {
                 .map(|(i, d)| d.unwrap_or(if i == 0 { batch } else { 4 }))
                 .collect();
             let n = shape.iter().product();
-            let int = p.dtype.starts_with("int");
+            let range = ids.or(p.dtype.starts_with("int").then_some(vocab));
             let data = (0..n)
                 .map(|_| {
                     let u = next();
-                    if int {
-                        (u * vocab as f32).floor().min(vocab as f32 - 1.0)
+                    if let Some(range) = range {
+                        (u * range as f32).floor().min(range.max(1) as f32 - 1.0)
                     } else {
                         u * 2.0 - 1.0
                     }

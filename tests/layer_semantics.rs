@@ -106,3 +106,60 @@ fn softmax_axis_errors_name_the_layer() {
         assert!(e.contains("probe") && e.contains("axis"), "{axis}: {e}");
     }
 }
+
+/// A TF.js Sequential: float32 input `[batch, 5]` → Embedding(6, 3) → Flatten.
+fn embedding_model() -> Model {
+    let topology = json!({"class_name": "Sequential", "config": {"name": "m", "layers": [
+        {"class_name": "Embedding", "config": {"name": "embed", "input_dim": 6, "output_dim": 3, "batch_input_shape": [null, 5], "dtype": "float32"}},
+        {"class_name": "Flatten", "config": {"name": "flat"}}]}});
+    let named = vec![("embed/embeddings".to_string(), vec![6, 3])];
+    let a = synthetic::with_topology(&named, topology, 4).unwrap();
+    Model::from_artifacts(a).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn float_ids_truncate_and_bad_ids_fail_alike_on_both_backends() {
+    let m = embedding_model();
+    // -0.5 and 5.9 truncate to ids 0 and 5, as TF.js casts them.
+    let ok = Tensor::new(vec![1, 5], vec![-0.5, 5.9, 2.0, 3.5, 0.0]).unwrap();
+    let cpu = m.predict(std::slice::from_ref(&ok)).unwrap();
+    let dev = gpu();
+    let g = dev.as_ref().map(|d| GpuModel::new(d, &m).unwrap());
+    if let Some(g) = &g {
+        let got = g.predict(std::slice::from_ref(&ok)).unwrap();
+        assert_eq!(got[0].data, cpu[0].data, "GPU gathers the CPU's rows");
+    }
+    for bad in [6.0, -1.0, f32::NAN, f32::INFINITY] {
+        let x = Tensor::new(vec![1, 5], vec![0.0, 1.0, bad, 2.0, 3.0]).unwrap();
+        let e = m.predict(std::slice::from_ref(&x)).unwrap_err().to_string();
+        assert!(
+            e.contains("'embed'") && e.contains("outside [0, 6)"),
+            "{bad}: {e}"
+        );
+        if let Some(g) = &g {
+            assert_eq!(g.predict(&[x]).unwrap_err().to_string(), e, "{bad}");
+        }
+    }
+}
+
+#[test]
+fn seeded_inputs_respect_every_fixtures_input_domain() {
+    let mut dirs: Vec<std::path::PathBuf> = fixtures()
+        .into_iter()
+        .map(|f| fixtures_dir().join(f))
+        .collect();
+    dirs.extend(
+        std::fs::read_dir(fixtures_dir().join("keras3"))
+            .unwrap()
+            .map(|e| e.unwrap().path()),
+    );
+    let mut embedded = 0;
+    for dir in dirs {
+        let m = Model::load(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let x = layercake::verify::random_inputs(&m, 7, 2);
+        m.predict(&x)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        embedded += m.input_id_ranges().iter().flatten().count();
+    }
+    assert!(embedded >= 3, "fixtures with id inputs: {embedded}");
+}

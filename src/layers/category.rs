@@ -38,6 +38,9 @@ impl CategoryEncoding {
 }
 
 impl Layer for CategoryEncoding {
+    fn id_range(&self) -> Option<usize> {
+        Some(self.depth)
+    }
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
         Ok(vec![inputs[0][0], Some(self.depth)])
     }

@@ -24,8 +24,8 @@ impl Layer for Embedding {
         let (rows, dim) = (self.table.shape[0], self.table.shape[1]);
         let mut data = Vec::with_capacity(x.data.len() * dim);
         for &v in &x.data {
-            let id = v as i64;
-            if id < 0 || id as usize >= rows {
+            let id = v as i64; // truncation, as TF.js casts float ids to int32
+            if !v.is_finite() || id < 0 || id as usize >= rows {
                 return Err(Error::Model(format!(
                     "layer '{}': token id {v} is outside [0, {rows})",
                     self.name
@@ -34,6 +34,9 @@ impl Layer for Embedding {
             data.extend_from_slice(&self.table.data[id as usize * dim..(id as usize + 1) * dim]);
         }
         Tensor::new(x.shape.iter().copied().chain([dim]).collect(), data)
+    }
+    fn id_range(&self) -> Option<usize> {
+        Some(self.table.shape[0])
     }
     fn mask_rule(&self) -> super::MaskRule {
         if self.mask_zero {

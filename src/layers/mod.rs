@@ -69,6 +69,11 @@ pub trait Layer: Send + Sync {
     fn gpu(&self) -> Option<GpuForm<'_>> {
         None
     }
+    /// `Some(n)` where the layer reads its input as integer ids in `0..n` (Embedding,
+    /// CategoryEncoding): the input's domain, for drawing valid seeded inputs.
+    fn id_range(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// How a layer's output mask (`[batch, steps]`, 1 keep / 0 masked) follows from its input.

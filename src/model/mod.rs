@@ -130,6 +130,24 @@ impl Model {
         &self.plan.inputs
     }
 
+    /// Per model input, the id range `0..n` of the layers that read it as integer ids
+    /// (Embedding, CategoryEncoding; the smallest when several do), `None` for other inputs.
+    /// TF.js models often declare such inputs float32: the ids travel as floats.
+    pub fn input_id_ranges(&self) -> Vec<Option<usize>> {
+        self.plan
+            .inputs
+            .iter()
+            .map(|port| {
+                self.plan
+                    .ops
+                    .iter()
+                    .filter(|op| op.inputs.first() == Some(&port.slot))
+                    .filter_map(|op| self.plan.layers[op.layer].id_range())
+                    .min()
+            })
+            .collect()
+    }
+
     /// Model outputs.
     pub fn outputs(&self) -> &[Port] {
         &self.plan.outputs
@@ -240,6 +258,34 @@ impl Model {
                     shape::show(&t.shape),
                     want.join(", ")
                 )));
+            }
+        }
+        self.check_ids(inputs)
+    }
+
+    /// Ids fed straight from a model input to a layer that reads ids (Embedding,
+    /// CategoryEncoding) must be finite and, truncated as TF.js casts them, in `0..n`: the CPU
+    /// and the GPU refuse the same inputs with the same error, before any work.
+    fn check_ids(&self, inputs: &[Tensor]) -> Result<()> {
+        for (port, t) in self.plan.inputs.iter().zip(inputs) {
+            for op in &self.plan.ops {
+                let Some(n) = self.plan.layers[op.layer].id_range() else {
+                    continue;
+                };
+                if op.inputs.first() != Some(&port.slot) {
+                    continue;
+                }
+                let bad = t
+                    .data
+                    .iter()
+                    .find(|v| !v.is_finite() || v.trunc() < 0.0 || v.trunc() >= n as f32);
+                if let Some(v) = bad {
+                    let (class, name) = &self.plan.layer_info[op.layer];
+                    return Err(Error::Model(format!(
+                        "layer '{name}' ({class}): input '{}' holds id {v}, outside [0, {n})",
+                        port.name
+                    )));
+                }
             }
         }
         Ok(())
