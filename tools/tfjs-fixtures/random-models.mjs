@@ -1,0 +1,228 @@
+// Differential test models: draws random TF.js 4.22 layers models (Sequential chains and
+// functional graphs with branches and merges) from seeded configurations, saves each as TF.js
+// writes it (model.json + weights.bin), and records TF.js's own predictions on seeded inputs.
+//
+//   node random-models.mjs OUT_DIR FIRST COUNT
+//
+// Model k (FIRST <= k < FIRST + COUNT) is drawn from seed k alone, so any one regenerates by
+// itself. Each OUT_DIR/m<k>/ holds model.json, weights.bin and expected.json
+// ({generator, description, inputs, outputs}); a one-line description of every model goes to
+// stdout. Draws whose layers TF.js refuses (shapes that do not fit) are redrawn; models TF.js
+// cannot predict, or predicts non-finite values for, are skipped and listed as such.
+//
+// Not drawn, because TF.js 4.22's own kernels disagree with Keras there (layercake follows
+// Keras, see ARCHITECTURE.md): BatchNormalization on an axis other than the last (the CPU
+// batchNorm kernel cycles its parameters over the innermost axis), and 3-D `same` padding where
+// the total padding is negative (TF.js does not clamp it at 0 as it does in 1-D and 2-D).
+import * as tf from '@tensorflow/tfjs';
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadModelDir, predictBundle } from './tfjs-io.mjs';
+
+const L = tf.layers;
+
+function rng(seed) {
+  let a = (seed * 2654435761) >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const ACTIVATIONS = ['linear', 'relu', 'relu6', 'elu', 'selu', 'sigmoid', 'hardSigmoid', 'tanh',
+  'softplus', 'softsign', 'swish', 'mish', 'gelu', 'softmax', 'logSoftmax'];
+
+/** A drawing context: pick helpers over one seeded stream. */
+function drawer(seed) {
+  const r = rng(seed);
+  const int = (lo, hi) => lo + Math.floor(r() * (hi - lo + 1));
+  const pick = (xs) => xs[Math.floor(r() * xs.length)];
+  const chance = (p) => r() < p;
+  return { r, int, pick, chance };
+}
+
+/** Layer factories by input rank (batch excluded): each returns [description, layer] or null. */
+function candidates(d, shape) {
+  const { int, pick, chance } = d;
+  const act = () => pick(ACTIVATIONS);
+  const rank = shape.length;
+  const out = [];
+  const add = (desc, make) => out.push([desc, make]);
+  if (rank >= 1) {
+    const a = act(), units = int(1, 7), useBias = chance(0.8);
+    add(`Dense(${units},${a}${useBias ? '' : ',nobias'})`, () => L.dense({ units, activation: a, useBias }));
+    add('BatchNorm(-1)', () => L.batchNormalization({ axis: -1, epsilon: pick([1e-3, 0.1]), center: chance(0.8), scale: chance(0.8) }));
+    add('LayerNorm', () => L.layerNormalization({ axis: -1, center: chance(0.8), scale: chance(0.8) }));
+    const b = act();
+    add(`Activation(${b})`, () => L.activation({ activation: b }));
+    add('ReLU', () => L.reLU({ maxValue: chance(0.5) ? 1.5 : null }));
+    add('LeakyReLU', () => L.leakyReLU({ alpha: pick([0.1, 0.3]) }));
+    add('ELU', () => L.elu({ alpha: pick([0.5, 1.0]) }));
+    add('PReLU', () => L.prelu({}));
+    add('ThresholdedReLU', () => L.thresholdedReLU({ theta: pick([0.1, 0.5]) }));
+    add('Dropout', () => L.dropout({ rate: 0.4 }));
+  }
+  if (rank === 1) {
+    const n = int(2, 4);
+    add(`RepeatVector(${n})`, () => L.repeatVector({ n }));
+    if (shape[0] % 2 === 0) add('Reshape(2,-1)', () => L.reshape({ targetShape: [2, shape[0] / 2] }));
+  }
+  if (rank >= 2) {
+    add('Flatten', () => L.flatten());
+    add('Softmax', () => L.softmax({ axis: -1 }));
+  }
+  if (rank === 2) {
+    const f = int(1, 5), k = int(1, 3), s = int(1, 2), dl = s === 1 ? int(1, 2) : 1;
+    const pad = pick(['valid', 'same', 'causal']), a = act();
+    add(`Conv1D(${f},k${k},s${s},d${dl},${pad},${a})`, () => L.conv1d({ filters: f, kernelSize: k, strides: s, dilationRate: dl, padding: pad, activation: a }));
+    const p = int(1, 3), ps = int(1, 3), pp = pick(['valid', 'same']);
+    add(`MaxPool1D(${p},${ps},${pp})`, () => L.maxPooling1d({ poolSize: p, strides: ps, padding: pp }));
+    add(`AvgPool1D(${p},${ps},${pp})`, () => L.averagePooling1d({ poolSize: p, strides: ps, padding: pp }));
+    add('GlobalAvgPool1D', () => L.globalAveragePooling1d());
+    add('GlobalMaxPool1D', () => L.globalMaxPooling1d());
+    const cls = pick(['lstm', 'gru', 'simpleRNN']), u = int(1, 4), seq = chance(0.5), back = chance(0.3);
+    add(`${cls}(${u}${seq ? ',seq' : ''}${back ? ',back' : ''})`, () => L[cls]({ units: u, returnSequences: seq, goBackwards: back }));
+    const mode = pick(['concat', 'sum', 'mul', 'ave']);
+    add(`Bidirectional(${cls}(${u}),${mode})`, () => L.bidirectional({ layer: L[cls]({ units: u, returnSequences: seq }), mergeMode: mode }));
+    add(`TimeDistributed(Dense(${u}))`, () => L.timeDistributed({ layer: L.dense({ units: u }) }));
+    add('Permute(2,1)', () => L.permute({ dims: [2, 1] }));
+  }
+  if (rank === 3) {
+    const cf = chance(0.4) ? 'channelsFirst' : 'channelsLast';
+    const kh = int(1, 3), kw = int(1, 3), s = int(1, 2), pad = pick(['valid', 'same']), a = act();
+    const f = int(1, 5), dl = s === 1 && chance(0.3) ? 2 : 1, tag = cf === 'channelsFirst' ? ',cf' : '';
+    add(`Conv2D(${f},${kh}x${kw},s${s},d${dl},${pad},${a}${tag})`, () => L.conv2d({ filters: f, kernelSize: [kh, kw], strides: s, dilationRate: dl, padding: pad, activation: a, dataFormat: cf }));
+    add(`Conv2DTranspose(${f},${kh}x${kw},s${s},${pad}${tag})`, () => L.conv2dTranspose({ filters: f, kernelSize: [kh, kw], strides: s, padding: pad, dataFormat: cf }));
+    add(`DepthwiseConv2D(${kh}x${kw},s${s},${pad}${tag})`, () => L.depthwiseConv2d({ kernelSize: [kh, kw], strides: s, padding: pad, depthMultiplier: int(1, 2), dataFormat: cf }));
+    add(`SeparableConv2D(${f},${kh}x${kw},${pad}${tag})`, () => L.separableConv2d({ filters: f, kernelSize: [kh, kw], padding: pad, dataFormat: cf }));
+    const p = int(1, 3), ps = int(1, 3), pp = pick(['valid', 'same']);
+    add(`MaxPool2D(${p},${ps},${pp}${tag})`, () => L.maxPooling2d({ poolSize: p, strides: ps, padding: pp, dataFormat: cf }));
+    add(`AvgPool2D(${p},${ps},${pp}${tag})`, () => L.averagePooling2d({ poolSize: [p, int(1, 3)], strides: ps, padding: pp, dataFormat: cf }));
+    add(`GlobalAvgPool2D${tag}`, () => L.globalAveragePooling2d({ dataFormat: cf }));
+    add(`GlobalMaxPool2D${tag}`, () => L.globalMaxPooling2d({ dataFormat: cf }));
+    const zp = [[int(0, 2), int(0, 2)], [int(0, 2), int(0, 2)]];
+    add(`ZeroPadding2D(${JSON.stringify(zp)}${tag})`, () => L.zeroPadding2d({ padding: zp, dataFormat: cf }));
+    const cr = [[int(0, 1), int(0, 1)], [int(0, 1), int(0, 1)]];
+    add(`Cropping2D(${JSON.stringify(cr)}${tag})`, () => L.cropping2d({ cropping: cr, dataFormat: cf }));
+    const interp = pick(['nearest', 'bilinear']);
+    add(`UpSampling2D(${interp}${tag})`, () => L.upSampling2d({ size: [int(1, 2), int(1, 2)], interpolation: interp, dataFormat: cf }));
+  }
+  return out;
+}
+
+const INPUTS = [[6], [5, 3], [6, 6, 2], [7, 5, 3], [3, 6, 6]];
+
+/** Append up to `n` layers to `x`, each drawn until TF.js accepts it. */
+function chain(d, x, n, desc) {
+  for (let i = 0; i < n; i++) {
+    const options = candidates(d, x.shape.slice(1));
+    for (let tries = 0; tries < 8; tries++) {
+      const [what, make] = d.pick(options);
+      try {
+        const y = make().apply(x);
+        if (y.shape.slice(1).some((v) => v === 0 || v == null) || y.shape.reduce((a, b) => a * (b ?? 1), 1) > 4096) continue;
+        x = y;
+        desc.push(what);
+        break;
+      } catch (e) {
+        // a layer that does not fit this shape: draw another
+      }
+    }
+  }
+  return x;
+}
+
+/** Random model `k`: a Sequential-like chain, or a functional graph with two branches merged. */
+function draw(k) {
+  const d = drawer(k);
+  const shape = d.pick(INPUTS);
+  const input = L.input({ shape, name: 'x' });
+  const desc = [`in[${shape}]`];
+  let out;
+  if (d.chance(0.6)) {
+    out = chain(d, input, d.int(2, 7), desc);
+  } else {
+    const trunk = chain(d, input, d.int(0, 2), desc);
+    const a = [], b = [];
+    const ya = chain(d, trunk, d.int(1, 3), a);
+    const yb = chain(d, trunk, d.int(0, 2), b);
+    const ways = d.int(2, 3);
+    const branches = [ya, yb, trunk].slice(0, ways);
+    const same = branches.every((t) => JSON.stringify(t.shape) === JSON.stringify(ya.shape));
+    const op = same ? d.pick(['add', 'multiply', 'average', 'maximum', 'minimum', 'concatenate']) : 'concatenate';
+    desc.push(`{${a.join(' ')} | ${b.join(' ')}${ways === 3 ? ' | trunk' : ''}}`);
+    try {
+      out = (op === 'concatenate' ? L.concatenate({ axis: -1 }) : L[op]()).apply(branches);
+      desc.push(`${op}×${ways}`);
+    } catch (e) {
+      out = ya;
+      desc.push('(branch a)');
+    }
+    out = chain(d, out, d.int(0, 2), desc);
+  }
+  return { model: tf.model({ inputs: input, outputs: out }), description: desc.join(' ') };
+}
+
+/** Seeded weights (plausible statistics), as the fixtures' generator seeds them. */
+function seedWeights(model, k) {
+  const r = rng(k + 7919);
+  model.setWeights(model.weights.map((w) => {
+    const n = w.shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      if (w.originalName.endsWith('moving_variance')) data[i] = 0.5 + r();
+      else if (w.originalName.endsWith('gamma')) data[i] = 0.75 + 0.5 * r();
+      else data[i] = (r() - 0.5) * 1.2;
+    }
+    return tf.tensor(data, w.shape, w.dtype);
+  }));
+}
+
+async function save(model, dir) {
+  await model.save(tf.io.withSaveHandler(async (a) => {
+    fs.mkdirSync(dir, { recursive: true });
+    const json = {
+      modelTopology: a.modelTopology, format: a.format, generatedBy: a.generatedBy,
+      convertedBy: a.convertedBy, weightsManifest: [{ paths: ['weights.bin'], weights: a.weightSpecs }],
+    };
+    fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify(json));
+    fs.writeFileSync(path.join(dir, 'weights.bin'), Buffer.from(a.weightData));
+    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+  }));
+}
+
+async function one(out, k) {
+  const { model, description } = draw(k);
+  seedWeights(model, k);
+  const dir = path.join(out, `m${k}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  await save(model, dir);
+  const r = rng(k + 104729);
+  const inputs = model.inputs.map((inp) => {
+    const shape = [2, ...inp.shape.slice(1)];
+    const n = shape.reduce((a, b) => a * b, 1);
+    return { name: model.inputNames[0], shape, dtype: 'float32', data: Array.from({ length: n }, () => Math.fround((r() - 0.5) * 4)) };
+  });
+  try {
+    const loaded = await loadModelDir(dir);
+    const bundle = predictBundle(loaded, inputs);
+    if (!bundle.outputs.every((o) => o.data.every(Number.isFinite))) throw new Error('non-finite outputs');
+    const expected = { generator: `@tensorflow/tfjs ${tf.version.tfjs} (${tf.getBackend()})`, description, ...bundle };
+    fs.writeFileSync(path.join(dir, 'expected.json'), JSON.stringify(expected));
+    console.log(`m${k}: ${description}`);
+  } catch (e) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    console.log(`m${k}: skipped (${e.message.split('\n')[0]}): ${description}`);
+  }
+}
+
+async function main() {
+  await tf.setBackend('cpu');
+  const [out, first, count] = [process.argv[2], Number(process.argv[3] ?? 0), Number(process.argv[4] ?? 10)];
+  for (let k = first; k < first + count; k++) await one(out, k);
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
