@@ -487,15 +487,17 @@ pub(super) fn conv(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     let kernel_2d = kernel
         .clone()
         .reshaped(vec![kernel.data.len() / f.max(1), f])?;
-    Ok(Box::new(Conv {
+    let (activation, after) = super::split_row_activation(ctx.activation()?, ctx.channels_first());
+    let layer: Box<dyn Layer> = Box::new(Conv {
         name: ctx.name.to_string(),
         kernel,
         kernel_2d,
         bias: bias(ctx, f)?,
-        activation: ctx.activation()?,
+        activation,
         channels_first,
         geometry,
-    }))
+    });
+    Ok(super::then_row(layer, after))
 }
 
 /// Conv2DTranspose / Conv3DTranspose: the gradient of a convolution; kernel `[*k, filters, in]`.
@@ -640,15 +642,17 @@ pub(super) fn conv_transpose(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
         }
     }
     let kernel_2d = Tensor::new(vec![taps * cin, f], flat)?;
-    Ok(Box::new(ConvTranspose {
+    let (activation, after) = super::split_row_activation(ctx.activation()?, ctx.channels_first());
+    let layer: Box<dyn Layer> = Box::new(ConvTranspose {
         name: ctx.name.to_string(),
         kernel,
         kernel_2d,
         bias: bias(ctx, f)?,
-        activation: ctx.activation()?,
+        activation,
         channels_first,
         geometry,
-    }))
+    });
+    Ok(super::then_row(layer, after))
 }
 
 /// Depthwise 2D convolution: kernel `[kh, kw, in, m]`, output channel `c*m + j`.
@@ -748,15 +752,17 @@ pub(super) fn depthwise(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
         "depthwise_kernel",
         &[geometry.kernel[0], geometry.kernel[1], cin, m],
     )?;
-    Ok(Box::new(Depthwise {
+    let (activation, after) = super::split_row_activation(ctx.activation()?, ctx.channels_first());
+    let layer: Box<dyn Layer> = Box::new(Depthwise {
         name: ctx.name.to_string(),
         bias: bias(ctx, cin * m)?,
-        activation: ctx.activation()?,
+        activation,
         depthwise,
         pointwise: None,
         channels_first,
         geometry,
-    }))
+    });
+    Ok(super::then_row(layer, after))
 }
 
 pub(super) fn separable(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
@@ -773,15 +779,17 @@ pub(super) fn separable(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
         &[geometry.kernel[0], geometry.kernel[1], cin, m],
     )?;
     let pointwise = ctx.weight("pointwise_kernel", &[1, 1, cin * m, f])?;
-    Ok(Box::new(Depthwise {
+    let (activation, after) = super::split_row_activation(ctx.activation()?, ctx.channels_first());
+    let layer: Box<dyn Layer> = Box::new(Depthwise {
         name: ctx.name.to_string(),
         bias: bias(ctx, f)?,
-        activation: ctx.activation()?,
+        activation,
         depthwise,
         pointwise: Some(pointwise),
         channels_first,
         geometry,
-    }))
+    });
+    Ok(super::then_row(layer, after))
 }
 
 #[cfg(test)]

@@ -158,6 +158,14 @@ pub enum GpuForm<'a> {
     },
     /// Output = input (dropout at inference, flatten and reshape of contiguous data).
     Identity,
+    /// The inner form, then a row-wise activation (softmax, log_softmax, sparsemax) over the
+    /// output's last axis ([`split_row_activation`]).
+    ThenRow {
+        /// The layer without its activation.
+        inner: Box<GpuForm<'a>>,
+        /// Applied to the output, in place.
+        activation: Activation,
+    },
     /// `activation(x · kernel + bias)` over the last axis.
     MatMul {
         /// `[in, out]`.
@@ -267,6 +275,55 @@ pub fn cf_wrap(channels_first: bool, form: GpuForm<'_>) -> GpuForm<'_> {
         }
     } else {
         form
+    }
+}
+
+/// Channels_first layers apply their activation to the NCHW output, as TF.js and Keras do.
+/// Element-wise activations commute with the layout, but a row-wise one (softmax, log_softmax,
+/// sparsemax) normalizes the output's last axis (the width), not the channels. Returns the
+/// activation to compute in channels-last space and the row activation to apply after it.
+pub fn split_row_activation(
+    act: Activation,
+    channels_first: bool,
+) -> (Activation, Option<Activation>) {
+    if channels_first && act.row_mode().is_some() {
+        (Activation::Linear, Some(act))
+    } else {
+        (act, None)
+    }
+}
+
+/// `layer`, followed by the row activation `after` over its output's last axis, if any.
+pub fn then_row(layer: Box<dyn Layer>, after: Option<Activation>) -> Box<dyn Layer> {
+    match after {
+        Some(act) => Box::new(ThenRow { inner: layer, act }),
+        None => layer,
+    }
+}
+
+struct ThenRow {
+    inner: Box<dyn Layer>,
+    act: Activation,
+}
+
+impl Layer for ThenRow {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        self.inner.output_shape(inputs)
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let mut y = self.inner.forward(inputs)?;
+        let last = *y.shape.last().unwrap_or(&1);
+        self.act.apply(&mut y.data, last);
+        Ok(y)
+    }
+    fn mask_rule(&self) -> MaskRule {
+        self.inner.mask_rule()
+    }
+    fn gpu(&self) -> Option<GpuForm<'_>> {
+        Some(GpuForm::ThenRow {
+            inner: Box::new(self.inner.gpu()?),
+            activation: self.act,
+        })
     }
 }
 

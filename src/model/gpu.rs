@@ -95,6 +95,10 @@ enum Params {
         to: Vec<usize>,
         inner: Box<Params>,
     },
+    ThenRow {
+        inner: Box<Params>,
+        act: Activation,
+    },
     WeightedGather(usize),
     RowDot {
         layer: usize,
@@ -311,6 +315,10 @@ fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
             to,
             inner: Box::new(upload(dev, index, name, *inner)),
         },
+        GpuForm::ThenRow { inner, activation } => Params::ThenRow {
+            inner: Box::new(upload(dev, index, name, *inner)),
+            act: activation,
+        },
         GpuForm::WindowReduce { max, .. } => Params::WindowReduce { layer: index, max },
         GpuForm::Depthwise {
             depthwise,
@@ -381,7 +389,9 @@ impl RecurrentParams {
 /// `form` without its [`GpuForm::Permuted`] / [`GpuForm::MergeTime`] wrappers.
 fn inner(form: GpuForm<'_>) -> GpuForm<'_> {
     match form {
-        GpuForm::Permuted { inner: f, .. } | GpuForm::MergeTime(f) => inner(*f),
+        GpuForm::Permuted { inner: f, .. }
+        | GpuForm::MergeTime(f)
+        | GpuForm::ThenRow { inner: f, .. } => inner(*f),
         f => f,
     }
 }
@@ -929,6 +939,10 @@ impl<'m> GpuModel<'m> {
                 }
                 let (_, t) = self.transpose(&out_p, &back)?;
                 self.gather(pass, &y, &t, numel, out.0)
+            }
+            Params::ThenRow { inner, act } => {
+                self.encode(pass, inner, ins, out)?;
+                self.softmax(pass, *act, out)
             }
             Params::Binary(op) => self.binary(pass, *op, ins, out),
             Params::Parametric(p) => {

@@ -13,7 +13,10 @@
 // Not drawn, because TF.js 4.22's own kernels disagree with Keras there (layercake follows
 // Keras, see ARCHITECTURE.md): BatchNormalization on an axis other than the last (the CPU
 // batchNorm kernel cycles its parameters over the innermost axis), and 3-D `same` padding where
-// the total padding is negative (TF.js does not clamp it at 0 as it does in 1-D and 2-D).
+// the total padding is negative (TF.js does not clamp it at 0 as it does in 1-D and 2-D), and
+// SeparableConv2D channels_first with a bias (TF.js runs it in NHWC, then adds the bias reshaped
+// to [1, filters, 1, 1], i.e. along the height: it throws unless height = filters, and then
+// adds bias[h] to row h).
 import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -97,7 +100,8 @@ function candidates(d, shape) {
     add(`Conv2D(${f},${kh}x${kw},s${s},d${dl},${pad},${a}${tag})`, () => L.conv2d({ filters: f, kernelSize: [kh, kw], strides: s, dilationRate: dl, padding: pad, activation: a, dataFormat: cf }));
     add(`Conv2DTranspose(${f},${kh}x${kw},s${s},${pad}${tag})`, () => L.conv2dTranspose({ filters: f, kernelSize: [kh, kw], strides: s, padding: pad, dataFormat: cf }));
     add(`DepthwiseConv2D(${kh}x${kw},s${s},${pad}${tag})`, () => L.depthwiseConv2d({ kernelSize: [kh, kw], strides: s, padding: pad, depthMultiplier: int(1, 2), dataFormat: cf }));
-    add(`SeparableConv2D(${f},${kh}x${kw},${pad}${tag})`, () => L.separableConv2d({ filters: f, kernelSize: [kh, kw], padding: pad, dataFormat: cf }));
+    // channels_first without bias: see the header.
+    add(`SeparableConv2D(${f},${kh}x${kw},${pad}${tag})`, () => L.separableConv2d({ filters: f, kernelSize: [kh, kw], padding: pad, dataFormat: cf, useBias: cf === 'channelsLast' }));
     const p = int(1, 3), ps = int(1, 3), pp = pick(['valid', 'same']);
     add(`MaxPool2D(${p},${ps},${pp}${tag})`, () => L.maxPooling2d({ poolSize: p, strides: ps, padding: pp, dataFormat: cf }));
     add(`AvgPool2D(${p},${ps},${pp}${tag})`, () => L.averagePooling2d({ poolSize: [p, int(1, 3)], strides: ps, padding: pp, dataFormat: cf }));
