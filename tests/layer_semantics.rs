@@ -163,3 +163,26 @@ fn seeded_inputs_respect_every_fixtures_input_domain() {
     }
     assert!(embedded >= 3, "fixtures with id inputs: {embedded}");
 }
+
+#[test]
+fn recurrent_cells_refuse_row_wise_activations_by_name() {
+    for (class, key) in [
+        ("SimpleRNN", "activation"),
+        ("LSTM", "recurrent_activation"),
+    ] {
+        let topology = json!({"class_name": "Sequential", "config": {"name": "m", "layers": [
+            {"class_name": class, "config": {"name": "probe", "units": 2, key: "softmax", "batch_input_shape": [null, 3, 4]}}]}});
+        let gates = if class == "LSTM" { 8 } else { 2 };
+        let named = vec![
+            ("probe/kernel".to_string(), vec![4, gates]),
+            ("probe/recurrent_kernel".to_string(), vec![2, gates]),
+            ("probe/bias".to_string(), vec![gates]),
+        ];
+        let a = synthetic::with_topology(&named, topology, 4).unwrap();
+        let e = Model::from_artifacts(a).err().expect("refused").to_string();
+        assert!(
+            e.contains("probe") && e.contains(key) && e.contains("Softmax"),
+            "{e}"
+        );
+    }
+}

@@ -335,6 +335,18 @@ pub(super) fn build_recurrent(ctx: &LayerCtx) -> Result<Recurrent> {
         .unwrap_or_else(|| "tanh".into());
     let activation =
         Activation::parse(Some(&activation_value), ctx.keras3()).map_err(|e| ctx.err(e))?;
+    // The cells apply activations unit by unit; a row-wise one (softmax over the units) would
+    // need the whole state row at once. Refused rather than computed element-wise (wrong).
+    for (key, a) in [
+        ("activation", activation),
+        ("recurrent_activation", gate_activation),
+    ] {
+        if a.row_mode().is_some() {
+            return Err(ctx.err(format!(
+                "{key} {a:?} (a row-wise activation over the units) is not supported in recurrent cells"
+            )));
+        }
+    }
     let zeros = || Tensor {
         shape: vec![gu],
         data: vec![0.0; gu],

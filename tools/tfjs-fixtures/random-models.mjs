@@ -16,7 +16,10 @@
 // the total padding is negative (TF.js does not clamp it at 0 as it does in 1-D and 2-D), and
 // SeparableConv2D channels_first with a bias (TF.js runs it in NHWC, then adds the bias reshaped
 // to [1, filters, 1, 1], i.e. along the height: it throws unless height = filters, and then
-// adds bias[h] to row h).
+// adds bias[h] to row h), and a mask reaching a layer through one that does not support
+// masking: TF.js's `execute` keeps the last mask it saw in the `kwargs` object it reuses for every
+// later layer, so a recurrent layer after Masking → Conv1D is masked in TF.js (Keras drops the
+// mask at Conv1D, and so does layercake).
 import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -87,7 +90,14 @@ function candidates(d, shape) {
     add('GlobalAvgPool1D', () => L.globalAveragePooling1d());
     add('GlobalMaxPool1D', () => L.globalMaxPooling1d());
     const cls = pick(['lstm', 'gru', 'simpleRNN']), u = int(1, 4), seq = chance(0.5), back = chance(0.3);
-    add(`${cls}(${u}${seq ? ',seq' : ''}${back ? ',back' : ''})`, () => L[cls]({ units: u, returnSequences: seq, goBackwards: back }));
+    // Row-wise activations (softmax, logSoftmax) in recurrent cells are refused by layercake.
+    const ra = chance(0.3) ? pick(ACTIVATIONS.filter((a) => !/oftmax/.test(a))) : 'tanh', rr = cls === 'simpleRNN' || chance(0.7) ? 'hardSigmoid' : pick(['sigmoid', 'relu']);
+    add(`${cls}(${u}${seq ? ',seq' : ''}${back ? ',back' : ''},${ra},${rr})`, () => L[cls]({ units: u, returnSequences: seq, goBackwards: back, activation: ra, recurrentActivation: rr, useBias: chance(0.8), unitForgetBias: chance(0.5), resetAfter: false }));
+    // Masking straight before a recurrent layer: see the header on TF.js's sticky masks.
+    // After it, no layer that reads a mask is drawn (d.masked).
+    add(`Masking(0) ${cls}(${u})`, () => ({ apply: (x) => { const y = L[cls]({ units: u, returnSequences: seq }).apply(L.masking({ maskValue: 0 }).apply(x)); d.masked = true; return y; } }));
+    add('GaussianNoise', () => L.gaussianNoise({ stddev: 0.2 }));
+    add('SpatialDropout1D', () => L.spatialDropout1d({ rate: 0.3 }));
     const mode = pick(['concat', 'sum', 'mul', 'ave']);
     add(`Bidirectional(${cls}(${u}),${mode})`, () => L.bidirectional({ layer: L[cls]({ units: u, returnSequences: seq }), mergeMode: mode }));
     add(`TimeDistributed(Dense(${u}))`, () => L.timeDistributed({ layer: L.dense({ units: u }) }));
@@ -114,10 +124,21 @@ function candidates(d, shape) {
     const interp = pick(['nearest', 'bilinear']);
     add(`UpSampling2D(${interp}${tag})`, () => L.upSampling2d({ size: [int(1, 2), int(1, 2)], interpolation: interp, dataFormat: cf }));
   }
-  return out;
+  if (rank === 4) {
+    // Strides at most the kernel: see the header on 3-D `same` padding.
+    const k = [int(1, 3), int(1, 3), int(1, 3)], s = int(1, Math.min(...k)), pad = pick(['valid', 'same']), a = act();
+    const f = int(1, 4), cf = chance(0.3) ? 'channelsFirst' : 'channelsLast', tag = cf === 'channelsFirst' ? ',cf' : '';
+    add(`Conv3D(${f},${k.join('x')},s${s},${pad},${a}${tag})`, () => L.conv3d({ filters: f, kernelSize: k, strides: s, padding: pad, activation: a, dataFormat: cf }));
+    const p = int(1, 2), ps = int(1, p);
+    add(`MaxPool3D(${p},${ps},${pad}${tag})`, () => L.maxPooling3d({ poolSize: p, strides: ps, padding: pad, dataFormat: cf }));
+    add(`AvgPool3D(${p},${ps},${pad}${tag})`, () => L.averagePooling3d({ poolSize: p, strides: ps, padding: pad, dataFormat: cf }));
+  }
+  // Layers that read the mask TF.js keeps in `kwargs` (see the header).
+  const readsMask = /^(lstm|gru|simpleRNN|Bidirectional|TimeDistributed|Softmax|Masking)/;
+  return d.masked ? out.filter(([desc]) => !readsMask.test(desc)) : out;
 }
 
-const INPUTS = [[6], [5, 3], [6, 6, 2], [7, 5, 3], [3, 6, 6]];
+const INPUTS = [[6], [5, 3], [6, 4], [6, 6, 2], [7, 5, 3], [3, 6, 6], [4, 5, 4, 2]];
 
 /** Append up to `n` layers to `x`, each drawn until TF.js accepts it. */
 function chain(d, x, n, desc) {
@@ -208,7 +229,10 @@ async function one(out, k) {
   const inputs = model.inputs.map((inp) => {
     const shape = [2, ...inp.shape.slice(1)];
     const n = shape.reduce((a, b) => a * b, 1);
-    return { name: model.inputNames[0], shape, dtype: 'float32', data: Array.from({ length: n }, () => Math.fround((r() - 0.5) * 4)) };
+    const data = Array.from({ length: n }, () => Math.fround((r() - 0.5) * 4));
+    // Sequences: a few whole steps of zeros, for Masking(0) to mask.
+    if (shape.length === 3) for (const [row, step] of [[0, 0], [1, shape[1] - 1], [1, 1]]) data.fill(0, (row * shape[1] + step) * shape[2], (row * shape[1] + step + 1) * shape[2]);
+    return { name: model.inputNames[0], shape, dtype: 'float32', data };
   });
   try {
     const loaded = await loadModelDir(dir);
