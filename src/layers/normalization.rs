@@ -81,6 +81,59 @@ pub(super) fn batch_norm(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     Ok(Box::new(BatchNorm { axis, mul, add }))
 }
 
+/// Keras 3's Normalization (preprocessing): `(x - mean) / max(sqrt(variance), 1e-7)` per
+/// channel along `axis` (`invert`: `mean + x * max(sqrt(variance), 1e-7)`), the statistics
+/// from the config (`mean`, `variance`) or from the adapted variables (`mean`, `variance`,
+/// `count`). Folded into the per-channel affine form BatchNormalization uses.
+pub(super) fn keras_normalization(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    let rank = ctx.input()?.len();
+    let axis = match ctx.get("axis") {
+        Some(Value::Null) => {
+            return Err(ctx.err("axis None (one statistic for every value) is not supported"))
+        }
+        Some(Value::Array(a)) if a.len() > 1 => {
+            return Err(ctx.err("statistics over several axes are not supported"))
+        }
+        _ => axis_of(ctx, rank)?,
+    };
+    let c = ctx.input_dim(axis as isize)?;
+    let from_config = |key: &str| -> Result<Option<Vec<f64>>> {
+        let v = match ctx.get(key) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(v) => v,
+        };
+        let flat: Vec<f64> = match v {
+            Value::Array(a) => a.iter().filter_map(Value::as_f64).collect(),
+            v => v.as_f64().into_iter().collect(),
+        };
+        match flat.len() {
+            1 => Ok(Some(vec![flat[0]; c])),
+            n if n == c => Ok(Some(flat)),
+            _ => Err(ctx.err(format!("config '{key}' holds {v}, not 1 or {c} numbers"))),
+        }
+    };
+    let (mean, var) = match (from_config("mean")?, from_config("variance")?) {
+        (Some(m), Some(v)) => (m, v),
+        (None, None) => {
+            let wide = |t: Tensor| t.data.iter().map(|&v| f64::from(v)).collect::<Vec<_>>();
+            let mean = wide(ctx.weight("mean", &[c])?);
+            let var = wide(ctx.weight("variance", &[c])?);
+            ctx.optional_weight("count", &[])?;
+            (mean, var)
+        }
+        _ => return Err(ctx.err("config gives only one of 'mean' and 'variance'")),
+    };
+    let invert = ctx.bool_or("invert", false);
+    let (mut mul, mut add) = (Vec::with_capacity(c), Vec::with_capacity(c));
+    for (m, v) in mean.iter().zip(&var) {
+        let d = v.sqrt().max(1e-7);
+        let (a, b) = if invert { (d, *m) } else { (1.0 / d, -m / d) };
+        mul.push(a as f32);
+        add.push(b as f32);
+    }
+    Ok(Box::new(BatchNorm { axis, mul, add }))
+}
+
 /// Normalize over `axes` (trailing, contiguous), then scale and shift.
 struct LayerNorm {
     axes: Vec<usize>,

@@ -228,6 +228,21 @@ def augment_head():
     return m, [RNG.normal(size=(2, 12, 12, 3)), RNG.normal(size=(2, 3, 5, 6))]
 
 
+def normalization():
+    # Keras 3's Normalization (EfficientNet and ConvNeXt start with it): adapted statistics
+    # (variables mean, variance, count), statistics in the config, invert, a channel axis.
+    x = keras.Input((5, 4, 3))
+    adapted = layers.Normalization(axis=-1, name="adapted")
+    adapted.adapt(RNG.normal(2.0, 3.0, size=(64, 5, 4, 3)).astype("float32"))
+    y = adapted(x)
+    y = layers.Conv2D(4, 3, padding="same")(y)
+    y = layers.Normalization(axis=1, mean=[0.5, -1.0, 2.0, 0.0, 1.0], variance=[1.0, 4.0, 0.25, 2.0, 9.0], name="by_config")(y)
+    y = layers.Normalization(mean=0.5, variance=2.0, invert=True, name="inverted")(y)
+    y = layers.GlobalAveragePooling2D()(y)
+    m = keras.Model(x, layers.Dense(2)(y))
+    return m, [RNG.normal(2.0, 3.0, size=(2, 5, 4, 3))]
+
+
 CASES = {
     "dense": (dense, True),
     "conv_bn": (conv_bn, True),
@@ -241,6 +256,7 @@ CASES = {
     "long_sequence": (long_sequence, True),
     "merges": (merges, True),
     "augment_head": (augment_head, True),
+    "normalization": (normalization, False),  # keeps the adapted statistics
     "fitted": (fitted, False),  # keeps the weights and optimizer state training wrote
 }
 
