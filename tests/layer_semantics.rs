@@ -186,3 +186,35 @@ fn recurrent_cells_refuse_row_wise_activations_by_name() {
         );
     }
 }
+
+#[test]
+fn a_window_larger_than_its_input_is_refused_by_name() {
+    // TF.js computes a negative output shape here; Keras refuses the layer.
+    for (class, config) in [
+        (
+            "Conv2D",
+            json!({"filters": 2, "kernel_size": [3, 3], "dilation_rate": 2, "padding": "valid"}),
+        ),
+        (
+            "MaxPooling2D",
+            json!({"pool_size": [4, 4], "padding": "valid"}),
+        ),
+    ] {
+        let mut config = config;
+        config["name"] = json!("probe");
+        config["batch_input_shape"] = json!([null, 3, 3, 2]);
+        let topology = json!({"class_name": "Sequential", "config": {"name": "m", "layers": [
+            {"class_name": class, "config": config}]}});
+        let named = if class == "Conv2D" {
+            vec![
+                ("probe/kernel".to_string(), vec![3, 3, 2, 2]),
+                ("probe/bias".to_string(), vec![2]),
+            ]
+        } else {
+            Vec::new()
+        };
+        let a = synthetic::with_topology(&named, topology, 4).unwrap();
+        let e = Model::from_artifacts(a).err().expect("refused").to_string();
+        assert!(e.contains("probe") && e.contains("empty"), "{class}: {e}");
+    }
+}

@@ -311,10 +311,19 @@ pub(super) fn spatial_shape(
     } else {
         &input[1..rank - 1]
     };
-    let sizes = spatial
+    let sizes: Vec<Option<usize>> = spatial
         .iter()
         .enumerate()
-        .map(|(i, n)| n.map(|n| out(i, n)));
+        .map(|(i, n)| n.map(|n| out(i, n)))
+        .collect();
+    if let Some(i) = sizes.iter().position(|&s| s == Some(0)) {
+        // Keras refuses such a layer ("negative dimension"); TF.js computes a negative shape.
+        return Err(Error::Model(format!(
+            "the window is larger than spatial axis {i} of the input (size {}): the output would be empty",
+            spatial[i].unwrap_or(0)
+        )));
+    }
+    let sizes = sizes.into_iter();
     Ok(if channels_first {
         [input[0], channels].into_iter().chain(sizes).collect()
     } else {

@@ -135,6 +135,9 @@ function candidates(d, shape) {
   }
   // Layers that read the mask TF.js keeps in `kwargs` (see the header).
   const readsMask = /^(lstm|gru|simpleRNN|Bidirectional|TimeDistributed|Softmax|Masking)/;
+  // In branches, TF.js's execution order decides which branch the kept mask reaches: no
+  // Masking there.
+  if (d.branching) return out.filter(([desc]) => !desc.startsWith('Masking'));
   return d.masked ? out.filter(([desc]) => !readsMask.test(desc)) : out;
 }
 
@@ -148,7 +151,7 @@ function chain(d, x, n, desc) {
       const [what, make] = d.pick(options);
       try {
         const y = make().apply(x);
-        if (y.shape.slice(1).some((v) => v === 0 || v == null) || y.shape.reduce((a, b) => a * (b ?? 1), 1) > 4096) continue;
+        if (y.shape.slice(1).some((v) => v == null || v <= 0) || y.shape.reduce((a, b) => a * (b ?? 1), 1) > 4096) continue;
         x = y;
         desc.push(what);
         break;
@@ -172,8 +175,10 @@ function draw(k) {
   } else {
     const trunk = chain(d, input, d.int(0, 2), desc);
     const a = [], b = [];
+    d.branching = true;
     const ya = chain(d, trunk, d.int(1, 3), a);
     const yb = chain(d, trunk, d.int(0, 2), b);
+    d.branching = false;
     const ways = d.int(2, 3);
     const branches = [ya, yb, trunk].slice(0, ways);
     const same = branches.every((t) => JSON.stringify(t.shape) === JSON.stringify(ya.shape));
