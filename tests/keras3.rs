@@ -299,20 +299,20 @@ fn renamed_fixture(name: &str, renames: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
+/// The `dense` fixture's h5 paths and the layer paths naming the same weights.
+const DENSE_BY_LAYER_PATH: &[(&str, &str)] = &[
+    ("layers/dense/vars/0", "second/kernel"),
+    ("layers/dense/vars/1", "second/bias"),
+    ("layers/dense_1/vars/0", "first/kernel"),
+    ("layers/dense_1/vars/1", "first/bias"),
+    ("layers/dense_2/vars/0", "dense/kernel"),
+    ("layers/dense_2/vars/1", "dense/bias"),
+];
+
 #[test]
 fn keras3_weights_named_by_layer_path_bind_too() {
     let cases: [(&str, &[(&str, &str)]); 2] = [
-        (
-            "dense",
-            &[
-                ("layers/dense/vars/0", "second/kernel"),
-                ("layers/dense/vars/1", "second/bias"),
-                ("layers/dense_1/vars/0", "first/kernel"),
-                ("layers/dense_1/vars/1", "first/bias"),
-                ("layers/dense_2/vars/0", "dense/kernel"),
-                ("layers/dense_2/vars/1", "dense/bias"),
-            ],
-        ),
+        ("dense", DENSE_BY_LAYER_PATH),
         (
             "embed_lstm",
             &[
@@ -339,17 +339,9 @@ fn keras3_weights_named_by_layer_path_bind_too() {
         assert_matches_keras(&format!("{name} by layer path"), &got, &want);
     }
     // A missing weight names both namings tried.
-    let dir = renamed_fixture(
-        "dense",
-        &[
-            ("layers/dense/vars/0", "second/kernel"),
-            ("layers/dense/vars/1", "second/bias"),
-            ("layers/dense_1/vars/0", "first/kernel"),
-            ("layers/dense_1/vars/1", "first/bias"),
-            ("layers/dense_2/vars/0", "dense/kernel"),
-            ("layers/dense_2/vars/1", "other/bias"),
-        ],
-    );
+    let mut wrong = DENSE_BY_LAYER_PATH.to_vec();
+    wrong[5].1 = "other/bias";
+    let dir = renamed_fixture("dense", &wrong);
     let e = Model::load(dir.path()).err().expect("refused").to_string();
     assert!(
         e.contains("layers/dense_2/vars/1") && e.contains("dense/bias") && e.contains("h5 path"),

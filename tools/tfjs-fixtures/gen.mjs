@@ -16,22 +16,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { loadModelDir, predictBundle } from './tfjs-io.mjs';
+import { loadModelDir, predictBundle, rng } from './tfjs-io.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const OUT = path.resolve(HERE, '../../tests/fixtures');
-
-// mulberry32: a small seeded PRNG, so fixtures are reproducible.
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Replace every weight with seeded values; statistics and scales get plausible ranges. */
 function seedWeights(model, seed) {

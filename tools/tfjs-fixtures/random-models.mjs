@@ -23,27 +23,19 @@
 import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadModelDir, predictBundle } from './tfjs-io.mjs';
+import { loadModelDir, predictBundle, rng } from './tfjs-io.mjs';
 
 const L = tf.layers;
 
-function rng(seed) {
-  let a = (seed * 2654435761) >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The shared PRNG over a spread seed, so neighbouring model numbers draw unrelated streams. */
+const seeded = (seed) => rng((seed * 2654435761) >>> 0);
 
 const ACTIVATIONS = ['linear', 'relu', 'relu6', 'elu', 'selu', 'sigmoid', 'hardSigmoid', 'tanh',
   'softplus', 'softsign', 'swish', 'mish', 'gelu', 'softmax', 'logSoftmax'];
 
 /** A drawing context: pick helpers over one seeded stream. */
 function drawer(seed) {
-  const r = rng(seed);
+  const r = seeded(seed);
   const int = (lo, hi) => lo + Math.floor(r() * (hi - lo + 1));
   const pick = (xs) => xs[Math.floor(r() * xs.length)];
   const chance = (p) => r() < p;
@@ -198,7 +190,7 @@ function draw(k) {
 
 /** Seeded weights (plausible statistics), as the fixtures' generator seeds them. */
 function seedWeights(model, k) {
-  const r = rng(k + 7919);
+  const r = seeded(k + 7919);
   model.setWeights(model.weights.map((w) => {
     const n = w.shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n);
@@ -230,7 +222,7 @@ async function one(out, k) {
   const dir = path.join(out, `m${k}`);
   fs.rmSync(dir, { recursive: true, force: true });
   await save(model, dir);
-  const r = rng(k + 104729);
+  const r = seeded(k + 104729);
   const inputs = model.inputs.map((inp) => {
     const shape = [2, ...inp.shape.slice(1)];
     const n = shape.reduce((a, b) => a * b, 1);

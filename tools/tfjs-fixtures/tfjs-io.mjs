@@ -36,3 +36,15 @@ export function predictBundle(model, inputs) {
   }));
   return { inputs, outputs };
 }
+
+/** mulberry32: a small seeded PRNG, so fixtures and random models are reproducible. */
+export function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
