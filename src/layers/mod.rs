@@ -18,6 +18,7 @@ mod pooling;
 mod recurrent;
 mod resample;
 mod reshape;
+mod sequence1d;
 mod wrappers;
 
 pub use activation::{Activation, Parametric};
@@ -436,6 +437,9 @@ pub const REGISTRY: &[(&str, Builder)] = &[
     ("GlobalAveragePooling2D", pooling::global),
     ("GlobalMaxPooling1D", pooling::global),
     ("GlobalMaxPooling2D", pooling::global),
+    ("ZeroPadding1D", sequence1d::zero_padding),
+    ("Cropping1D", sequence1d::cropping),
+    ("UpSampling1D", sequence1d::upsampling),
     ("ZeroPadding2D", padding::zero_padding),
     ("Cropping2D", padding::cropping),
     ("UpSampling2D", padding::upsampling),

@@ -243,6 +243,21 @@ def normalization():
     return m, [RNG.normal(2.0, 3.0, size=(2, 5, 4, 3))]
 
 
+def steps_1d():
+    # ZeroPadding1D, Cropping1D and UpSampling1D (TF.js lacks them), around a Conv1D.
+    m = keras.Sequential([
+        keras.Input((7, 3)),
+        layers.ZeroPadding1D((2, 1)),
+        layers.Conv1D(4, 3, activation="relu"),
+        layers.Cropping1D((1, 2)),
+        layers.UpSampling1D(3),
+        layers.ZeroPadding1D(1),
+        layers.Cropping1D(2),
+        layers.LSTM(3),
+    ])
+    return m, [RNG.normal(size=(2, 7, 3))]
+
+
 CASES = {
     "dense": (dense, True),
     "conv_bn": (conv_bn, True),
@@ -256,7 +271,8 @@ CASES = {
     "long_sequence": (long_sequence, True),
     "merges": (merges, True),
     "augment_head": (augment_head, True),
-    "normalization": (normalization, False),  # keeps the adapted statistics
+    "normalization": (normalization, False),
+    "steps_1d": (steps_1d, True),  # keeps the adapted statistics
     "fitted": (fitted, False),  # keeps the weights and optimizer state training wrote
 }
 
