@@ -146,12 +146,6 @@ impl Layer for Elementwise {
     }
 }
 fn elementwise(ctx: &LayerCtx, op: Op) -> Result<Box<dyn Layer>> {
-    if op == Op::Subtract {
-        return Ok(Box::new(Subtract(Elementwise {
-            op,
-            name: ctx.name.to_string(),
-        })));
-    }
     Ok(Box::new(Elementwise {
         op,
         name: ctx.name.to_string(),
@@ -174,7 +168,10 @@ pub(super) fn minimum(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     elementwise(ctx, Op::Minimum)
 }
 pub(super) fn subtract(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
-    elementwise(ctx, Op::Subtract)
+    Ok(Box::new(Subtract(Elementwise {
+        op: Op::Subtract,
+        name: ctx.name.to_string(),
+    })))
 }
 
 /// Keras's Subtract: the element-wise merge, called with exactly two inputs (Keras raises
