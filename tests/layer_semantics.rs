@@ -218,3 +218,50 @@ fn a_window_larger_than_its_input_is_refused_by_name() {
         assert!(e.contains("probe") && e.contains("empty"), "{class}: {e}");
     }
 }
+
+/// A Keras 3 functional model: `Input(4) → <class>(call args)`.
+fn keras3_call(class: &str, args: Value) -> layercake::error::Result<Model> {
+    let tensor = json!({"class_name": "__keras_tensor__", "config": {"shape": [null, 4], "dtype": "float32", "keras_history": ["x", 0, 0]}});
+    let args = match args {
+        Value::Array(items) => items
+            .into_iter()
+            .map(|a| if a == json!("x") { tensor.clone() } else { a })
+            .collect(),
+        other => other,
+    };
+    let topology = json!({"keras_version": "3.15.0", "backend": "tensorflow", "model_config": {
+        "class_name": "Functional", "config": {"name": "m", "layers": [
+            {"class_name": "InputLayer", "name": "x", "config": {"name": "x", "batch_shape": [null, 4], "dtype": "float32"}, "inbound_nodes": []},
+            {"class_name": class, "name": "op", "config": {"name": "op"}, "inbound_nodes": [{"args": args, "kwargs": {}}]}],
+        "input_layers": [["x", 0, 0]], "output_layers": [["op", 0, 0]]}}});
+    Model::from_artifacts(synthetic::with_topology(&[], topology, 4).unwrap())
+}
+
+#[test]
+fn keras3_arithmetic_with_a_number_is_computed_or_refused_by_name() {
+    let x = Tensor::new(vec![1, 4], vec![-2.0, 0.0, 0.5, 4.0]).unwrap();
+    let dev = gpu();
+    for (class, args, want) in [
+        ("Add", json!(["x", 3.0]), [1.0, 3.0, 3.5, 7.0]),
+        ("Subtract", json!([2.0, "x"]), [4.0, 2.0, 1.5, -2.0]),
+        ("Subtract", json!(["x", 2.0]), [-4.0, -2.0, -1.5, 2.0]),
+        ("Multiply", json!(["x", 0.5]), [-1.0, 0.0, 0.25, 2.0]),
+    ] {
+        let m = keras3_call(class, args).unwrap();
+        assert_eq!(m.predict(&[x.clone()]).unwrap()[0].data, want, "{class} CPU");
+        if let Some(dev) = &dev {
+            let g = GpuModel::new(dev, &m).unwrap();
+            assert_eq!(g.predict(&[x.clone()]).unwrap()[0].data, want, "{class} GPU");
+        }
+    }
+    // A number the class cannot take is an error naming the layer, never silently dropped.
+    for (class, args) in [
+        ("Maximum", json!(["x", 0.0])),
+        ("Average", json!([["x"], 1.0])),
+        ("Add", json!(["x", 1.0, 2.0])),
+        ("Add", json!(["x", "three"])),
+    ] {
+        let e = keras3_call(class, args).err().expect(class).to_string();
+        assert!(e.contains("'op'"), "{class}: {e}");
+    }
+}

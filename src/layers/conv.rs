@@ -491,22 +491,77 @@ pub(super) fn conv(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     let geometry = geometry(ctx, n, true)?;
     let cin = input_channels(ctx, channels_first)?;
     let f = ctx.usize("filters")?;
-    let kshape: Vec<usize> = geometry.kernel.iter().copied().chain([cin, f]).collect();
+    let groups = ctx.usize_or("groups", 1)?;
+    if groups == 0 || cin % groups != 0 || f % groups != 0 {
+        return Err(ctx.err(format!(
+            "groups {groups} must divide both the input channels ({cin}) and filters ({f})"
+        )));
+    }
+    let kshape: Vec<usize> = geometry
+        .kernel
+        .iter()
+        .copied()
+        .chain([cin / groups, f])
+        .collect();
     let kernel = ctx.weight("kernel", &kshape)?;
+    let (activation, after) = super::split_row_activation(ctx.activation()?, ctx.channels_first());
+    let bias = bias(ctx, f)?;
+    if groups > 1 && groups == cin && n == 2 {
+        // One input channel per group (ConvNeXt's 7×7 "depthwise" Conv2D): output channel
+        // `c·m + j` reads input channel `c` only, which is DepthwiseConv2D with multiplier `m`,
+        // and `[kh, kw, 1, cin·m]` is already the `[kh, kw, cin, m]` layout.
+        let depthwise = kernel.reshaped(vec![kshape[0], kshape[1], cin, f / cin])?;
+        let layer: Box<dyn Layer> = Box::new(Depthwise {
+            name: ctx.name.to_string(),
+            geometry,
+            depthwise,
+            pointwise: None,
+            bias,
+            activation,
+            channels_first,
+        });
+        return Ok(super::then_row(layer, after));
+    }
+    let kernel = block_diagonal(kernel, groups, cin);
     let kernel_2d = kernel
         .clone()
         .reshaped(vec![kernel.data.len() / f.max(1), f])?;
-    let (activation, after) = super::split_row_activation(ctx.activation()?, ctx.channels_first());
     let layer: Box<dyn Layer> = Box::new(Conv {
         name: ctx.name.to_string(),
         kernel,
         kernel_2d,
-        bias: bias(ctx, f)?,
+        bias,
         activation,
         channels_first,
         geometry,
     });
     Ok(super::then_row(layer, after))
+}
+
+/// A grouped kernel `[*k, cin/groups, f]` as the equivalent full kernel `[*k, cin, f]`: output
+/// channel `o` (group `o / (f/groups)`) reads only its group's input channels, zeros elsewhere.
+/// The lowered product then computes a grouped convolution exactly, at `groups` times the work
+/// of a per-group product (only the depthwise case, `groups == cin`, has its own kernel).
+fn block_diagonal(kernel: Tensor, groups: usize, cin: usize) -> Tensor {
+    if groups == 1 {
+        return kernel;
+    }
+    let rank = kernel.rank();
+    let (per_in, f) = (kernel.shape[rank - 2], kernel.shape[rank - 1]);
+    let per_out = f / groups;
+    let taps = kernel.data.len() / (per_in * f).max(1);
+    let mut full = vec![0.0f32; taps * cin * f];
+    for t in 0..taps {
+        for i in 0..per_in {
+            for o in 0..f {
+                let c = (o / per_out) * per_in + i;
+                full[(t * cin + c) * f + o] = kernel.data[(t * per_in + i) * f + o];
+            }
+        }
+    }
+    let mut shape = kernel.shape;
+    shape[rank - 2] = cin;
+    Tensor { shape, data: full }
 }
 
 /// Conv2DTranspose / Conv3DTranspose: the gradient of a convolution; kernel `[*k, filters, in]`.
@@ -750,8 +805,8 @@ impl Layer for Depthwise {
 
 pub(super) fn depthwise(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     let channels_first = ctx.channels_first();
-    // TF.js passes no dilation to DepthwiseConv2D.
-    let geometry = geometry(ctx, 2, false)?;
+    // TF.js passes no dilation to DepthwiseConv2D; Keras 3 applies `dilation_rate`.
+    let geometry = geometry(ctx, 2, ctx.keras3)?;
     let cin = input_channels(ctx, channels_first)?;
     let m = ctx
         .get("depth_multiplier")

@@ -146,6 +146,9 @@ impl Layer for Elementwise {
     }
 }
 fn elementwise(ctx: &LayerCtx, op: Op) -> Result<Box<dyn Layer>> {
+    if !ctx.constants().is_empty() {
+        return with_constant(ctx, op);
+    }
     Ok(Box::new(Elementwise {
         op,
         name: ctx.name.to_string(),
@@ -168,10 +171,71 @@ pub(super) fn minimum(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     elementwise(ctx, Op::Minimum)
 }
 pub(super) fn subtract(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    if !ctx.constants().is_empty() {
+        return with_constant(ctx, Op::Subtract);
+    }
     Ok(Box::new(Subtract(Elementwise {
         op: Op::Subtract,
         name: ctx.name.to_string(),
     })))
+}
+
+/// Keras 3's `ops.add(x, c)`, `ops.subtract`, `ops.multiply` with one number operand (what
+/// `x + 3.0`, `3.0 - x`, `x * (1 / 6)` in a functional model serialize to: MobileNetV3's
+/// hard-sigmoid): `x * scale + offset`, element-wise.
+struct ScalarAffine {
+    scale: [f32; 1],
+    offset: [f32; 1],
+}
+
+fn with_constant(ctx: &LayerCtx, op: Op) -> Result<Box<dyn Layer>> {
+    let fail = |why: &str| Error::Model(format!("layer '{}' ({}): {why}", ctx.name, ctx.class));
+    let (&[(position, c)], 1) = (ctx.constants(), ctx.inputs.len()) else {
+        return Err(fail(&format!(
+            "called on {} tensor(s) and the constants {:?}: only one tensor and one number are supported",
+            ctx.inputs.len(),
+            ctx.constants()
+        )));
+    };
+    let c = c as f32;
+    let (scale, offset) = match (op, position) {
+        (Op::Add, _) => (1.0, c),
+        (Op::Multiply, _) => (c, 0.0),
+        (Op::Subtract, 0) => (-1.0, c),
+        (Op::Subtract, _) => (1.0, -c),
+        _ => {
+            return Err(fail(
+                "a constant operand is supported for Add, Subtract and Multiply only",
+            ))
+        }
+    };
+    Ok(Box::new(ScalarAffine {
+        scale: [scale],
+        offset: [offset],
+    }))
+}
+
+impl Layer for ScalarAffine {
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        Ok(inputs[0].clone())
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let mut t = inputs[0].clone();
+        let (a, b) = (self.scale[0], self.offset[0]);
+        t.data.iter_mut().for_each(|x| *x = *x * a + b);
+        Ok(t)
+    }
+    fn mask_rule(&self) -> super::MaskRule {
+        super::MaskRule::Keep
+    }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        Some(super::GpuForm::Affine {
+            mul: &self.scale,
+            add: &self.offset,
+            axis: -1,
+            activation: super::Activation::Linear,
+        })
+    }
 }
 
 /// Keras's Subtract: the element-wise merge, called with exactly two inputs (Keras raises

@@ -408,6 +408,7 @@ pub const REGISTRY: &[(&str, Builder)] = &[
     ("Permute", reshape::permute),
     ("RepeatVector", reshape::repeat_vector),
     ("Rescaling", reshape::rescaling),
+    ("LayerScale", normalization::layer_scale),
     ("Add", merge::add),
     ("Multiply", merge::multiply),
     ("Average", merge::average),
@@ -511,6 +512,12 @@ pub struct LayerCtx<'a> {
     /// counting the layer's variables in creation order ([`keras3_var_index`]), not
     /// `<name>/<weight>`.
     pub h5: Option<&'a str>,
+    /// Keras 3: numbers passed positionally in the call (`x + 3.0` is `Add(x, 3.0)`), each with
+    /// its argument position. Read them with [`LayerCtx::constants`]; a class that does not
+    /// leaves them unread and the graph refuses the call.
+    pub constants: &'a [(usize, f64)],
+    /// Set when [`LayerCtx::constants`] was called.
+    pub constants_read: &'a std::cell::Cell<bool>,
 }
 
 /// Position of weight `short` among the variables Keras 3 creates for `class` with `config`
@@ -521,6 +528,7 @@ pub fn keras3_var_index(class: &str, config: &Value, short: &str) -> Option<usiz
         "DepthwiseConv1D" | "DepthwiseConv2D" => &["depthwise_kernel", "bias"],
         "BatchNormalization" => &["gamma", "beta", "moving_mean", "moving_variance"],
         "LayerNormalization" => &["gamma", "beta"],
+        "LayerScale" => &["gamma"],
         "Normalization" => &["mean", "variance", "count"],
         "Embedding" => &["embeddings"],
         "PReLU" => &["alpha"],
@@ -539,8 +547,8 @@ pub fn keras3_var_index(class: &str, config: &Value, short: &str) -> Option<usiz
         .position(|&w| w == short)
 }
 
-impl LayerCtx<'_> {
-    fn err(&self, msg: impl std::fmt::Display) -> Error {
+impl<'a> LayerCtx<'a> {
+    pub(crate) fn err(&self, msg: impl std::fmt::Display) -> Error {
         Error::Model(format!("layer '{}' ({}): {msg}", self.name, self.class))
     }
 
@@ -636,6 +644,20 @@ impl LayerCtx<'_> {
                     "config '{key}' is missing or not a non-negative integer"
                 ))
             })
+    }
+
+    /// A non-negative integer config value with a default (also when null).
+    pub fn usize_or(&self, key: &str, default: usize) -> Result<usize> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(_) => self.usize(key),
+        }
+    }
+
+    /// The call's constant operands (argument position, value), marked as understood.
+    pub fn constants(&self) -> &'a [(usize, f64)] {
+        self.constants_read.set(true);
+        self.constants
     }
 
     /// A number config value with a default.

@@ -134,6 +134,25 @@ pub(super) fn keras_normalization(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     Ok(Box::new(BatchNorm { axis, mul, add }))
 }
 
+/// ConvNeXt's LayerScale (keras.applications): `x * gamma`, `gamma` of `projection_dim`
+/// values along the last axis. The per-channel affine form with a zero offset.
+pub(super) fn layer_scale(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    let rank = ctx.input()?.len();
+    let c = ctx.input_dim(-1)?;
+    let dim = ctx.usize_or("projection_dim", c)?;
+    if dim != c {
+        return Err(ctx.err(format!(
+            "projection_dim {dim} differs from the input's last dimension {c}"
+        )));
+    }
+    let gamma = ctx.weight("gamma", &[c])?;
+    Ok(Box::new(BatchNorm {
+        axis: rank - 1,
+        mul: gamma.data,
+        add: vec![0.0; c],
+    }))
+}
+
 /// Normalize over `axes` (trailing, contiguous), then scale and shift.
 struct LayerNorm {
     axes: Vec<usize>,

@@ -6,7 +6,7 @@
 use crate::error::{Error, Result};
 use crate::layers::{self, Layer, LayerCtx, Shape, WeightSource};
 use serde_json::Value;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 
 /// One layer call: `slots[output] = layers[layer](slots[inputs])`.
@@ -145,6 +145,9 @@ fn declared_input(entry: &Value) -> Option<(Shape, String)> {
 /// A tensor reference `(layer, node_index, tensor_index)`.
 type Ref = (String, usize, usize);
 
+/// Numbers passed positionally in a Keras 3 call: `(argument position, value)`.
+type Constants = Vec<(usize, f64)>;
+
 fn parse_ref(v: &Value) -> Option<Ref> {
     let a = v.as_array()?;
     Some((
@@ -154,8 +157,9 @@ fn parse_ref(v: &Value) -> Option<Ref> {
     ))
 }
 
-/// The input references of one inbound node, in either dialect.
-fn node_refs(node: &Value) -> Result<Vec<Ref>> {
+/// The input references of one inbound node, in either dialect, and (Keras 3) the numbers
+/// passed positionally beside them (`x + 3.0` is serialized as `Add` called on `[x, 3.0]`).
+fn node_refs(node: &Value) -> Result<(Vec<Ref>, Constants)> {
     match node {
         Value::Array(items) => items
             .iter()
@@ -166,11 +170,25 @@ fn node_refs(node: &Value) -> Result<Vec<Ref>> {
                     ))
                 })
             })
-            .collect(),
+            .collect::<Result<_>>()
+            .map(|refs| (refs, Vec::new())),
         Value::Object(call) => {
             let mut refs = Vec::new();
-            collect_keras_tensors(call.get("args").unwrap_or(&Value::Null), &mut refs);
-            Ok(refs)
+            let mut constants = Vec::new();
+            let args = call.get("args").and_then(Value::as_array);
+            for (position, arg) in args.into_iter().flatten().enumerate() {
+                match arg {
+                    Value::Number(n) => constants.push((position, n.as_f64().unwrap_or(f64::NAN))),
+                    Value::Null => {}
+                    Value::Array(_) | Value::Object(_) => collect_keras_tensors(arg, &mut refs),
+                    other => {
+                        return Err(Error::Model(format!(
+                            "call argument {position} ({other}) is neither a tensor nor a number"
+                        )))
+                    }
+                }
+            }
+            Ok((refs, constants))
         }
         other => Err(Error::Model(format!(
             "inbound node {other} is neither a list nor a call record"
@@ -233,7 +251,12 @@ impl<'a> Builder<'a> {
     }
 
     /// Call the layer described by `entry` on `inputs`; returns its output slots.
-    fn apply(&mut self, entry: &Value, inputs: &[usize]) -> Result<Vec<usize>> {
+    fn apply(
+        &mut self,
+        entry: &Value,
+        inputs: &[usize],
+        constants: &[(usize, f64)],
+    ) -> Result<Vec<usize>> {
         let class = class_of(entry);
         if MODEL_CLASSES.contains(&class) {
             return self.call_model(entry, inputs);
@@ -241,10 +264,16 @@ impl<'a> Builder<'a> {
         let name = name_of(entry).to_string();
         let shapes: Vec<Shape> = inputs.iter().map(|&s| self.slots[s].clone()).collect();
         let index = match self.by_name.get(&name) {
+            Some(_) if !constants.is_empty() => {
+                return Err(Error::Model(format!(
+                    "layer '{name}' ({class}): a second call with constant operands {constants:?} (each call of an operation is its own layer in Keras 3)"
+                )))
+            }
             Some(&i) => i,
             None => {
                 let build = layers::builder(class, &name)?;
                 let null = Value::Null;
+                let read = Cell::new(false);
                 let ctx = LayerCtx {
                     class,
                     name: &name,
@@ -254,8 +283,15 @@ impl<'a> Builder<'a> {
                     taken: &self.taken,
                     keras3: self.keras3,
                     h5: self.h5.get(&name).map(String::as_str),
+                    constants,
+                    constants_read: &read,
                 };
                 let layer = build(&ctx)?;
+                if !constants.is_empty() && !read.get() {
+                    return Err(Error::Model(format!(
+                        "layer '{name}' ({class}): called with the constant operand(s) {constants:?} (argument position, value), which this class does not take"
+                    )));
+                }
                 self.layers.push(layer);
                 self.info.push((class.to_string(), name.clone()));
                 self.by_name.insert(name.clone(), self.layers.len() - 1);
@@ -296,7 +332,7 @@ impl<'a> Builder<'a> {
         };
         for layer in sequential_layers(model)? {
             if class_of(layer) != "InputLayer" {
-                let out = self.apply(layer, &[x])?;
+                let out = self.apply(layer, &[x], &[])?;
                 x = *out.first().ok_or_else(|| {
                     Error::Model(format!("layer '{}' has no output", name_of(layer)))
                 })?;
@@ -343,7 +379,7 @@ impl<'a> Builder<'a> {
             for (i, k) in pending {
                 let entry = &entries[i];
                 let node = &entry["inbound_nodes"][k];
-                let refs = node_refs(node)
+                let (refs, constants) = node_refs(node)
                     .map_err(|e| Error::Model(format!("layer '{}': {e}", name_of(entry))))?;
                 if let Some(r) = refs.iter().find(|r| !known.contains(&r.0)) {
                     return Err(Error::Model(format!("layer '{}' takes its input from '{}', which is not a layer of model '{name}'", name_of(entry), r.0)));
@@ -356,7 +392,7 @@ impl<'a> Builder<'a> {
                     still.push((i, k));
                     continue;
                 };
-                let outs = self.apply(entry, &slots)?;
+                let outs = self.apply(entry, &slots, &constants)?;
                 // Keras 2 / TF.js give a nested model its own node 0 (its internal input
                 // node), so external calls start at 1; Keras 3 models have no such node.
                 let offset = usize::from(MODEL_CLASSES.contains(&class_of(entry)) && !self.keras3);

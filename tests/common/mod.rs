@@ -107,6 +107,25 @@ pub fn tfjs_tools() -> Option<PathBuf> {
     None
 }
 
+/// The Keras 3 fixture tools' directory, if Python has TensorFlow, Keras 3 and the converter
+/// (`import gen` loads all three); skips (or fails when tools are required) otherwise.
+pub fn keras_tools() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/keras3-fixtures");
+    let ready = Command::new("python3")
+        .args(["-c", "import gen"])
+        .current_dir(&dir)
+        .env("TF_CPP_MIN_LOG_LEVEL", "3")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ready {
+        return Some(dir);
+    }
+    let reason = "Keras 3 tools not installed (pip install tensorflow-cpu; pip install --no-deps tensorflowjs==4.22.0 tf_keras)";
+    assert!(!tools_required(), "LAYERCAKE_REQUIRE_TOOLS=1 but {reason}");
+    eprintln!("skipped: {reason}");
+    None
+}
+
 /// Open the GPU, or skip (None) with a printed reason; with LAYERCAKE_REQUIRE_GPU=1 a missing
 /// adapter fails the test instead.
 pub fn gpu() -> Option<layercake::gpu::Device> {

@@ -258,6 +258,23 @@ def steps_1d():
     return m, [RNG.normal(size=(2, 7, 3))]
 
 
+def grouped_ops():
+    # Grouped convolutions (ConvNeXt's groups == channels, ResNeXt-style groups < channels, 1-D),
+    # a dilated DepthwiseConv2D (Keras 3 applies the dilation; TF.js does not) and arithmetic on
+    # symbolic tensors (`x + 3.0`, `2.0 - x`, `x * c`: MobileNetV3's hard-sigmoid), which Keras 3
+    # serializes as Add/Subtract/Multiply called on a tensor and a number.
+    x = keras.Input((9, 9, 4))
+    y = layers.Conv2D(8, 3, groups=4, padding="same")(x)
+    y = layers.Conv2D(6, 3, groups=2, dilation_rate=2, activation="relu")(y)
+    y = layers.DepthwiseConv2D(3, dilation_rate=2, depth_multiplier=2, padding="same")(y)
+    y = layers.ReLU(6.0)(y + 3.0) * (1.0 / 6.0)
+    y = 2.0 - y
+    y = layers.Reshape((25, 12))(y)
+    y = layers.Conv1D(6, 3, groups=3, strides=2)(y - 0.5)
+    m = keras.Model(x, layers.GlobalAveragePooling1D()(y))
+    return m, [RNG.normal(size=(2, 9, 9, 4))]
+
+
 CASES = {
     "dense": (dense, True),
     "conv_bn": (conv_bn, True),
@@ -272,7 +289,8 @@ CASES = {
     "merges": (merges, True),
     "augment_head": (augment_head, True),
     "normalization": (normalization, False),
-    "steps_1d": (steps_1d, True),  # keeps the adapted statistics
+    "steps_1d": (steps_1d, True),
+    "grouped_ops": (grouped_ops, True),  # keeps the adapted statistics
     "fitted": (fitted, False),  # keeps the weights and optimizer state training wrote
 }
 
