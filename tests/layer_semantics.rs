@@ -248,10 +248,18 @@ fn keras3_arithmetic_with_a_number_is_computed_or_refused_by_name() {
         ("Multiply", json!(["x", 0.5]), [-1.0, 0.0, 0.25, 2.0]),
     ] {
         let m = keras3_call(class, args).unwrap();
-        assert_eq!(m.predict(&[x.clone()]).unwrap()[0].data, want, "{class} CPU");
+        assert_eq!(
+            m.predict(std::slice::from_ref(&x)).unwrap()[0].data,
+            want,
+            "{class} CPU"
+        );
         if let Some(dev) = &dev {
             let g = GpuModel::new(dev, &m).unwrap();
-            assert_eq!(g.predict(&[x.clone()]).unwrap()[0].data, want, "{class} GPU");
+            assert_eq!(
+                g.predict(std::slice::from_ref(&x)).unwrap()[0].data,
+                want,
+                "{class} GPU"
+            );
         }
     }
     // A number the class cannot take is an error naming the layer, never silently dropped.

@@ -95,6 +95,13 @@ pub const DEQUANTIZE: Kernel = Kernel {
     activations: false,
 };
 
+/// Scaled dot-product attention over projected heads (MultiHeadAttention).
+pub const ATTENTION: Kernel = Kernel {
+    name: "attention",
+    source: include_str!("../../shaders/attention.wgsl"),
+    activations: false,
+};
+
 /// Every kernel, for validation.
 pub const ALL: &[Kernel] = &[
     AXPY,
@@ -115,6 +122,7 @@ pub const ALL: &[Kernel] = &[
     RECURRENT,
     MASK,
     CATEGORY,
+    ATTENTION,
 ];
 
 /// float32 words one [`SCAN`] workgroup covers (64 invocations × 64 words).

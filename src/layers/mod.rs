@@ -6,6 +6,7 @@
 //! Keras's `build`), and returns an object that infers output shapes and runs on the CPU.
 
 mod activation;
+pub mod attention;
 mod category;
 mod conv;
 mod conv_lstm;
@@ -23,6 +24,7 @@ mod wrappers;
 
 pub use activation::{Activation, Parametric};
 
+pub use attention::Attention;
 pub use conv_lstm::ConvLstm;
 pub(crate) use merge::dot_row_maps;
 pub use recurrent::{Cell, Recurrent};
@@ -159,6 +161,8 @@ pub enum GpuForm<'a> {
     },
     /// Output = input (dropout at inference, flatten and reshape of contiguous data).
     Identity,
+    /// MultiHeadAttention: projections (matmuls) around the attention kernel.
+    Attention(&'a Attention),
     /// The inner form, then a row-wise activation (softmax, log_softmax, sparsemax) over the
     /// output's last axis ([`split_row_activation`]).
     ThenRow {
@@ -409,6 +413,7 @@ pub const REGISTRY: &[(&str, Builder)] = &[
     ("RepeatVector", reshape::repeat_vector),
     ("Rescaling", reshape::rescaling),
     ("LayerScale", normalization::layer_scale),
+    ("MultiHeadAttention", attention::multi_head_attention),
     ("Add", merge::add),
     ("Multiply", merge::multiply),
     ("Average", merge::average),
@@ -516,8 +521,12 @@ pub struct LayerCtx<'a> {
     /// its argument position. Read them with [`LayerCtx::constants`]; a class that does not
     /// leaves them unread and the graph refuses the call.
     pub constants: &'a [(usize, f64)],
-    /// Set when [`LayerCtx::constants`] was called.
-    pub constants_read: &'a std::cell::Cell<bool>,
+    /// Keras 3: the call's keyword arguments (`{}` or null elsewhere). Tensors among them follow
+    /// the positional tensors in the layer's inputs, in this object's order. Read them with
+    /// [`LayerCtx::kwargs`]; a class that does not leaves tensors in them refused.
+    pub kwargs: &'a Value,
+    /// Set when [`LayerCtx::constants`] or [`LayerCtx::kwargs`] was called.
+    pub call_read: &'a std::cell::Cell<bool>,
 }
 
 /// Position of weight `short` among the variables Keras 3 creates for `class` with `config`
@@ -656,8 +665,29 @@ impl<'a> LayerCtx<'a> {
 
     /// The call's constant operands (argument position, value), marked as understood.
     pub fn constants(&self) -> &'a [(usize, f64)] {
-        self.constants_read.set(true);
+        self.call_read.set(true);
         self.constants
+    }
+
+    /// Accept `initial_state` tensors passed by keyword (Keras 3 `rnn(x, initial_state=[h, c])`):
+    /// they are the layer's inputs after the sequence, as TF.js passes them positionally.
+    pub fn accept_initial_state(&self) -> Result<()> {
+        if let Value::Object(map) = self.kwargs {
+            let refused = map
+                .iter()
+                .find(|(k, v)| *k != "initial_state" && !(v.is_null() || *k == "training"));
+            if let Some((k, v)) = refused {
+                return Err(self.err(format!("keyword argument '{k}' ({v}) is not supported")));
+            }
+        }
+        self.call_read.set(true);
+        Ok(())
+    }
+
+    /// The call's keyword arguments, marked as understood.
+    pub fn kwargs(&self) -> &'a Value {
+        self.call_read.set(true);
+        self.kwargs
     }
 
     /// A number config value with a default.

@@ -442,6 +442,7 @@ fn cell_layer_class(cell: &str) -> Option<&'static str> {
 /// The generic RNN layer: `cell` is one cell, or StackedRNNCells. TF.js scopes a single cell's
 /// weights under the layer (`rnn/kernel`) and stacked cells under `rnn/RNNCell_<i>/…`.
 pub(super) fn build_rnn(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    ctx.accept_initial_state()?;
     let cell = ctx
         .get("cell")
         .ok_or_else(|| ctx.err("config 'cell' is missing"))?;
@@ -505,5 +506,6 @@ pub(super) fn build_rnn(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
 }
 
 pub(super) fn build(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    ctx.accept_initial_state()?;
     Ok(Box::new(build_recurrent(ctx)?))
 }

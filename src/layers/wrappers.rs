@@ -144,6 +144,7 @@ fn inner<'v>(ctx: &'v LayerCtx) -> Result<(&'v str, &'v Value)> {
 }
 
 pub(super) fn bidirectional(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    ctx.accept_initial_state()?;
     // Absent: Keras's default, concat; null: the two directions as separate outputs.
     if ctx.config.get("merge_mode") == Some(&Value::Null) {
         return bidirectional_with(ctx, MergeMode::None);

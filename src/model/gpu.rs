@@ -48,6 +48,11 @@ struct StepOutput<'b> {
 
 /// A layer's parameters on the GPU.
 enum Params {
+    Attention {
+        layer: usize,
+        /// query, key, value, output: (kernel `[k, n]`, bias, k, n).
+        proj: Box<[Projected; 4]>,
+    },
     Recurrent(Box<RecurrentParams>),
     Stack(Vec<RecurrentParams>),
     ConvLstm {
@@ -221,6 +226,18 @@ fn act_id(a: Activation) -> u32 {
     }
 }
 
+/// A projection's buffers: kernel `[k, n]`, bias `[n]`, k, n.
+type Projected = (wgpu::Buffer, Option<wgpu::Buffer>, usize, usize);
+
+fn projected(dev: &Device, name: &str, p: &crate::layers::attention::Projection) -> Projected {
+    (
+        storage(dev, name, &p.kernel.data),
+        p.bias.as_ref().map(|b| storage(dev, name, &b.data)),
+        p.kernel.shape[0],
+        p.kernel.shape[1],
+    )
+}
+
 fn storage(dev: &Device, label: &str, data: &[f32]) -> wgpu::Buffer {
     let bytes: &[u8] = if data.is_empty() {
         &[0; 4]
@@ -235,6 +252,12 @@ fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
     let buf = |t: &Tensor| storage(dev, name, &t.data);
     match form {
         GpuForm::Identity => Params::Identity,
+        GpuForm::Attention(a) => Params::Attention {
+            layer: index,
+            proj: Box::new(
+                [&a.query, &a.key, &a.value, &a.output].map(|p| projected(dev, name, p)),
+            ),
+        },
         GpuForm::Recurrent(r) => Params::Recurrent(Box::new(recurrent_params(dev, name, r))),
         GpuForm::ConvLstm(l) => Params::ConvLstm {
             layer: index,
@@ -696,6 +719,7 @@ impl<'m> GpuModel<'m> {
         let numel = out.1.iter().product::<usize>();
         match params {
             Params::Identity => Ok(()),
+            Params::Attention { layer, proj } => self.attention(pass, *layer, proj, ins, out),
             Params::MatMul {
                 kernel,
                 bias,
@@ -1493,6 +1517,90 @@ impl<'m> GpuModel<'m> {
 
     /// Keras Dot: rank-2 inputs directly, others after gathering each output element's two
     /// contracted vectors into rows.
+    /// MultiHeadAttention: the three projections as matmuls, the attention kernel over the
+    /// heads, the output projection.
+    fn attention(
+        &self,
+        pass: &mut Recording,
+        layer: usize,
+        proj: &[Projected; 4],
+        ins: &[(&wgpu::Buffer, &[usize])],
+        out: (&wgpu::Buffer, &[usize]),
+    ) -> Result<()> {
+        let Some(GpuForm::Attention(a)) = self.model.plan.layers[layer].gpu().map(inner) else {
+            return Err(Error::Model("layer lost its GPU form".into()));
+        };
+        let (query, value) = (ins[0], ins[1]);
+        let key = a.roles.key.map_or(value, |i| ins[i]);
+        let keras_mask = pass.1.clone();
+        if keras_mask.is_some() {
+            a.check_keras_mask(std::ptr::eq(query.0, value.0) && std::ptr::eq(key.0, value.0))?;
+        }
+        let (batch, t, s) = (query.1[0], query.1[1], value.1[1]);
+        let project = |pass: &mut Recording, x: (&wgpu::Buffer, &[usize]), p: &Projected| {
+            let rows = x.1.iter().product::<usize>() / p.2.max(1);
+            let buf = self.temp("attention projection", rows * p.3);
+            self.matmul(
+                pass,
+                x.0,
+                (rows, p.2, p.3),
+                &p.0,
+                p.1.as_ref(),
+                Activation::Linear,
+                (&buf, &[rows, p.3]),
+            )?;
+            Ok::<_, Error>(buf)
+        };
+        let q = project(pass, query, &proj[0])?;
+        let k = project(pass, key, &proj[1])?;
+        let v = project(pass, value, &proj[2])?;
+        let context = self.temp("attention context", batch * t * a.heads * a.value_dim);
+        let mask = a.roles.attention_mask.map(|i| ins[i].0);
+        let flags = u32::from(a.causal)
+            | u32::from(mask.is_some()) << 1
+            | u32::from(keras_mask.is_some()) << 2;
+        let scale = 1.0 / (a.key_dim as f32).sqrt();
+        let u = [
+            batch as u32,
+            t as u32,
+            s as u32,
+            a.heads as u32,
+            a.key_dim as u32,
+            a.value_dim as u32,
+            flags,
+            a.window as u32,
+            scale.to_bits(),
+            0,
+            0,
+            0,
+        ];
+        let n = batch * t * a.heads * a.value_dim;
+        self.dispatch(
+            pass,
+            kernels::ATTENTION,
+            bytemuck::cast_slice(&u),
+            &[
+                &q,
+                &k,
+                &v,
+                mask.unwrap_or(&self.dummy),
+                keras_mask.as_ref().unwrap_or(&self.dummy),
+                &context,
+            ],
+            self.grid(n)?,
+        )?;
+        let o = &proj[3];
+        self.matmul(
+            pass,
+            &context,
+            (batch * t, o.2, o.3),
+            &o.0,
+            o.1.as_ref(),
+            Activation::Linear,
+            out,
+        )
+    }
+
     fn row_dot(
         &self,
         pass: &mut Recording,

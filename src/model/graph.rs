@@ -148,6 +148,20 @@ type Ref = (String, usize, usize);
 /// Numbers passed positionally in a Keras 3 call: `(argument position, value)`.
 type Constants = Vec<(usize, f64)>;
 
+/// One inbound node: the tensors it reads (positional arguments first, then keyword arguments
+/// in the order of the `kwargs` object), the numbers among its arguments, and its `kwargs`.
+struct CallRecord {
+    refs: Vec<Ref>,
+    constants: Constants,
+    kwargs: Value,
+}
+
+fn holds_tensor(v: &Value) -> bool {
+    let mut refs = Vec::new();
+    collect_keras_tensors(v, &mut refs);
+    !refs.is_empty()
+}
+
 fn parse_ref(v: &Value) -> Option<Ref> {
     let a = v.as_array()?;
     Some((
@@ -159,19 +173,22 @@ fn parse_ref(v: &Value) -> Option<Ref> {
 
 /// The input references of one inbound node, in either dialect, and (Keras 3) the numbers
 /// passed positionally beside them (`x + 3.0` is serialized as `Add` called on `[x, 3.0]`).
-fn node_refs(node: &Value) -> Result<(Vec<Ref>, Constants)> {
+fn node_refs(node: &Value) -> Result<CallRecord> {
     match node {
-        Value::Array(items) => items
-            .iter()
-            .map(|i| {
-                parse_ref(i).ok_or_else(|| {
-                    Error::Model(format!(
-                        "inbound node entry {i} is not [layer, node, tensor, kwargs]"
-                    ))
+        Value::Array(items) => Ok(CallRecord {
+            refs: items
+                .iter()
+                .map(|i| {
+                    parse_ref(i).ok_or_else(|| {
+                        Error::Model(format!(
+                            "inbound node entry {i} is not [layer, node, tensor, kwargs]"
+                        ))
+                    })
                 })
-            })
-            .collect::<Result<_>>()
-            .map(|refs| (refs, Vec::new())),
+                .collect::<Result<_>>()?,
+            constants: Vec::new(),
+            kwargs: Value::Null,
+        }),
         Value::Object(call) => {
             let mut refs = Vec::new();
             let mut constants = Vec::new();
@@ -188,7 +205,16 @@ fn node_refs(node: &Value) -> Result<(Vec<Ref>, Constants)> {
                     }
                 }
             }
-            Ok((refs, constants))
+            let kwargs = call.get("kwargs").cloned().unwrap_or(Value::Null);
+            if let Value::Object(map) = &kwargs {
+                map.values()
+                    .for_each(|v| collect_keras_tensors(v, &mut refs));
+            }
+            Ok(CallRecord {
+                refs,
+                constants,
+                kwargs,
+            })
         }
         other => Err(Error::Model(format!(
             "inbound node {other} is neither a list nor a call record"
@@ -255,8 +281,10 @@ impl<'a> Builder<'a> {
         &mut self,
         entry: &Value,
         inputs: &[usize],
-        constants: &[(usize, f64)],
+        call: (&[(usize, f64)], &Value),
     ) -> Result<Vec<usize>> {
+        let (constants, kwargs) = call;
+        let tensor_kwargs = holds_tensor(kwargs);
         let class = class_of(entry);
         if MODEL_CLASSES.contains(&class) {
             return self.call_model(entry, inputs);
@@ -264,9 +292,9 @@ impl<'a> Builder<'a> {
         let name = name_of(entry).to_string();
         let shapes: Vec<Shape> = inputs.iter().map(|&s| self.slots[s].clone()).collect();
         let index = match self.by_name.get(&name) {
-            Some(_) if !constants.is_empty() => {
+            Some(_) if !constants.is_empty() || tensor_kwargs => {
                 return Err(Error::Model(format!(
-                    "layer '{name}' ({class}): a second call with constant operands {constants:?} (each call of an operation is its own layer in Keras 3)"
+                    "layer '{name}' ({class}): a second call with constant operands {constants:?} or tensor keyword arguments {kwargs} is not supported"
                 )))
             }
             Some(&i) => i,
@@ -284,12 +312,13 @@ impl<'a> Builder<'a> {
                     keras3: self.keras3,
                     h5: self.h5.get(&name).map(String::as_str),
                     constants,
-                    constants_read: &read,
+                    kwargs,
+                    call_read: &read,
                 };
                 let layer = build(&ctx)?;
-                if !constants.is_empty() && !read.get() {
+                if (!constants.is_empty() || tensor_kwargs) && !read.get() {
                     return Err(Error::Model(format!(
-                        "layer '{name}' ({class}): called with the constant operand(s) {constants:?} (argument position, value), which this class does not take"
+                        "layer '{name}' ({class}): called with the constant operand(s) {constants:?} (argument position, value) or tensor keyword arguments {kwargs}, which this class does not take"
                     )));
                 }
                 self.layers.push(layer);
@@ -332,7 +361,7 @@ impl<'a> Builder<'a> {
         };
         for layer in sequential_layers(model)? {
             if class_of(layer) != "InputLayer" {
-                let out = self.apply(layer, &[x], &[])?;
+                let out = self.apply(layer, &[x], (&[], &Value::Null))?;
                 x = *out.first().ok_or_else(|| {
                     Error::Model(format!("layer '{}' has no output", name_of(layer)))
                 })?;
@@ -379,7 +408,11 @@ impl<'a> Builder<'a> {
             for (i, k) in pending {
                 let entry = &entries[i];
                 let node = &entry["inbound_nodes"][k];
-                let (refs, constants) = node_refs(node)
+                let CallRecord {
+                    refs,
+                    constants,
+                    kwargs,
+                } = node_refs(node)
                     .map_err(|e| Error::Model(format!("layer '{}': {e}", name_of(entry))))?;
                 if let Some(r) = refs.iter().find(|r| !known.contains(&r.0)) {
                     return Err(Error::Model(format!("layer '{}' takes its input from '{}', which is not a layer of model '{name}'", name_of(entry), r.0)));
@@ -392,7 +425,7 @@ impl<'a> Builder<'a> {
                     still.push((i, k));
                     continue;
                 };
-                let outs = self.apply(entry, &slots, &constants)?;
+                let outs = self.apply(entry, &slots, (&constants, &kwargs))?;
                 // Keras 2 / TF.js give a nested model its own node 0 (its internal input
                 // node), so external calls start at 1; Keras 3 models have no such node.
                 let offset = usize::from(MODEL_CLASSES.contains(&class_of(entry)) && !self.keras3);

@@ -275,6 +275,57 @@ def grouped_ops():
     return m, [RNG.normal(size=(2, 9, 9, 4))]
 
 
+def transformer():
+    # A Transformer encoder classifier: token + position embeddings, self-attention, residual
+    # LayerNormalization, a feed-forward block, mean pooling, softmax head.
+    ids = keras.Input((12,), dtype="int32")
+    pos = keras.Input((12,), dtype="int32", name="positions")
+    x = layers.Embedding(40, 16)(ids) + layers.Embedding(12, 16)(pos)
+    a = layers.MultiHeadAttention(num_heads=4, key_dim=8, dropout=0.1)(x, x)
+    x = layers.LayerNormalization(epsilon=1e-6)(layers.Add()([x, a]))
+    f = layers.Dense(32, activation="gelu")(x)
+    f = layers.Dense(16)(layers.Dropout(0.1)(f))
+    x = layers.LayerNormalization(epsilon=1e-6)(x + f)
+    y = layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling1D()(x))
+    m = keras.Model([ids, pos], y)
+    positions = np.tile(np.arange(12), (3, 1))
+    return m, [RNG.integers(0, 40, size=(3, 12)), positions]
+
+
+def attention_variants():
+    # MultiHeadAttention as decoders and cross-attention use it: causal self-attention, an
+    # explicit attention_mask and a separate key, a sliding window, value_dim and output_shape,
+    # no biases; and self-attention under a Keras mask (mask_zero), which masks queries and keys.
+    q = keras.Input((5, 6), name="q")
+    kv = keras.Input((7, 4), name="kv")
+    k = keras.Input((7, 3), name="k")
+    keep = keras.Input((5, 7), name="keep")
+    causal = layers.MultiHeadAttention(2, 3, name="causal")(q, q, use_causal_mask=True)
+    cross = layers.MultiHeadAttention(3, 2, value_dim=4, output_shape=5, use_bias=False, name="cross")(
+        causal, kv, key=k, attention_mask=keep)
+    window = layers.MultiHeadAttention(2, 4, sliding_window=2, name="window")(cross, cross, use_causal_mask=True)
+    ids = keras.Input((6,), dtype="int32", name="ids")
+    e = layers.Embedding(10, 6, mask_zero=True)(ids)
+    masked = layers.MultiHeadAttention(2, 3, name="masked")(e, e)
+    m = keras.Model([q, kv, k, keep, ids], [window, masked])
+    mask = (RNG.uniform(size=(2, 5, 7)) > 0.4).astype("float32")
+    mask[0, 1] = 0.0  # a query that sees nothing: uniform weights, as Keras
+    tokens = RNG.integers(1, 10, size=(2, 6))
+    tokens[0, 4:] = 0
+    tokens[1, 0] = 0
+    return m, [RNG.normal(size=(2, 5, 6)), RNG.normal(size=(2, 7, 4)), RNG.normal(size=(2, 7, 3)), mask, tokens]
+
+
+def initial_state():
+    # Recurrent layers given their initial state by keyword (Keras 3 serializes it in kwargs).
+    x = keras.Input((5, 3))
+    h, c = keras.Input((4,), name="h"), keras.Input((4,), name="c")
+    y = layers.LSTM(4, return_sequences=True)(x, initial_state=[h, c])
+    z = layers.GRU(4)(y, initial_state=h)
+    m = keras.Model([x, h, c], z)
+    return m, [RNG.normal(size=(2, 5, 3)), RNG.normal(size=(2, 4)), RNG.normal(size=(2, 4))]
+
+
 CASES = {
     "dense": (dense, True),
     "conv_bn": (conv_bn, True),
@@ -290,7 +341,10 @@ CASES = {
     "augment_head": (augment_head, True),
     "normalization": (normalization, False),
     "steps_1d": (steps_1d, True),
-    "grouped_ops": (grouped_ops, True),  # keeps the adapted statistics
+    "grouped_ops": (grouped_ops, True),
+    "transformer": (transformer, True),
+    "attention_variants": (attention_variants, True),
+    "initial_state": (initial_state, True),  # keeps the adapted statistics
     "fitted": (fitted, False),  # keeps the weights and optimizer state training wrote
 }
 
