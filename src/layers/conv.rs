@@ -688,9 +688,16 @@ impl Layer for ConvTranspose {
 }
 
 pub(super) fn conv_transpose(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
-    let n = if ctx.class == "Conv3DTranspose" { 3 } else { 2 };
+    let n = spatial_rank(ctx.class);
     let channels_first = ctx.channels_first();
-    // TF.js drops dilation_rate (and ignores output_padding) for transposed convolutions.
+    // TF.js drops dilation_rate (and ignores output_padding) for transposed convolutions; Keras
+    // applies both, which layercake does not compute yet: refused rather than dropped.
+    if ctx.keras3 {
+        let dilated = ctx.ints("dilation_rate", n, Some(1))?.iter().any(|&d| d != 1);
+        if dilated || ctx.get("output_padding").is_some() {
+            return Err(ctx.err("dilation_rate > 1 or output_padding on a transposed convolution is not supported"));
+        }
+    }
     let geometry = geometry(ctx, n, false)?;
     let cin = input_channels(ctx, channels_first)?;
     let f = ctx.usize("filters")?;
@@ -719,11 +726,13 @@ pub(super) fn conv_transpose(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     Ok(super::then_row(layer, after))
 }
 
-/// Depthwise 2D convolution: kernel `[kh, kw, in, m]`, output channel `c*m + j`.
+/// Depthwise convolution (1-D or 2-D, channels_last): kernel `[*k, in, m]`, output channel
+/// `c*m + j`.
 fn depthwise_forward(x: &Tensor, kernel: &Tensor, g: &Geometry) -> Result<Tensor> {
-    let (batch, cin) = (x.shape[0], x.shape[3]);
-    let spatial = &x.shape[1..3];
-    let m = kernel.shape[3];
+    let rank = x.rank();
+    let (batch, cin) = (x.shape[0], x.shape[rank - 1]);
+    let spatial = &x.shape[1..rank - 1];
+    let m = kernel.shape[kernel.rank() - 1];
     let (out, pads) = g.output(spatial);
     let n_out: usize = out.iter().product();
     let n_in: usize = spatial.iter().product();
@@ -742,7 +751,8 @@ fn depthwise_forward(x: &Tensor, kernel: &Tensor, g: &Geometry) -> Result<Tensor
             }
         });
     }
-    Tensor::new(vec![batch, out[0], out[1], cin * m], result)
+    let shape = [batch].into_iter().chain(out).chain([cin * m]).collect();
+    Tensor::new(shape, result)
 }
 
 struct Depthwise {
@@ -763,9 +773,10 @@ impl super::GatherMap for Depthwise {
 
 impl Layer for Depthwise {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        let last = |t: &Tensor| t.shape[t.rank() - 1];
         let channels = match &self.pointwise {
-            Some(p) => p.shape[3],
-            None => self.depthwise.shape[2] * self.depthwise.shape[3],
+            Some(p) => last(p),
+            None => self.depthwise.data.len() / self.geometry.kernel.iter().product::<usize>().max(1),
         };
         symbolic_shape(&inputs[0], self.channels_first, &self.geometry, channels)
     }
@@ -774,15 +785,16 @@ impl Layer for Depthwise {
         let x = to_channels_last(one(inputs, &self.name)?, self.channels_first);
         let mut y = depthwise_forward(&x, &self.depthwise, &self.geometry)?;
         if let Some(p) = &self.pointwise {
-            let (k, f) = (p.shape[2], p.shape[3]);
+            let r = p.rank();
+            let (k, f) = (p.shape[r - 2], p.shape[r - 1]);
             let rows = y.data.len() / k.max(1);
             let mut z = vec![0.0; rows * f];
             cpu::matmul(&y.data, &p.data, &mut z, rows, k, f);
             let mut shape = y.shape.clone();
-            shape[3] = f;
+            *shape.last_mut().unwrap_or(&mut 0) = f;
             y = Tensor::new(shape, z)?;
         }
-        let c = y.shape[3];
+        let c = *y.shape.last().unwrap_or(&1);
         if let Some(bias) = &self.bias {
             cpu::add_bias(&mut y.data, &bias.data);
         }
@@ -806,7 +818,8 @@ impl Layer for Depthwise {
 pub(super) fn depthwise(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     let channels_first = ctx.channels_first();
     // TF.js passes no dilation to DepthwiseConv2D; Keras 3 applies `dilation_rate`.
-    let geometry = geometry(ctx, 2, ctx.keras3)?;
+    let n = spatial_rank(ctx.class);
+    let geometry = geometry(ctx, n, ctx.keras3)?;
     let cin = input_channels(ctx, channels_first)?;
     let m = ctx
         .get("depth_multiplier")
@@ -814,7 +827,7 @@ pub(super) fn depthwise(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
         .unwrap_or(1) as usize;
     let depthwise = ctx.weight(
         "depthwise_kernel",
-        &[geometry.kernel[0], geometry.kernel[1], cin, m],
+        &depthwise_shape(&geometry, cin, m),
     )?;
     let (activation, after) = super::split_row_activation(ctx.activation()?, ctx.channels_first());
     let layer: Box<dyn Layer> = Box::new(Depthwise {
@@ -829,9 +842,15 @@ pub(super) fn depthwise(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     Ok(super::then_row(layer, after))
 }
 
+/// `[*kernel, cin, m]`.
+fn depthwise_shape(g: &Geometry, cin: usize, m: usize) -> Vec<usize> {
+    g.kernel.iter().copied().chain([cin, m]).collect()
+}
+
 pub(super) fn separable(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     let channels_first = ctx.channels_first();
-    let geometry = geometry(ctx, 2, true)?;
+    let n = spatial_rank(ctx.class);
+    let geometry = geometry(ctx, n, true)?;
     let cin = input_channels(ctx, channels_first)?;
     let m = ctx
         .get("depth_multiplier")
@@ -840,9 +859,11 @@ pub(super) fn separable(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     let f = ctx.usize("filters")?;
     let depthwise = ctx.weight(
         "depthwise_kernel",
-        &[geometry.kernel[0], geometry.kernel[1], cin, m],
+        &depthwise_shape(&geometry, cin, m),
     )?;
-    let pointwise = ctx.weight("pointwise_kernel", &[1, 1, cin * m, f])?;
+    let ones = vec![1; n];
+    let pw: Vec<usize> = ones.into_iter().chain([cin * m, f]).collect();
+    let pointwise = ctx.weight("pointwise_kernel", &pw)?;
     let (activation, after) = super::split_row_activation(ctx.activation()?, ctx.channels_first());
     let layer: Box<dyn Layer> = Box::new(Depthwise {
         name: ctx.name.to_string(),

@@ -19,7 +19,7 @@ mod pooling;
 mod recurrent;
 mod resample;
 mod reshape;
-mod sequence1d;
+mod moves;
 mod wrappers;
 
 pub use activation::{Activation, Parametric};
@@ -431,8 +431,11 @@ pub const REGISTRY: &[(&str, Builder)] = &[
     ("Conv3D", conv::conv),
     ("Conv2DTranspose", conv::conv_transpose),
     ("Conv3DTranspose", conv::conv_transpose),
+    ("Conv1DTranspose", conv::conv_transpose),
     ("DepthwiseConv2D", conv::depthwise),
     ("SeparableConv2D", conv::separable),
+    ("DepthwiseConv1D", conv::depthwise),
+    ("SeparableConv1D", conv::separable),
     ("MaxPooling1D", pooling::pool),
     ("MaxPooling2D", pooling::pool),
     ("MaxPooling3D", pooling::pool),
@@ -443,9 +446,14 @@ pub const REGISTRY: &[(&str, Builder)] = &[
     ("GlobalAveragePooling2D", pooling::global),
     ("GlobalMaxPooling1D", pooling::global),
     ("GlobalMaxPooling2D", pooling::global),
-    ("ZeroPadding1D", sequence1d::zero_padding),
-    ("Cropping1D", sequence1d::cropping),
-    ("UpSampling1D", sequence1d::upsampling),
+    ("GlobalAveragePooling3D", pooling::global),
+    ("GlobalMaxPooling3D", pooling::global),
+    ("ZeroPadding1D", moves::zero_padding),
+    ("Cropping1D", moves::cropping),
+    ("UpSampling1D", moves::upsampling),
+    ("ZeroPadding3D", moves::zero_padding),
+    ("Cropping3D", moves::cropping),
+    ("UpSampling3D", moves::upsampling),
     ("ZeroPadding2D", padding::zero_padding),
     ("Cropping2D", padding::cropping),
     ("UpSampling2D", padding::upsampling),

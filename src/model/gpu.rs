@@ -352,9 +352,9 @@ fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
         } => Params::Depthwise {
             layer: index,
             depthwise: buf(depthwise),
-            pointwise: pointwise.map(|p| (buf(p), p.shape[3])),
+            pointwise: pointwise.map(|p| (buf(p), p.shape[p.rank() - 1])),
             bias: bias.map(buf),
-            multiplier: depthwise.shape[3],
+            multiplier: depthwise.shape[depthwise.rank() - 1],
             act: activation,
         },
         GpuForm::GatherMatMul {

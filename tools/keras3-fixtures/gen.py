@@ -326,6 +326,30 @@ def initial_state():
     return m, [RNG.normal(size=(2, 5, 3)), RNG.normal(size=(2, 4)), RNG.normal(size=(2, 4))]
 
 
+def spatial_3d_1d():
+    # Keras 3 classes TF.js lacks: 1-D transposed / depthwise / separable convolutions, and the
+    # 3-D padding, cropping, upsampling and global pooling, both data formats.
+    x = keras.Input((9, 3))
+    y = layers.Conv1DTranspose(4, 3, strides=2, padding="same", activation="relu")(x)
+    y = layers.DepthwiseConv1D(3, depth_multiplier=2, dilation_rate=2, padding="same")(y)
+    y = layers.SeparableConv1D(5, 3, strides=2, depth_multiplier=2, activation="tanh")(y)
+    y = layers.DepthwiseConv1D(2, padding="valid", use_bias=False)(y)
+    seq = layers.GlobalAveragePooling1D()(y)
+    v = keras.Input((3, 4, 5, 2))
+    w = layers.ZeroPadding3D(((1, 0), (0, 2), (1, 1)))(v)
+    w = layers.Conv3D(3, 2, activation="relu")(w)
+    w = layers.Cropping3D(((0, 1), (1, 0), 1))(w)
+    w = layers.UpSampling3D((2, 1, 2))(w)
+    a = layers.GlobalMaxPooling3D()(w)
+    cf = layers.Permute((4, 1, 2, 3))(v)
+    c = layers.ZeroPadding3D(1, data_format="channels_first")(cf)
+    c = layers.UpSampling3D(2, data_format="channels_first")(c)
+    c = layers.Cropping3D(((1, 2), 0, (2, 1)), data_format="channels_first")(c)
+    b = layers.GlobalAveragePooling3D(data_format="channels_first")(c)
+    m = keras.Model([x, v], layers.Concatenate()([seq, a, b]))
+    return m, [RNG.normal(size=(2, 9, 3)), RNG.normal(size=(2, 3, 4, 5, 2))]
+
+
 CASES = {
     "dense": (dense, True),
     "conv_bn": (conv_bn, True),
@@ -344,7 +368,8 @@ CASES = {
     "grouped_ops": (grouped_ops, True),
     "transformer": (transformer, True),
     "attention_variants": (attention_variants, True),
-    "initial_state": (initial_state, True),  # keeps the adapted statistics
+    "initial_state": (initial_state, True),
+    "spatial_3d_1d": (spatial_3d_1d, True),  # keeps the adapted statistics
     "fitted": (fitted, False),  # keeps the weights and optimizer state training wrote
 }
 
