@@ -273,3 +273,46 @@ fn keras3_arithmetic_with_a_number_is_computed_or_refused_by_name() {
         assert!(e.contains("'op'"), "{class}: {e}");
     }
 }
+
+#[test]
+fn einsum_dense_with_a_permuted_output_matches_the_sum_and_the_gpu_refuses_it_by_name() {
+    // "abc,bd->adc": out[a, d, c] = Σ_b x[a, b, c] · k[b, d] + bias[d] (bias shape [d, 1]).
+    let config = json!({"equation": "abc,bd->adc", "output_shape": [4, 3], "bias_axes": "d"});
+    let mut config = config;
+    config["batch_input_shape"] = json!([null, 2, 3]);
+    config["name"] = json!("probe");
+    let topology = json!({"class_name": "Sequential", "config": {"name": "m", "layers": [
+        {"class_name": "EinsumDense", "config": config}]}});
+    let named = [
+        ("probe/kernel".to_string(), vec![2, 4]),
+        ("probe/bias".to_string(), vec![4, 1]),
+    ];
+    let m = Model::from_artifacts(synthetic::with_topology(&named, topology, 3).unwrap()).unwrap();
+    let value = |name: &str| {
+        let i = m.artifacts.find(name).unwrap();
+        bytemuck::pod_collect_to_vec::<u8, f32>(&m.artifacts.logical(i))
+    };
+    let (k, b) = (value("probe/kernel"), value("probe/bias"));
+    let x = input(&[2, 2, 3]);
+    let got = m.predict(std::slice::from_ref(&x)).unwrap().remove(0);
+    assert_eq!(got.shape, [2, 4, 3]);
+    for a in 0..2 {
+        for d in 0..4 {
+            for c in 0..3 {
+                let sum: f32 = (0..2)
+                    .map(|j| x.data[(a * 2 + j) * 3 + c] * k[j * 4 + d])
+                    .sum();
+                let want = sum + b[d];
+                let at = got.data[(a * 4 + d) * 3 + c];
+                assert!((at - want).abs() < 1e-5, "[{a},{d},{c}]: {at} vs {want}");
+            }
+        }
+    }
+    if let Some(dev) = gpu() {
+        let e = GpuModel::new(&dev, &m)
+            .err()
+            .expect("no GPU form")
+            .to_string();
+        assert!(e.contains("'probe'"), "{e}");
+    }
+}

@@ -102,6 +102,20 @@ pub const ATTENTION: Kernel = Kernel {
     activations: false,
 };
 
+/// Group statistics: GroupNormalization and UnitNormalization.
+pub const GROUP_NORM: Kernel = Kernel {
+    name: "group_norm",
+    source: include_str!("../../shaders/group_norm.wgsl"),
+    activations: false,
+};
+
+/// Discretization's buckets.
+pub const BUCKETIZE: Kernel = Kernel {
+    name: "bucketize",
+    source: include_str!("../../shaders/bucketize.wgsl"),
+    activations: false,
+};
+
 /// Every kernel, for validation.
 pub const ALL: &[Kernel] = &[
     AXPY,
@@ -123,6 +137,8 @@ pub const ALL: &[Kernel] = &[
     MASK,
     CATEGORY,
     ATTENTION,
+    GROUP_NORM,
+    BUCKETIZE,
 ];
 
 /// float32 words one [`SCAN`] workgroup covers (64 invocations × 64 words).

@@ -693,9 +693,14 @@ pub(super) fn conv_transpose(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     // TF.js drops dilation_rate (and ignores output_padding) for transposed convolutions; Keras
     // applies both, which layercake does not compute yet: refused rather than dropped.
     if ctx.keras3 {
-        let dilated = ctx.ints("dilation_rate", n, Some(1))?.iter().any(|&d| d != 1);
+        let dilated = ctx
+            .ints("dilation_rate", n, Some(1))?
+            .iter()
+            .any(|&d| d != 1);
         if dilated || ctx.get("output_padding").is_some() {
-            return Err(ctx.err("dilation_rate > 1 or output_padding on a transposed convolution is not supported"));
+            return Err(ctx.err(
+                "dilation_rate > 1 or output_padding on a transposed convolution is not supported",
+            ));
         }
     }
     let geometry = geometry(ctx, n, false)?;
@@ -776,7 +781,9 @@ impl Layer for Depthwise {
         let last = |t: &Tensor| t.shape[t.rank() - 1];
         let channels = match &self.pointwise {
             Some(p) => last(p),
-            None => self.depthwise.data.len() / self.geometry.kernel.iter().product::<usize>().max(1),
+            None => {
+                self.depthwise.data.len() / self.geometry.kernel.iter().product::<usize>().max(1)
+            }
         };
         symbolic_shape(&inputs[0], self.channels_first, &self.geometry, channels)
     }
@@ -825,10 +832,7 @@ pub(super) fn depthwise(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
         .get("depth_multiplier")
         .and_then(serde_json::Value::as_u64)
         .unwrap_or(1) as usize;
-    let depthwise = ctx.weight(
-        "depthwise_kernel",
-        &depthwise_shape(&geometry, cin, m),
-    )?;
+    let depthwise = ctx.weight("depthwise_kernel", &depthwise_shape(&geometry, cin, m))?;
     let (activation, after) = super::split_row_activation(ctx.activation()?, ctx.channels_first());
     let layer: Box<dyn Layer> = Box::new(Depthwise {
         name: ctx.name.to_string(),
@@ -857,10 +861,7 @@ pub(super) fn separable(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
         .and_then(serde_json::Value::as_u64)
         .unwrap_or(1) as usize;
     let f = ctx.usize("filters")?;
-    let depthwise = ctx.weight(
-        "depthwise_kernel",
-        &depthwise_shape(&geometry, cin, m),
-    )?;
+    let depthwise = ctx.weight("depthwise_kernel", &depthwise_shape(&geometry, cin, m))?;
     let ones = vec![1; n];
     let pw: Vec<usize> = ones.into_iter().chain([cin * m, f]).collect();
     let pointwise = ctx.weight("pointwise_kernel", &pw)?;

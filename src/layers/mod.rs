@@ -11,15 +11,18 @@ mod category;
 mod conv;
 mod conv_lstm;
 mod dense;
+mod discretization;
+mod einsum;
 mod embedding;
+pub mod group_norm;
 mod merge;
+mod moves;
 mod normalization;
 mod padding;
 mod pooling;
 mod recurrent;
 mod resample;
 mod reshape;
-mod moves;
 mod wrappers;
 
 pub use activation::{Activation, Parametric};
@@ -163,6 +166,10 @@ pub enum GpuForm<'a> {
     Identity,
     /// MultiHeadAttention: projections (matmuls) around the attention kernel.
     Attention(&'a Attention),
+    /// Discretization: each value's bucket among the boundaries.
+    Bucketize(&'a [f32]),
+    /// GroupNormalization / UnitNormalization over a channels-last view.
+    GroupNorm(&'a group_norm::GroupNorm),
     /// The inner form, then a row-wise activation (softmax, log_softmax, sparsemax) over the
     /// output's last axis ([`split_row_activation`]).
     ThenRow {
@@ -413,7 +420,11 @@ pub const REGISTRY: &[(&str, Builder)] = &[
     ("RepeatVector", reshape::repeat_vector),
     ("Rescaling", reshape::rescaling),
     ("LayerScale", normalization::layer_scale),
+    ("GroupNormalization", group_norm::group_normalization),
+    ("UnitNormalization", group_norm::unit_normalization),
     ("MultiHeadAttention", attention::multi_head_attention),
+    ("EinsumDense", einsum::einsum_dense),
+    ("Discretization", discretization::build),
     ("Add", merge::add),
     ("Multiply", merge::multiply),
     ("Average", merge::average),
@@ -477,6 +488,7 @@ pub const REGISTRY: &[(&str, Builder)] = &[
     // among them (it center-crops and resizes at inference) and stays unsupported.
     ("Identity", reshape::identity),
     ("RandomFlip", reshape::identity),
+    ("RandomCrop", reshape::random_crop),
     ("RandomRotation", reshape::identity),
     ("RandomZoom", reshape::identity),
     ("RandomTranslation", reshape::identity),
@@ -546,6 +558,7 @@ pub fn keras3_var_index(class: &str, config: &Value, short: &str) -> Option<usiz
         "BatchNormalization" => &["gamma", "beta", "moving_mean", "moving_variance"],
         "LayerNormalization" => &["gamma", "beta"],
         "LayerScale" => &["gamma"],
+        "GroupNormalization" => &["gamma", "beta"],
         "Normalization" => &["mean", "variance", "count"],
         "Embedding" => &["embeddings"],
         "PReLU" => &["alpha"],

@@ -80,20 +80,29 @@ impl Layer for Moves {
         let x = to_channels_last(one(inputs, &self.name)?, self.channels_first);
         let rank = x.rank();
         if rank != self.axes.len() + 2 {
-            return Err(Error::Model(format!("layer '{}': rank-{} input expected", self.name, self.axes.len() + 2)));
+            return Err(Error::Model(format!(
+                "layer '{}': rank-{} input expected",
+                self.name,
+                self.axes.len() + 2
+            )));
         }
         let mut shape = x.shape.clone();
         for (d, m) in self.axes.iter().enumerate() {
             shape[d + 1] = m.out_len(x.shape[d + 1], &self.name)?;
         }
         let c = shape[rank - 1];
-        let (src_strides, positions) = (strides(&x.shape), shape[..rank - 1].iter().product::<usize>());
+        let (src_strides, positions) = (
+            strides(&x.shape),
+            shape[..rank - 1].iter().product::<usize>(),
+        );
         let mut data = vec![0.0f32; positions * c];
         let mut index = vec![0usize; rank - 1];
         for p in 0..positions {
             let mut src = Some(index[0] * src_strides[0]);
             for (d, m) in self.axes.iter().enumerate() {
-                src = src.and_then(|s| Some(s + m.source(index[d + 1], x.shape[d + 1])? * src_strides[d + 1]));
+                src = src.and_then(|s| {
+                    Some(s + m.source(index[d + 1], x.shape[d + 1])? * src_strides[d + 1])
+                });
             }
             if let Some(s) = src {
                 data[p * c..(p + 1) * c].copy_from_slice(&x.data[s..s + c]);
@@ -106,7 +115,10 @@ impl Layer for Moves {
                 index[d] = 0;
             }
         }
-        Ok(from_channels_last(Tensor::new(shape, data)?, self.channels_first))
+        Ok(from_channels_last(
+            Tensor::new(shape, data)?,
+            self.channels_first,
+        ))
     }
 
     fn mask_rule(&self) -> super::MaskRule {

@@ -30,6 +30,23 @@ pub(super) fn identity(_ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     Ok(Box::new(Identity))
 }
 
+/// Keras 3.15's RandomCrop at inference returns its input unchanged, while declaring a
+/// `height × width` output: an identity where the input already has that size, refused
+/// otherwise (Keras's own predict then breaks the layers after it).
+pub(super) fn random_crop(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
+    let shape = ctx.input()?;
+    let (h, w) = if ctx.channels_first() { (2, 3) } else { (1, 2) };
+    let want = (ctx.usize("height")?, ctx.usize("width")?);
+    if shape.len() != 4 || (shape[h], shape[w]) != (Some(want.0), Some(want.1)) {
+        return Err(ctx.err(format!(
+            "input {shape:?} is not {}×{}: Keras 3.15 returns it uncropped at inference, contradicting the declared shape",
+            want.0,
+            want.1
+        )));
+    }
+    Ok(Box::new(Identity))
+}
+
 struct Flatten {
     channels_first: bool,
 }

@@ -48,6 +48,12 @@ struct StepOutput<'b> {
 
 /// A layer's parameters on the GPU.
 enum Params {
+    Bucketize(wgpu::Buffer, usize),
+    GroupNorm {
+        layer: usize,
+        gamma: Option<wgpu::Buffer>,
+        beta: Option<wgpu::Buffer>,
+    },
     Attention {
         layer: usize,
         /// query, key, value, output: (kernel `[k, n]`, bias, k, n).
@@ -252,6 +258,12 @@ fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
     let buf = |t: &Tensor| storage(dev, name, &t.data);
     match form {
         GpuForm::Identity => Params::Identity,
+        GpuForm::Bucketize(b) => Params::Bucketize(storage(dev, name, b), b.len()),
+        GpuForm::GroupNorm(g) => Params::GroupNorm {
+            layer: index,
+            gamma: g.gamma.as_ref().map(buf),
+            beta: g.beta.as_ref().map(buf),
+        },
         GpuForm::Attention(a) => Params::Attention {
             layer: index,
             proj: Box::new(
@@ -720,6 +732,43 @@ impl<'m> GpuModel<'m> {
         match params {
             Params::Identity => Ok(()),
             Params::Attention { layer, proj } => self.attention(pass, *layer, proj, ins, out),
+            Params::Bucketize(boundaries, bins) => {
+                let u = [numel as u32, *bins as u32, 0, 0];
+                self.dispatch(
+                    pass,
+                    kernels::BUCKETIZE,
+                    bytemuck::cast_slice(&u),
+                    &[ins[0].0, boundaries, out.0],
+                    self.grid(numel)?,
+                )
+            }
+            Params::GroupNorm { layer, gamma, beta } => {
+                let Some(GpuForm::GroupNorm(g)) = self.model.plan.layers[*layer].gpu().map(inner)
+                else {
+                    return Err(Error::Model("layer lost its GPU form".into()));
+                };
+                let (batch, positions, channels) = g.view(ins[0].1);
+                let mode = u32::from(g.mode == crate::layers::group_norm::GroupMode::Unit);
+                let u = [
+                    batch as u32,
+                    positions as u32,
+                    channels as u32,
+                    g.groups as u32,
+                    mode,
+                    u32::from(gamma.is_some()),
+                    u32::from(beta.is_some()),
+                    g.eps.to_bits(),
+                ];
+                let gamma = gamma.as_ref().unwrap_or(&self.dummy);
+                let beta = beta.as_ref().unwrap_or(&self.dummy);
+                self.dispatch(
+                    pass,
+                    kernels::GROUP_NORM,
+                    bytemuck::cast_slice(&u),
+                    &[ins[0].0, gamma, beta, out.0],
+                    self.grid(batch * g.groups)?,
+                )
+            }
             Params::MatMul {
                 kernel,
                 bias,

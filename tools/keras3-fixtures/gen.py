@@ -350,6 +350,35 @@ def spatial_3d_1d():
     return m, [RNG.normal(size=(2, 9, 3)), RNG.normal(size=(2, 3, 4, 5, 2))]
 
 
+def keras3_misc():
+    # EinsumDense in its common equations (and a permuting one, CPU-only forms included),
+    # GroupNormalization (groups, instance norm, channels_first axis), UnitNormalization (one
+    # axis, two axes), Discretization (adapted boundaries), RandomCrop at its own size.
+    x = keras.Input((6, 8, 4))
+    g = layers.GroupNormalization(groups=2, epsilon=1e-3)(x)
+    g = layers.RandomCrop(6, 8)(g)
+    g = layers.Conv2D(6, 3, padding="same")(g)
+    g = layers.GroupNormalization(groups=-1, center=False)(g)
+    g = layers.Permute((3, 1, 2))(g)
+    g = layers.GroupNormalization(groups=3, axis=1)(g)
+    g = layers.UnitNormalization(axis=[2, 3])(g)
+    pooled = layers.GlobalAveragePooling2D(data_format="channels_first")(g)
+    s = keras.Input((5, 7))
+    e = layers.EinsumDense("abc,cd->abd", output_shape=(5, 6), bias_axes="d", activation="relu")(s)
+    e = layers.EinsumDense("abc,cde->abde", output_shape=(5, 2, 3), bias_axes="de")(e)
+    e = layers.Reshape((5, 6))(e)
+    e = layers.EinsumDense("...b,bc->...c", output_shape=4, bias_axes="c")(e)
+    e = layers.EinsumDense("abc,bd->acd", output_shape=(4, 3), bias_axes="d")(e)
+    e = layers.UnitNormalization()(e)
+    flat = layers.Flatten()(e)
+    v = keras.Input((4,))
+    disc = layers.Discretization(num_bins=5)
+    disc.adapt(RNG.normal(size=(200, 4)).astype("float32"))
+    d = layers.Embedding(5, 3)(disc(v))
+    m = keras.Model([x, s, v], layers.Concatenate()([pooled, flat, layers.Flatten()(d)]))
+    return m, [RNG.normal(size=(2, 6, 8, 4)), RNG.normal(size=(2, 5, 7)), RNG.normal(size=(3, 4))[:2]]
+
+
 CASES = {
     "dense": (dense, True),
     "conv_bn": (conv_bn, True),
@@ -369,7 +398,8 @@ CASES = {
     "transformer": (transformer, True),
     "attention_variants": (attention_variants, True),
     "initial_state": (initial_state, True),
-    "spatial_3d_1d": (spatial_3d_1d, True),  # keeps the adapted statistics
+    "spatial_3d_1d": (spatial_3d_1d, True),
+    "keras3_misc": (keras3_misc, True),  # keeps the adapted statistics
     "fitted": (fitted, False),  # keeps the weights and optimizer state training wrote
 }
 
