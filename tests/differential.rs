@@ -1,11 +1,16 @@
-//! Differential test: random TF.js 4.22 models (`tools/tfjs-fixtures/random-models.mjs`:
-//! Sequential chains and functional graphs with branches and merges over most layer classes,
-//! configurations drawn at random, seeded weights) against TF.js's own predictions, on the CPU
-//! and the GPU. Every mismatch is reported with the model's one-line description.
+//! Differential tests: random models against their origin's own predictions, on the CPU and the
+//! GPU, every mismatch reported with the model's one-line description.
 //!
-//! CI runs models 0..2000 (`LAYERCAKE_DIFF_MODELS`, about 10 s on lavapipe); a wider sweep
-//! is one command: `LAYERCAKE_DIFF_MODELS=20000 cargo test --test differential -- --nocapture`.
-//! `LAYERCAKE_DIFF_FIRST` moves the window.
+//! - TF.js 4.22 (`tools/tfjs-fixtures/random-models.mjs`: Sequential chains and functional
+//!   graphs with branches and merges over most layer classes, configurations drawn at random,
+//!   seeded weights). CI runs models 0..2000 (`LAYERCAKE_DIFF_MODELS`, about 10 s on lavapipe);
+//!   a wider sweep is one command:
+//!   `LAYERCAKE_DIFF_MODELS=20000 cargo test --test differential -- --nocapture`.
+//!   `LAYERCAKE_DIFF_FIRST` moves the window.
+//! - Keras 3.15 through the real converter (`tools/keras3-fixtures/random_models.py`: the
+//!   Keras-only classes among the common ones). CI runs models 0..100
+//!   (`LAYERCAKE_KERAS_DIFF_MODELS`, about a second per model to generate, cached under
+//!   `target/keras-random/`); `LAYERCAKE_KERAS_DIFF_FIRST` moves the window.
 
 mod common;
 
@@ -58,7 +63,7 @@ fn compare(dir: &Path, dev: Option<&layercake::gpu::Device>) -> Vec<String> {
         for (k, (g, w)) in got.iter().zip(&want).enumerate() {
             if g.shape != w.shape {
                 problems.push(format!(
-                    "{backend}: output {k} shape {:?} vs TF.js {:?}",
+                    "{backend}: output {k} shape {:?} vs expected {:?}",
                     g.shape, w.shape
                 ));
                 continue;
@@ -119,6 +124,64 @@ fn random_tfjs_models_match_tfjs_on_cpu_and_gpu() {
     assert!(
         failures.is_empty(),
         "{} of {checked} models differ from TF.js:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn random_keras_models_match_keras_on_cpu_and_gpu() {
+    let Some(tools) = keras_tools() else { return };
+    let (first, count) = (
+        env_usize("LAYERCAKE_KERAS_DIFF_FIRST", 0),
+        env_usize("LAYERCAKE_KERAS_DIFF_MODELS", 100),
+    );
+    let script = tools.join("random_models.py");
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&std::fs::read(&script).unwrap(), &mut h);
+    std::hash::Hash::hash(&std::fs::read(tools.join("gen.py")).unwrap(), &mut h);
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "target/keras-random/{:016x}-{first}-{count}",
+        std::hash::Hasher::finish(&h)
+    ));
+    if !out.join("done").is_file() {
+        let run = std::process::Command::new("python3")
+            .arg(&script)
+            .arg(&out)
+            .args([first.to_string(), count.to_string()])
+            .env("TF_CPP_MIN_LOG_LEVEL", "3")
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "random_models.py: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        std::fs::write(out.join("done"), b"").unwrap();
+    }
+    let dev = gpu();
+    let (mut checked, mut skipped, mut failures) = (0, 0, Vec::new());
+    for seed in first..first + count {
+        let dir = out.join(format!("{seed:05}"));
+        if dir.join("skipped.txt").is_file() {
+            skipped += 1;
+            continue;
+        }
+        checked += 1;
+        let description = std::fs::read_to_string(dir.join("description.txt")).unwrap();
+        let problems = compare(&dir, dev.as_ref());
+        if !problems.is_empty() {
+            failures.push(format!("{seed} [{}]: {}", problems.join("; "), description.trim()));
+        }
+    }
+    eprintln!(
+        "keras differential: {checked} models checked, {skipped} skipped (Keras cannot build them), {} mismatched",
+        failures.len()
+    );
+    assert!(checked * 10 >= count * 7, "too few models drawn: {checked} of {count}");
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} models differ from Keras:\n{}",
         failures.len(),
         failures.join("\n")
     );

@@ -76,10 +76,7 @@ enum Params {
     },
     Identity,
     MatMul {
-        kernel: wgpu::Buffer,
-        bias: Option<wgpu::Buffer>,
-        k: usize,
-        n: usize,
+        kernel: Matrix,
         act: Activation,
     },
     Affine {
@@ -117,7 +114,8 @@ enum Params {
         axes: [usize; 2],
     },
     Embedding {
-        table: wgpu::Buffer,
+        /// `(first row, rows, buffer)`: blocks of rows within the storage binding limit.
+        table: Vec<(usize, usize, wgpu::Buffer)>,
         rows: usize,
         dim: usize,
     },
@@ -140,10 +138,7 @@ enum Params {
     /// im2col gather then matmul (its plan index for the map).
     GatherMatMul {
         layer: usize,
-        kernel: wgpu::Buffer,
-        bias: Option<wgpu::Buffer>,
-        k: usize,
-        n: usize,
+        kernel: Matrix,
         act: Activation,
     },
 }
@@ -232,6 +227,46 @@ fn act_id(a: Activation) -> u32 {
     }
 }
 
+/// A `[k, n]` matmul kernel (and its bias) on the GPU: one buffer, or, where it exceeds the
+/// adapter's storage binding limit (128 MiB on lavapipe), blocks of columns each within it.
+struct Matrix {
+    k: usize,
+    n: usize,
+    /// `(first column, columns, kernel [k, columns], bias [columns])`.
+    blocks: Vec<(usize, usize, wgpu::Buffer, Option<wgpu::Buffer>)>,
+}
+
+impl Matrix {
+    fn new(dev: &Device, name: &str, kernel: &Tensor, bias: Option<&Tensor>) -> Matrix {
+        let (k, n) = (kernel.shape[0], kernel.shape[1]);
+        let limit = dev.limits.max_storage_buffer_binding_size as usize;
+        let per_block = if k * n * 4 <= limit {
+            n
+        } else {
+            (limit / (4 * k).max(1)).max(1)
+        };
+        let blocks = (0..n)
+            .step_by(per_block.max(1))
+            .map(|first| {
+                let cols = per_block.min(n - first);
+                let data: Vec<f32> = if cols == n {
+                    kernel.data.clone()
+                } else {
+                    kernel
+                        .data
+                        .chunks(n)
+                        .flat_map(|row| &row[first..first + cols])
+                        .copied()
+                        .collect()
+                };
+                let b = bias.map(|b| storage(dev, name, &b.data[first..first + cols]));
+                (first, cols, storage(dev, name, &data), b)
+            })
+            .collect();
+        Matrix { k, n, blocks }
+    }
+}
+
 /// A projection's buffers: kernel `[k, n]`, bias `[n]`, k, n.
 type Projected = (wgpu::Buffer, Option<wgpu::Buffer>, usize, usize);
 
@@ -298,10 +333,7 @@ fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
             bias,
             activation,
         } => Params::MatMul {
-            kernel: buf(kernel),
-            bias: bias.map(buf),
-            k: kernel.shape[0],
-            n: kernel.shape[1],
+            kernel: Matrix::new(dev, name, kernel, bias),
             act: activation,
         },
         GpuForm::Affine {
@@ -341,11 +373,24 @@ fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
             normalize,
             axes,
         },
-        GpuForm::Embedding(table) => Params::Embedding {
-            table: buf(table),
-            rows: table.shape[0],
-            dim: table.shape[1],
-        },
+        GpuForm::Embedding(table) => {
+            let (rows, dim) = (table.shape[0], table.shape[1]);
+            let limit = dev.limits.max_storage_buffer_binding_size as usize;
+            let per_block = (limit / (4 * dim).max(1)).clamp(1, rows.max(1));
+            let blocks = (0..rows)
+                .step_by(per_block)
+                .map(|first| {
+                    let n = per_block.min(rows - first);
+                    let data = &table.data[first * dim..(first + n) * dim];
+                    (first, n, storage(dev, name, data))
+                })
+                .collect();
+            Params::Embedding {
+                table: blocks,
+                rows,
+                dim,
+            }
+        }
         GpuForm::Permuted { to, inner } => Params::Permuted {
             to,
             inner: Box::new(upload(dev, index, name, *inner)),
@@ -376,10 +421,7 @@ fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
             ..
         } => Params::GatherMatMul {
             layer: index,
-            kernel: buf(kernel),
-            bias: bias.map(buf),
-            k: kernel.shape[0],
-            n: kernel.shape[1],
+            kernel: Matrix::new(dev, name, kernel, bias),
             act: activation,
         },
     }
@@ -643,6 +685,14 @@ impl<'m> GpuModel<'m> {
         buffers: &[&wgpu::Buffer],
         groups: (u32, u32),
     ) -> Result<()> {
+        let limit = self.dev.limits.max_storage_buffer_binding_size;
+        if let Some(b) = buffers.iter().find(|b| b.size() > limit) {
+            return Err(Error::Model(format!(
+                "kernel '{}' would bind a {}-byte buffer, above this adapter's {limit}-byte storage binding limit (only Dense/convolution kernels and Embedding tables are split)",
+                kernel.name,
+                b.size()
+            )));
+        }
         let pipeline = self.dev.pipeline(kernel)?;
         let params = self
             .dev
@@ -697,6 +747,56 @@ impl<'m> GpuModel<'m> {
             &[a, kernel, bias.unwrap_or(&self.dummy), out.0],
             kernels::matmul_groups(m, n),
         )?;
+        self.softmax(pass, act, out)
+    }
+
+    /// `out = act(a[m×k] · kernel + bias)` over the kernel's column blocks: each block's product
+    /// lands in a temporary and is copied into its columns of `out`; row-wise activations
+    /// (softmax) run once over the assembled rows.
+    fn matmul_blocks(
+        &self,
+        pass: &mut Recording,
+        a: &wgpu::Buffer,
+        m: usize,
+        kernel: &Matrix,
+        act: Activation,
+        out: (&wgpu::Buffer, &[usize]),
+    ) -> Result<()> {
+        if let [(_, _, w, b)] = &kernel.blocks[..] {
+            return self.matmul(pass, a, (m, kernel.k, kernel.n), w, b.as_ref(), act, out);
+        }
+        let limit = self.dev.limits.max_storage_buffer_binding_size;
+        let elementwise = if act.row_mode().is_some() {
+            Activation::Linear
+        } else {
+            act
+        };
+        for (first, cols, w, b) in &kernel.blocks {
+            if w.size() > limit {
+                return Err(Error::Model(format!(
+                    "one column of a [{}, {}] kernel exceeds the {limit}-byte storage binding limit",
+                    kernel.k, kernel.n
+                )));
+            }
+            let part = self.temp("matmul column block", m * cols);
+            self.matmul(
+                pass,
+                a,
+                (m, kernel.k, *cols),
+                w,
+                b.as_ref(),
+                elementwise,
+                (&part, &[m, *cols]),
+            )?;
+            let u = [m as u32, *cols as u32, kernel.n as u32, *first as u32];
+            self.dispatch(
+                pass,
+                kernels::COPY_BLOCK,
+                bytemuck::cast_slice(&u),
+                &[&part, out.0],
+                self.grid(m * cols)?,
+            )?;
+        }
         self.softmax(pass, act, out)
     }
 
@@ -769,23 +869,9 @@ impl<'m> GpuModel<'m> {
                     self.grid(batch * g.groups)?,
                 )
             }
-            Params::MatMul {
-                kernel,
-                bias,
-                k,
-                n,
-                act,
-            } => {
-                let m = ins[0].1.iter().product::<usize>() / (*k).max(1);
-                self.matmul(
-                    pass,
-                    ins[0].0,
-                    (m, *k, *n),
-                    kernel,
-                    bias.as_ref(),
-                    *act,
-                    out,
-                )
+            Params::MatMul { kernel, act } => {
+                let m = ins[0].1.iter().product::<usize>() / kernel.k.max(1);
+                self.matmul_blocks(pass, ins[0].0, m, kernel, *act, out)
             }
             Params::Affine {
                 mul,
@@ -970,14 +1056,26 @@ impl<'m> GpuModel<'m> {
                 self.mask_kernel(pass, 2, 0.0, (ins[0].0, f), &keep, out.0, numel)
             }
             Params::Embedding { table, rows, dim } => {
-                let u = [numel as u32, *dim as u32, *rows as u32, 0];
-                self.dispatch(
-                    pass,
-                    kernels::EMBEDDING,
-                    bytemuck::cast_slice(&u),
-                    &[ins[0].0, table, out.0],
-                    self.grid(numel)?,
-                )
+                for (first, block_rows, buffer) in table {
+                    let u = [
+                        numel as u32,
+                        *dim as u32,
+                        *rows as u32,
+                        *first as u32,
+                        *block_rows as u32,
+                        0,
+                        0,
+                        0,
+                    ];
+                    self.dispatch(
+                        pass,
+                        kernels::EMBEDDING,
+                        bytemuck::cast_slice(&u),
+                        &[ins[0].0, buffer, out.0],
+                        self.grid(numel)?,
+                    )?;
+                }
+                Ok(())
             }
             Params::Permuted { to, inner } => {
                 let rank = ins[0].1.len();
@@ -1116,14 +1214,7 @@ impl<'m> GpuModel<'m> {
                     self.grid(shape[0] * shape[2])?,
                 )
             }
-            Params::GatherMatMul {
-                layer,
-                kernel,
-                bias,
-                k,
-                n,
-                act,
-            } => {
+            Params::GatherMatMul { layer, kernel, act } => {
                 let Some(GpuForm::GatherMatMul { map, .. }) =
                     self.model.plan.layers[*layer].gpu().map(inner)
                 else {
@@ -1140,8 +1231,7 @@ impl<'m> GpuModel<'m> {
                     })
                 })?;
                 self.gather(pass, ins[0].0, &index, shape.iter().product(), &cols)?;
-                let m = shape[0];
-                self.matmul(pass, &cols, (m, *k, *n), kernel, bias.as_ref(), *act, out)
+                self.matmul_blocks(pass, &cols, shape[0], kernel, *act, out)
             }
             Params::Concat(axis) => {
                 let rank = out.1.len();
