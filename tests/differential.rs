@@ -171,14 +171,21 @@ fn random_keras_models_match_keras_on_cpu_and_gpu() {
         let description = std::fs::read_to_string(dir.join("description.txt")).unwrap();
         let problems = compare(&dir, dev.as_ref());
         if !problems.is_empty() {
-            failures.push(format!("{seed} [{}]: {}", problems.join("; "), description.trim()));
+            failures.push(format!(
+                "{seed} [{}]: {}",
+                problems.join("; "),
+                description.trim()
+            ));
         }
     }
     eprintln!(
         "keras differential: {checked} models checked, {skipped} skipped (Keras cannot build them), {} mismatched",
         failures.len()
     );
-    assert!(checked * 10 >= count * 7, "too few models drawn: {checked} of {count}");
+    assert!(
+        checked * 10 >= count * 7,
+        "too few models drawn: {checked} of {count}"
+    );
     assert!(
         failures.is_empty(),
         "{} of {checked} models differ from Keras:\n{}",

@@ -11,6 +11,27 @@ use super::BinaryOp as Op;
 struct Elementwise {
     op: Op,
     name: String,
+    mask: super::MaskRule,
+}
+
+/// How an element-wise merge treats masks, by the model's origin (see ARCHITECTURE.md, "Masks
+/// through merges"): Keras 3's merge layers OR the masks when every input has one (Multiply also
+/// rewrites masked values: refused); its operations on symbolic tensors (`x + y`, serialized as
+/// a bare `Add` without a dtype) drop them; TF.js 4.22 cannot run a masked element-wise merge.
+fn merge_mask(ctx: &LayerCtx, op: Op) -> super::MaskRule {
+    use super::MaskRule;
+    if !ctx.keras3 {
+        return MaskRule::Refuse("TF.js 4.22 cannot run an element-wise merge of masked inputs");
+    }
+    if ctx.config.get("dtype").is_none() {
+        return MaskRule::Drop;
+    }
+    match op {
+        Op::Multiply => MaskRule::Refuse(
+            "Keras 3's Multiply sets masked values to 1, which layercake does not compute",
+        ),
+        _ => MaskRule::Any,
+    }
 }
 
 /// Broadcast two shapes (numpy rules, aligned on the right).
@@ -85,6 +106,9 @@ fn shape_err(name: &str, a: &Shape, b: &Shape) -> Error {
 }
 
 impl Layer for Elementwise {
+    fn mask_rule(&self) -> super::MaskRule {
+        self.mask
+    }
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
         let mut out = inputs
             .first()
@@ -151,6 +175,7 @@ fn elementwise(ctx: &LayerCtx, op: Op) -> Result<Box<dyn Layer>> {
     }
     Ok(Box::new(Elementwise {
         op,
+        mask: merge_mask(ctx, op),
         name: ctx.name.to_string(),
     }))
 }
@@ -176,6 +201,7 @@ pub(super) fn subtract(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     }
     Ok(Box::new(Subtract(Elementwise {
         op: Op::Subtract,
+        mask: merge_mask(ctx, Op::Subtract),
         name: ctx.name.to_string(),
     })))
 }
@@ -225,9 +251,6 @@ impl Layer for ScalarAffine {
         t.data.iter_mut().for_each(|x| *x = *x * a + b);
         Ok(t)
     }
-    fn mask_rule(&self) -> super::MaskRule {
-        super::MaskRule::Keep
-    }
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
         Some(super::GpuForm::Affine {
             mul: &self.scale,
@@ -266,14 +289,21 @@ impl Layer for Subtract {
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
         self.0.gpu()
     }
+    fn mask_rule(&self) -> super::MaskRule {
+        self.0.mask
+    }
 }
 
 struct Concatenate {
     axis: isize,
     name: String,
+    mask: super::MaskRule,
 }
 
 impl Layer for Concatenate {
+    fn mask_rule(&self) -> super::MaskRule {
+        self.mask
+    }
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
         let rank = inputs[0].len();
         let axis = normalize_axis(self.axis, rank).ok_or_else(|| {
@@ -324,8 +354,19 @@ impl Layer for Concatenate {
 }
 pub(super) fn concatenate(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     let axis = ctx.get("axis").and_then(Value::as_i64).unwrap_or(-1) as isize;
+    let rank = ctx.inputs.first().map_or(0, Vec::len) as isize;
+    // Along the features the masks combine (TF.js: AND, unmasked inputs all kept; Keras 3: OR,
+    // which an unmasked input makes all kept); along another axis they would be concatenated.
+    let mask = match (axis == -1 || axis == rank - 1, ctx.keras3) {
+        (true, false) => super::MaskRule::All,
+        (true, true) => super::MaskRule::Any,
+        (false, _) => {
+            super::MaskRule::Refuse("masks concatenated along a non-feature axis are not supported")
+        }
+    };
     Ok(Box::new(Concatenate {
         axis,
+        mask,
         name: ctx.name.to_string(),
     }))
 }

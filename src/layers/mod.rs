@@ -93,14 +93,42 @@ pub enum MaskRule {
     Ids,
     /// From features: a step whose features all equal the value is masked (Masking).
     Features(f32),
+    /// Several inputs: AND of the masks present, an unmasked input counting as all kept
+    /// (TF.js's Concatenate along the last axis); none when no input has one.
+    All,
+    /// Several inputs: OR of the masks when every input has one, else none (Keras 3's merges;
+    /// an unmasked input of its Concatenate makes the OR all-kept, the same as none).
+    Any,
+    /// A mask on any input is refused with this reason (semantics layercake does not follow).
+    Refuse(&'static str),
 }
 
 impl MaskRule {
+    /// The output mask of a layer with inputs carrying `masks` (one per input), `x` the first
+    /// input; the multi-input rules combine them, the others follow the first.
+    pub fn combine(self, x: &Tensor, masks: &[Option<&Tensor>]) -> Result<Option<Tensor>> {
+        let present = || masks.iter().flatten();
+        match self {
+            MaskRule::All => Ok(present()
+                .map(|t| (*t).clone())
+                .reduce(|a, b| zip_masks(a, &b, f32::min))),
+            MaskRule::Any if masks.iter().all(Option::is_some) => Ok(present()
+                .map(|t| (*t).clone())
+                .reduce(|a, b| zip_masks(a, &b, f32::max))),
+            MaskRule::Any => Ok(None),
+            MaskRule::Refuse(why) if present().next().is_some() => {
+                Err(Error::Model(format!("a Keras mask reaches it: {why}")))
+            }
+            MaskRule::Refuse(_) => Ok(None),
+            rule => Ok(rule.apply(x, masks.first().copied().flatten())),
+        }
+    }
+
     /// The output mask for input `x` (first input) carrying `mask`.
     pub fn apply(self, x: &Tensor, mask: Option<&Tensor>) -> Option<Tensor> {
         let (shape, data): (Vec<usize>, Vec<f32>) = match self {
-            MaskRule::Drop => return None,
-            MaskRule::Keep => return mask.cloned(),
+            MaskRule::Drop | MaskRule::Refuse(_) => return None,
+            MaskRule::Keep | MaskRule::All | MaskRule::Any => return mask.cloned(),
             MaskRule::Ids => (
                 x.shape.clone(),
                 x.data
@@ -121,6 +149,14 @@ impl MaskRule {
         };
         Some(Tensor { shape, data })
     }
+}
+
+fn zip_masks(mut a: Tensor, b: &Tensor, f: fn(f32, f32) -> f32) -> Tensor {
+    a.data
+        .iter_mut()
+        .zip(&b.data)
+        .for_each(|(x, y)| *x = f(*x, *y));
+    a
 }
 
 /// Element-wise binary operations of the merge layers.
@@ -249,6 +285,8 @@ pub enum GpuForm<'a> {
         map: &'a dyn GatherMap,
         /// Max (else mean over the taps inside the input).
         max: bool,
+        /// A mean weighted by the input's mask when it has one (Keras 3 GlobalAveragePooling1D).
+        masked: bool,
     },
     /// Depthwise convolution over a window map (`[rows, window, channels]`), optionally followed
     /// by a pointwise matmul (SeparableConv2D). Bias and activation apply last.

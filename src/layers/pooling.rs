@@ -74,6 +74,7 @@ impl Layer for Pool {
             super::GpuForm::WindowReduce {
                 map: self,
                 max: self.max,
+                masked: false,
             },
         ))
     }
@@ -114,6 +115,9 @@ struct Global {
     /// Keras 3's `keepdims`: the pooled axes stay, with size 1 (MobileNet's head,
     /// MobileNetV3's squeeze-excite blocks).
     keepdims: bool,
+    /// Keras 3's GlobalAveragePooling1D averages over the unmasked steps only (TF.js ignores
+    /// the mask).
+    masked_mean: bool,
 }
 
 impl Global {
@@ -151,22 +155,38 @@ impl Layer for Global {
     }
 
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        self.forward_masked(inputs, None)
+    }
+
+    fn forward_masked(&self, inputs: &[&Tensor], mask: Option<&Tensor>) -> Result<Tensor> {
+        let mask = mask.filter(|_| self.masked_mean);
         let x = to_channels_last(one(inputs, &self.name)?, self.channels_first);
         let rank = x.rank();
         let (batch, c) = (x.shape[0], x.shape[rank - 1]);
         let n: usize = x.shape[1..rank - 1].iter().product();
         let mut out = vec![if self.max { f32::NEG_INFINITY } else { 0.0 }; batch * c];
+        let mut weight = vec![0.0f32; batch];
         for b in 0..batch {
             for p in 0..n {
+                let m = mask.map_or(1.0, |m| m.data[b * n + p]);
+                weight[b] += m;
                 for ch in 0..c {
-                    let v = x.data[(b * n + p) * c + ch];
+                    let v = x.data[(b * n + p) * c + ch] * m;
                     let o = &mut out[b * c + ch];
                     *o = if self.max { o.max(v) } else { *o + v };
                 }
             }
         }
         if !self.max {
-            out.iter_mut().for_each(|v| *v /= n.max(1) as f32);
+            for (b, row) in out.chunks_mut(c.max(1)).enumerate() {
+                // Keras divides by the mask's sum: an all-masked row is 0/0.
+                let d = if mask.is_some() {
+                    weight[b]
+                } else {
+                    n.max(1) as f32
+                };
+                row.iter_mut().for_each(|v| *v /= d);
+            }
         }
         Tensor::new(self.out_shape(rank, batch, c, 1), out)
     }
@@ -176,6 +196,7 @@ impl Layer for Global {
             super::GpuForm::WindowReduce {
                 map: self,
                 max: self.max,
+                masked: self.masked_mean,
             },
         ))
     }
@@ -187,5 +208,6 @@ pub(super) fn global(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
         max: ctx.class.starts_with("GlobalMax"),
         channels_first: ctx.channels_first(),
         keepdims: ctx.bool_or("keepdims", false),
+        masked_mean: ctx.keras3 && ctx.class == "GlobalAveragePooling1D",
     }))
 }

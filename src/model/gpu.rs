@@ -134,6 +134,7 @@ enum Params {
     WindowReduce {
         layer: usize,
         max: bool,
+        masked: bool,
     },
     /// im2col gather then matmul (its plan index for the map).
     GatherMatMul {
@@ -399,7 +400,11 @@ fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
             inner: Box::new(upload(dev, index, name, *inner)),
             act: activation,
         },
-        GpuForm::WindowReduce { max, .. } => Params::WindowReduce { layer: index, max },
+        GpuForm::WindowReduce { max, masked, .. } => Params::WindowReduce {
+            layer: index,
+            max,
+            masked,
+        },
         GpuForm::Depthwise {
             depthwise,
             pointwise,
@@ -628,8 +633,10 @@ impl<'m> GpuModel<'m> {
             self.encode(&mut rec, &self.params[op.layer], &ins, out)
                 .map_err(failed)?;
             let rule = plan.layers[op.layer].mask_rule();
+            let in_masks: Vec<Option<wgpu::Buffer>> =
+                op.inputs.iter().map(|&s| masks[s].clone()).collect();
             masks[op.output] = self
-                .output_mask(&mut rec, rule, ins[0], in_mask)
+                .output_mask(&mut rec, rule, ins[0], &in_masks)
                 .map_err(failed)?;
         }
         Ok(Execution {
@@ -1192,7 +1199,7 @@ impl<'m> GpuModel<'m> {
                     None => self.softmax(pass, *act, out),
                 }
             }
-            Params::WindowReduce { layer, max } => {
+            Params::WindowReduce { layer, max, masked } => {
                 let Some(GpuForm::WindowReduce { map, .. }) =
                     self.model.plan.layers[*layer].gpu().map(inner)
                 else {
@@ -1200,17 +1207,19 @@ impl<'m> GpuModel<'m> {
                 };
                 let (shape, index) =
                     self.index_map(*layer, "windows", ins[0].1, || map.gather_map(ins[0].1))?;
-                let u = [
-                    shape[0] as u32,
-                    shape[1] as u32,
-                    shape[2] as u32,
-                    u32::from(*max),
-                ];
+                let mask = pass.1.clone().filter(|_| *masked);
+                let flags = u32::from(*max) | u32::from(mask.is_some()) << 1;
+                let u = [shape[0] as u32, shape[1] as u32, shape[2] as u32, flags];
                 self.dispatch(
                     pass,
                     kernels::WINDOW_REDUCE,
                     bytemuck::cast_slice(&u),
-                    &[ins[0].0, &index, out.0],
+                    &[
+                        ins[0].0,
+                        &index,
+                        mask.as_ref().unwrap_or(&self.dummy),
+                        out.0,
+                    ],
                     self.grid(shape[0] * shape[2])?,
                 )
             }
@@ -1368,12 +1377,35 @@ impl<'m> GpuModel<'m> {
         pass: &mut Recording,
         rule: MaskRule,
         x: (&wgpu::Buffer, &[usize]),
-        mask: Option<wgpu::Buffer>,
+        masks: &[Option<wgpu::Buffer>],
     ) -> Result<Option<wgpu::Buffer>> {
         let n: usize = x.1.iter().product();
+        let mask = masks.first().cloned().flatten();
+        let present: Vec<&wgpu::Buffer> = masks.iter().flatten().collect();
+        // Masks are [batch, steps]: one value per row of features.
+        let rows = [n / x.1.last().copied().unwrap_or(1).max(1)];
+        let mut fold = |code: u32| -> Result<Option<wgpu::Buffer>> {
+            let Some((first, rest)) = present.split_first() else {
+                return Ok(None);
+            };
+            let mut acc = (*first).clone();
+            for m in rest {
+                let out = self.temp("mask", rows[0]);
+                self.binary_code(pass, code, 1.0, (&acc, &rows), (m, &rows), &out, &rows)?;
+                acc = out;
+            }
+            Ok(Some(acc))
+        };
         let (mode, value, features) = match rule {
             MaskRule::Drop => return Ok(None),
             MaskRule::Keep => return Ok(mask),
+            MaskRule::All => return fold(3),
+            MaskRule::Any if present.len() == masks.len() => return fold(2),
+            MaskRule::Any => return Ok(None),
+            MaskRule::Refuse(why) if !present.is_empty() => {
+                return Err(Error::Model(format!("a Keras mask reaches it: {why}")))
+            }
+            MaskRule::Refuse(_) => return Ok(None),
             MaskRule::Ids => (0, 0.0, 1),
             MaskRule::Features(v) => (1, v, *x.1.last().unwrap_or(&1)),
         };

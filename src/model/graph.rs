@@ -154,7 +154,26 @@ struct CallRecord {
     refs: Vec<Ref>,
     constants: Constants,
     kwargs: Value,
+    /// Keras 3's `mask=` tensor: the mask Keras computed for this call (by operation nodes
+    /// such as NotEqual and LogicalOr), which layercake's own mask propagation recomputes.
+    mask: Option<Ref>,
 }
+
+/// The operations Keras 3 writes to compute masks (`compute_mask` of Embedding, the merges,
+/// Concatenate): a `mask=` argument made by them is the implicit mask, not a user's tensor.
+const MASK_OPERATIONS: &[&str] = &[
+    "NotEqual",
+    "LogicalOr",
+    "LogicalAnd",
+    "ExpandDims",
+    "ZerosLike",
+    "OnesLike",
+    "Concatenate",
+    "Any",
+    "All",
+    "Cast",
+    "BroadcastTo",
+];
 
 fn holds_tensor(v: &Value) -> bool {
     let mut refs = Vec::new();
@@ -188,6 +207,7 @@ fn node_refs(node: &Value) -> Result<CallRecord> {
                 .collect::<Result<_>>()?,
             constants: Vec::new(),
             kwargs: Value::Null,
+            mask: None,
         }),
         Value::Object(call) => {
             let mut refs = Vec::new();
@@ -205,8 +225,12 @@ fn node_refs(node: &Value) -> Result<CallRecord> {
                     }
                 }
             }
-            let kwargs = call.get("kwargs").cloned().unwrap_or(Value::Null);
-            if let Value::Object(map) = &kwargs {
+            let mut kwargs = call.get("kwargs").cloned().unwrap_or(Value::Null);
+            let mut mask = Vec::new();
+            if let Value::Object(map) = &mut kwargs {
+                if let Some(m) = map.remove("mask") {
+                    collect_keras_tensors(&m, &mut mask);
+                }
                 map.values()
                     .for_each(|v| collect_keras_tensors(v, &mut refs));
             }
@@ -214,6 +238,7 @@ fn node_refs(node: &Value) -> Result<CallRecord> {
                 refs,
                 constants,
                 kwargs,
+                mask: mask.into_iter().next(),
             })
         }
         other => Err(Error::Model(format!(
@@ -400,6 +425,12 @@ impl<'a> Builder<'a> {
                 .map_or(0, Vec::len);
             pending.extend((0..nodes).map(|k| (i, k)));
         }
+        if self.keras3 {
+            // Keras 3 writes the mask computations of its merge layers (NotEqual, LogicalOr,
+            // ExpandDims, ...) as operation nodes no output depends on: they are not built.
+            let live = live_nodes(entries, &port_refs(config.get("output_layers"))?);
+            pending.retain(|node| live.contains(node));
+        }
         let mut known: HashSet<String> = entries.iter().map(|e| name_of(e).to_string()).collect();
         known.extend(produced.keys().map(|r| r.0.clone()));
         while !pending.is_empty() {
@@ -412,10 +443,23 @@ impl<'a> Builder<'a> {
                     refs,
                     constants,
                     kwargs,
+                    mask,
                 } = node_refs(node)
                     .map_err(|e| Error::Model(format!("layer '{}': {e}", name_of(entry))))?;
                 if let Some(r) = refs.iter().find(|r| !known.contains(&r.0)) {
                     return Err(Error::Model(format!("layer '{}' takes its input from '{}', which is not a layer of model '{name}'", name_of(entry), r.0)));
+                }
+                if let Some((source, ..)) = &mask {
+                    let class = entries
+                        .iter()
+                        .find(|e| name_of(e) == source)
+                        .map_or("?", |e| class_of(e));
+                    if !MASK_OPERATIONS.contains(&class) {
+                        return Err(Error::Model(format!(
+                            "layer '{}': an explicit mask= tensor from '{source}' ({class}) is not supported (only the masks Keras computes itself)",
+                            name_of(entry)
+                        )));
+                    }
                 }
                 let Some(slots) = refs
                     .iter()
@@ -454,6 +498,32 @@ impl<'a> Builder<'a> {
             })
             .collect()
     }
+}
+
+/// The `(entry, call)` pairs the outputs `outputs` depend on (Keras 3 numbering: a nested
+/// model's calls start at 0), walking the inbound nodes back from them.
+fn live_nodes(entries: &[Value], outputs: &[Ref]) -> HashSet<(usize, usize)> {
+    let index: HashMap<&str, usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (name_of(e), i))
+        .collect();
+    let mut live = HashSet::new();
+    let mut todo: Vec<Ref> = outputs.to_vec();
+    while let Some((name, node, _)) = todo.pop() {
+        let Some(&i) = index.get(name.as_str()) else {
+            continue;
+        };
+        if !live.insert((i, node)) {
+            continue;
+        }
+        if let Some(n) = entries[i].get("inbound_nodes").and_then(|v| v.get(node)) {
+            if let Ok(call) = node_refs(n) {
+                todo.extend(call.refs);
+            }
+        }
+    }
+    live
 }
 
 /// The model's declared inputs: `(name, shape, dtype)`.

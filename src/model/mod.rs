@@ -204,7 +204,15 @@ impl Model {
             let (out, extra) = layer
                 .forward_all(&args, mask)
                 .map_err(|e| Error::Model(format!("layer '{name}' ({class}): {e}")))?;
-            masks[op.output] = args.first().and_then(|x| layer.mask_rule().apply(x, mask));
+            let input_masks: Vec<Option<&Tensor>> =
+                op.inputs.iter().map(|&s| masks[s].as_ref()).collect();
+            masks[op.output] = match args.first() {
+                Some(x) => layer
+                    .mask_rule()
+                    .combine(x, &input_masks)
+                    .map_err(|e| Error::Model(format!("layer '{name}' ({class}): {e}")))?,
+                None => None,
+            };
             if trace {
                 eprintln!(
                     "{name} ({class}) {} {:?}",

@@ -379,6 +379,31 @@ def keras3_misc():
     return m, [RNG.normal(size=(2, 6, 8, 4)), RNG.normal(size=(2, 5, 7)), RNG.normal(size=(3, 4))[:2]]
 
 
+def masked_text():
+    # A masked (mask_zero) text model as Keras 3 runs it: masks through Dense, the Add and
+    # Concatenate merge layers (OR of the masks), self-attention (query and key masks), a
+    # residual Add, GlobalAveragePooling1D over the unmasked steps only; and `x + y` on symbolic
+    # tensors, an operation that drops the mask (the GRU after it sees every step).
+    ids = keras.Input((7,), dtype="int32")
+    e = layers.Embedding(12, 6, mask_zero=True)(ids)
+    a = layers.Dense(6, activation="tanh")(e)
+    b = layers.Dense(6)(e)
+    x = layers.Add()([a, b])
+    x = layers.LSTM(6, return_sequences=True)(x)
+    att = layers.MultiHeadAttention(2, 3)(x, x)
+    x = layers.LayerNormalization()(layers.Add()([x, att]))
+    pooled = layers.GlobalAveragePooling1D()(x)
+    c = layers.Concatenate()([a, b])
+    c = layers.GRU(4)(c)
+    unmasked = layers.GRU(3)(a + b)
+    m = keras.Model(ids, layers.Concatenate()([pooled, c, unmasked]))
+    tokens = RNG.integers(1, 12, size=(3, 7))
+    tokens[0, 4:] = 0
+    tokens[1, :2] = 0
+    tokens[2, 1] = 0
+    return m, [tokens]
+
+
 CASES = {
     "dense": (dense, True),
     "conv_bn": (conv_bn, True),
@@ -399,7 +424,8 @@ CASES = {
     "attention_variants": (attention_variants, True),
     "initial_state": (initial_state, True),
     "spatial_3d_1d": (spatial_3d_1d, True),
-    "keras3_misc": (keras3_misc, True),  # keeps the adapted statistics
+    "keras3_misc": (keras3_misc, True),
+    "masked_text": (masked_text, True),  # keeps the adapted statistics
     "fitted": (fitted, False),  # keeps the weights and optimizer state training wrote
 }
 

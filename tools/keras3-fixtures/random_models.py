@@ -94,7 +94,9 @@ def seq_op(d, x):
     elif choice == "up1d":
         layer = layers.UpSampling1D(2) if steps <= 8 else layers.Identity()
     elif choice == "mha":
-        layer = layers.MultiHeadAttention(d.int(1, 3), d.int(1, 4), value_dim=d.pick([None, 3]),
+        # key_dim and value_dim ≥ 2: Keras 3.15's TensorFlow `ops.add` takes a [heads, 1] bias
+        # for a `bias_add` along axis 1 when steps == heads (see ARCHITECTURE.md).
+        layer = layers.MultiHeadAttention(d.int(1, 3), d.int(2, 4), value_dim=d.pick([None, 3]),
                                           use_bias=d.chance(0.7), output_shape=d.pick([None, 4]))
         causal = d.chance(0.4)
         d.note(f"MultiHeadAttention(heads={layer.num_heads}, key_dim={layer.key_dim}, causal={causal})")
@@ -200,13 +202,16 @@ def branchy(d, x, op, depth):
     """A chain of `op`s with, sometimes, a parallel branch merged back."""
     for _ in range(depth):
         if d.chance(0.25):
-            a, b = op(d, x), op(d, x)
+            a = op(d, x)
+            mid = len(d.parts)
+            b = op(d, x)
             if a.shape[1:] == b.shape[1:]:
                 merge = d.pick([layers.Add, layers.Subtract, layers.Multiply, layers.Average,
                                 layers.Maximum, layers.Concatenate])
                 d.note(f"merge {merge.__name__}")
                 x = merge()([a, b])
                 continue
+            del d.parts[mid:]  # the second branch does not fit: dropped
             x = a
         else:
             x = op(d, x)
@@ -252,6 +257,17 @@ def write(root, seed):
     if not np.all(np.isfinite(outputs)):
         with open(os.path.join(out, "skipped.txt"), "w") as f:
             f.write("Keras's own outputs are not finite\n")
+        return False
+    # Keras's predict (a tf.function) and its eager call must agree with each other and with
+    # the model's declared shape: where they do not (a padded Conv3D "same" computed as
+    # "valid" under predict, seen in Keras 3.15 / TF 2.21), Keras has no one answer to match.
+    eager = np.asarray(model(inputs[0], training=False))
+    declared = tuple(model.output_shape[1:])
+    if eager.shape != outputs.shape or outputs.shape[1:] != declared or \
+            np.max(np.abs(eager - outputs)) > 1e-4 * (1 + np.max(np.abs(eager))):
+        with open(os.path.join(out, "skipped.txt"), "w") as f:
+            gap = np.max(np.abs(eager - outputs)) if eager.shape == outputs.shape else float("nan")
+            f.write(f"Keras disagrees with itself: predict {outputs.shape}, eager {eager.shape}, declared {declared}, max difference {gap:.3e}\n")
         return False
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.keras")
