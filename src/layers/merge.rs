@@ -17,11 +17,13 @@ struct Elementwise {
 /// How an element-wise merge treats masks, by the model's origin (see ARCHITECTURE.md, "Masks
 /// through merges"): Keras 3's merge layers OR the masks when every input has one (Multiply also
 /// rewrites masked values: refused); its operations on symbolic tensors (`x + y`, serialized as
-/// a bare `Add` without a dtype) drop them; TF.js 4.22 cannot run a masked element-wise merge.
+/// a bare `Add` without a dtype) drop them; TF.js 4.22's mask fails wherever it is read.
 fn merge_mask(ctx: &LayerCtx, op: Op) -> super::MaskRule {
     use super::MaskRule;
     if !ctx.keras3 {
-        return MaskRule::Refuse("TF.js 4.22 cannot run an element-wise merge of masked inputs");
+        // TF.js 4.22 gives the output a mask with an extra leading axis, which fails in any
+        // layer that reads it; a model whose merge output no layer reads runs: nothing to carry.
+        return MaskRule::Drop;
     }
     if ctx.config.get("dtype").is_none() {
         return MaskRule::Drop;
