@@ -456,14 +456,16 @@ impl Layer for Softmax {
         Ok(moved.permuted(&back))
     }
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
-        if self.axes.len() != 1 {
-            return None; // the GPU softmax normalizes over one axis
-        }
-        let softmax = super::GpuForm::Affine {
-            mul: &[1.0],
-            add: &[0.0],
-            axis: -1,
-            activation: Activation::Softmax,
+        // Over one axis or, the axes moved last, jointly over their trailing extent.
+        let softmax = if self.axes.len() == 1 {
+            super::GpuForm::Affine {
+                mul: &[1.0],
+                add: &[0.0],
+                axis: -1,
+                activation: Activation::Softmax,
+            }
+        } else {
+            super::GpuForm::JointSoftmax(self.axes.len())
         };
         Some(match self.moved {
             None => softmax,

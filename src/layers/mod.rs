@@ -202,6 +202,8 @@ pub enum GpuForm<'a> {
     Identity,
     /// MultiHeadAttention: projections (matmuls) around the attention kernel.
     Attention(&'a Attention),
+    /// Softmax jointly over the trailing `n` axes (a Softmax layer with a list `axis`).
+    JointSoftmax(usize),
     /// Discretization: each value's bucket among the boundaries.
     Bucketize(&'a [f32]),
     /// GroupNormalization / UnitNormalization over a channels-last view.

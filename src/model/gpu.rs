@@ -49,6 +49,7 @@ struct StepOutput<'b> {
 /// A layer's parameters on the GPU.
 enum Params {
     Bucketize(wgpu::Buffer, usize),
+    JointSoftmax(usize),
     GroupNorm {
         layer: usize,
         gamma: Option<wgpu::Buffer>,
@@ -294,6 +295,7 @@ fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
     let buf = |t: &Tensor| storage(dev, name, &t.data);
     match form {
         GpuForm::Identity => Params::Identity,
+        GpuForm::JointSoftmax(n) => Params::JointSoftmax(n),
         GpuForm::Bucketize(b) => Params::Bucketize(storage(dev, name, b), b.len()),
         GpuForm::GroupNorm(g) => Params::GroupNorm {
             layer: index,
@@ -839,6 +841,22 @@ impl<'m> GpuModel<'m> {
         match params {
             Params::Identity => Ok(()),
             Params::Attention { layer, proj } => self.attention(pass, *layer, proj, ins, out),
+            Params::JointSoftmax(trailing) => {
+                // A copy, then the row softmax over the trailing axes' joint extent.
+                let u = [numel as u32, 1, 1, act_id(Activation::Linear), 0, 0, 0, 0];
+                self.dispatch(
+                    pass,
+                    kernels::AFFINE,
+                    bytemuck::cast_slice(&u),
+                    &[ins[0].0, &self.one, &self.zero, out.0],
+                    self.grid(numel)?,
+                )?;
+                let cols: usize = out.1[out.1.len().saturating_sub(*trailing)..]
+                    .iter()
+                    .product();
+                let rows = [numel / cols.max(1), cols];
+                self.softmax(pass, Activation::Softmax, (out.0, &rows))
+            }
             Params::Bucketize(boundaries, bins) => {
                 let u = [numel as u32, *bins as u32, 0, 0];
                 self.dispatch(

@@ -51,6 +51,8 @@ function makeInputs(model, seed, spec) {
       const steps = shape[1];
       data[0] = 0; data[1] = 0; data[n - 1] = 0;
       if (steps > 4) data[Math.floor(steps / 2)] = 0;
+      // A second token input masks another step, so masks that combine differ from each one.
+      if (k > 0) data[2 + k] = 0;
       return { name: model.inputNames[k], shape, dtype: 'int32', data };
     }
     const data = Array.from({ length: n }, () => Math.fround((r() - 0.5) * 4));
@@ -294,6 +296,19 @@ function maskChain() {
   return m;
 }
 
+// Two masked (mask_zero) token streams concatenated along the features: TF.js ANDs the masks
+// (an unmasked input counting as all kept), and the LSTM after it skips the steps either masks.
+function maskConcat() {
+  const a = tf.input({ shape: [7], dtype: 'int32', name: 'left' });
+  const b = tf.input({ shape: [7], dtype: 'int32', name: 'right' });
+  const c = tf.input({ shape: [7, 2], name: 'dense_features' });
+  const ea = L.embedding({ inputDim: 9, outputDim: 4, maskZero: true }).apply(a);
+  const eb = L.embedding({ inputDim: 9, outputDim: 3, maskZero: true }).apply(b);
+  const joined = L.concatenate().apply([ea, eb, c]);
+  const y = L.lstm({ units: 3, returnSequences: true }).apply(joined);
+  return tf.model({ inputs: [a, b, c], outputs: L.gru({ units: 2 }).apply(y) });
+}
+
 function rnnMasking() {
   const m = tf.sequential();
   m.add(L.masking({ maskValue: 0, inputShape: [6, 3] }));
@@ -472,6 +487,7 @@ export const CASES = {
   conv_lstm: { build: convLstm, style: 'node' },
   teachable: { build: teachable, style: 'downloads' },
   mask_chain: { build: maskChain, style: 'node', vocab: 9 },
+  mask_concat: { build: maskConcat, style: 'node', vocab: 9 },
   channels_first_pad: { build: channelsFirstPad, style: 'downloads' },
 };
 
