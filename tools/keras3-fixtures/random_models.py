@@ -89,7 +89,7 @@ def seq_op(d, x):
     elif choice == "pad1d":
         layer = layers.ZeroPadding1D((d.int(0, 2), d.int(0, 2)))
     elif choice == "crop1d":
-        a = d.int(0, (steps - 3) // 2)
+        a = d.int(0, max(0, (steps - 3) // 2))
         layer = layers.Cropping1D((a, d.int(0, max(0, steps - 3 - a))))
     elif choice == "up1d":
         layer = layers.UpSampling1D(2) if steps <= 8 else layers.Identity()
@@ -165,7 +165,7 @@ def image_op(d, x):
     elif choice == "pad":
         layer = layers.ZeroPadding2D(((d.int(0, 1), d.int(0, 2)), (d.int(0, 2), d.int(0, 1))))
     elif choice == "crop":
-        layer = layers.Cropping2D(((d.int(0, (h - 3) // 2), 0), (0, d.int(0, (w - 3) // 2))))
+        layer = layers.Cropping2D(((d.int(0, max(0, (h - 3) // 2)), 0), (0, d.int(0, max(0, (w - 3) // 2)))))
     else:
         layer = layers.Activation(act)
     d.note(type(layer).__name__ + describe(layer))
