@@ -21,6 +21,7 @@ pub mod inspect;
 pub mod layers;
 pub mod model;
 pub mod serve;
+pub mod session;
 pub mod shape;
 pub mod storage;
 pub mod tensor;
@@ -32,3 +33,4 @@ pub use format::manifest::WeightSpec;
 pub use format::{
     open, save, Artifacts, ModelSpec, QuantizeChoice, SaveOptions, Style, Target, WeightBytes,
 };
+pub use session::Session;

@@ -5,19 +5,45 @@ use crate::error::{Error, Result};
 use crate::shape;
 
 /// A dense row-major float32 tensor.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug)]
 pub struct Tensor {
     /// Dimensions (batch first).
     pub shape: Vec<usize>,
     /// `product(shape)` values.
     pub data: Vec<f32>,
+    /// The stored weight these values are, byte for byte in this order (set by
+    /// `LayerCtx::weight`, kept by [`Tensor::reshaped`] and [`Tensor::view`]): the GPU then binds
+    /// that weight's resident buffer instead of uploading a copy. A clone is a new tensor and has
+    /// none, so a value computed from a weight can never pass for it.
+    pub source: Option<std::sync::Arc<str>>,
+}
+
+impl Clone for Tensor {
+    fn clone(&self) -> Tensor {
+        Tensor {
+            shape: self.shape.clone(),
+            data: self.data.clone(),
+            source: None,
+        }
+    }
+}
+
+impl PartialEq for Tensor {
+    /// Shapes and values; the provenance is not part of the value.
+    fn eq(&self, other: &Tensor) -> bool {
+        self.shape == other.shape && self.data == other.data
+    }
 }
 
 impl Tensor {
     /// A tensor from parts; the data length must match the shape.
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Tensor> {
         match shape::numel(&shape) {
-            Some(n) if n == data.len() => Ok(Tensor { shape, data }),
+            Some(n) if n == data.len() => Ok(Tensor {
+                shape,
+                data,
+                source: None,
+            }),
             _ => Err(Error::Usage(format!(
                 "tensor of shape {} cannot hold {} values",
                 shape::show(&shape),
@@ -32,6 +58,7 @@ impl Tensor {
         Tensor {
             shape,
             data: vec![0.0; n],
+            source: None,
         }
     }
 
@@ -51,6 +78,15 @@ impl Tensor {
         }
         self.shape = shape;
         Ok(self)
+    }
+
+    /// A copy with another shape that keeps [`Tensor::source`] (the same values in the same
+    /// order are still that weight).
+    pub fn view(&self, shape: Vec<usize>) -> Result<Tensor> {
+        let source = self.source.clone();
+        let mut t = self.clone().reshaped(shape)?;
+        t.source = source;
+        Ok(t)
     }
 
     /// Permute axes: output axis `i` is input axis `perm[i]`.
@@ -74,6 +110,7 @@ impl Tensor {
         Tensor {
             shape: out_shape,
             data: out,
+            source: None,
         }
     }
 }

@@ -82,6 +82,17 @@ impl Default for UploadOptions {
     }
 }
 
+impl UploadOptions {
+    /// One buffer per weight (no shared arenas): every weight starts its own buffer, so a
+    /// kernel binds it whole (what [`crate::Session`] uploads for its predictions to read).
+    pub fn dedicated() -> UploadOptions {
+        UploadOptions {
+            small_tensor_bytes: 0,
+            ..UploadOptions::default()
+        }
+    }
+}
+
 /// What an upload did and how long each stage took.
 #[derive(Clone, Debug, Default)]
 pub struct UploadStats {

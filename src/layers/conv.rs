@@ -523,9 +523,7 @@ pub(super) fn conv(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
         return Ok(super::then_row(layer, after));
     }
     let kernel = block_diagonal(kernel, groups, cin);
-    let kernel_2d = kernel
-        .clone()
-        .reshaped(vec![kernel.data.len() / f.max(1), f])?;
+    let kernel_2d = kernel.view(vec![kernel.data.len() / f.max(1), f])?;
     let layer: Box<dyn Layer> = Box::new(Conv {
         name: ctx.name.to_string(),
         kernel,
@@ -561,7 +559,11 @@ fn block_diagonal(kernel: Tensor, groups: usize, cin: usize) -> Tensor {
     }
     let mut shape = kernel.shape;
     shape[rank - 2] = cin;
-    Tensor { shape, data: full }
+    Tensor {
+        shape,
+        data: full,
+        source: None,
+    }
 }
 
 /// Conv2DTranspose / Conv3DTranspose: the gradient of a convolution; kernel `[*k, filters, in]`.

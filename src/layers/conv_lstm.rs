@@ -196,6 +196,7 @@ pub(super) fn build(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
         Tensor {
             shape: vec![4 * f],
             data: vec![0.0; 4 * f],
+            source: None,
         }
     };
     let parse = |key: &str, default: &str| {

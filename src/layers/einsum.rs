@@ -106,6 +106,7 @@ impl super::GatherMap for EinsumDense {
         let index = Tensor {
             shape: shape.to_vec(),
             data: (0..n).map(|i| i as f32).collect(),
+            source: None,
         }
         .permuted(&self.input_perm);
         let k = self.kernel.shape[0];
@@ -258,6 +259,7 @@ fn bias(ctx: &LayerCtx, outs: &[char], new: &[char], dim: &dyn Fn(&char) -> usiz
             let t = Tensor {
                 shape: padded,
                 data: b.data.clone(),
+                source: None,
             };
             super::merge::broadcast_to(&t, &full).and_then(|t| {
                 let n = t.data.len();

@@ -147,7 +147,11 @@ impl MaskRule {
                 )
             }
         };
-        Some(Tensor { shape, data })
+        Some(Tensor {
+            shape,
+            data,
+            source: None,
+        })
     }
 }
 
@@ -678,8 +682,13 @@ impl<'a> LayerCtx<'a> {
                 crate::shape::show(expected)
             )));
         }
+        let source = Some(std::sync::Arc::from(name.as_str()));
         self.taken.borrow_mut().insert(name);
-        Ok(Some(Tensor { shape, data }))
+        Ok(Some(Tensor {
+            shape,
+            data,
+            source,
+        }))
     }
 
     /// The single input's shape.

@@ -294,6 +294,7 @@ pub fn reverse_time(x: &Tensor) -> Tensor {
     Tensor {
         shape: x.shape.clone(),
         data,
+        source: None,
     }
 }
 
@@ -350,6 +351,7 @@ pub(super) fn build_recurrent(ctx: &LayerCtx) -> Result<Recurrent> {
     let zeros = || Tensor {
         shape: vec![gu],
         data: vec![0.0; gu],
+        source: None,
     };
     let (bias, recurrent_bias) = match (ctx.bool_or("use_bias", true), cell) {
         (false, _) => (zeros(), zeros()),
@@ -360,10 +362,12 @@ pub(super) fn build_recurrent(ctx: &LayerCtx) -> Result<Recurrent> {
                 Tensor {
                     shape: vec![gu],
                     data: a.to_vec(),
+                    source: None,
                 },
                 Tensor {
                     shape: vec![gu],
                     data: b.to_vec(),
+                    source: None,
                 },
             )
         }

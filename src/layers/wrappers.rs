@@ -66,6 +66,7 @@ pub fn merge(mode: MergeMode, f: &Tensor, b: &Tensor) -> Tensor {
             .zip(&b.data)
             .map(|(&x, &y)| op(x, y))
             .collect(),
+        source: None,
     };
     match mode {
         MergeMode::None => f.clone(),
@@ -84,7 +85,11 @@ pub fn merge(mode: MergeMode, f: &Tensor, b: &Tensor) -> Tensor {
                 .zip(b.data.chunks(u.max(1)))
                 .flat_map(|(x, y)| x.iter().chain(y).copied())
                 .collect();
-            Tensor { shape, data }
+            Tensor {
+                shape,
+                data,
+                source: None,
+            }
         }
     }
 }

@@ -7,6 +7,7 @@
 
 use super::Model;
 use crate::error::{Error, Result};
+use crate::gpu::residency::GpuWeights;
 use crate::gpu::{kernels, Device};
 use crate::layers::{
     gather_map_of, normalize_axis, Activation, BinaryOp, Cell, ConvLstm, GpuForm, MaskRule,
@@ -147,7 +148,9 @@ enum Params {
 
 /// A model ready to predict on one device.
 pub struct GpuModel<'m> {
-    model: &'m Model,
+    model: ModelRef<'m>,
+    /// Parameter bytes bound to resident weights and uploaded.
+    pub param_bytes: ParamBytes,
     dev: Device,
     params: Vec<Params>,
     dummy: wgpu::Buffer,
@@ -239,9 +242,17 @@ struct Matrix {
 }
 
 impl Matrix {
-    fn new(dev: &Device, name: &str, kernel: &Tensor, bias: Option<&Tensor>) -> Matrix {
+    fn new(up: &Uploader, kernel: &Tensor, bias: Option<&Tensor>) -> Matrix {
         let (k, n) = (kernel.shape[0], kernel.shape[1]);
-        let limit = dev.limits.max_storage_buffer_binding_size as usize;
+        let limit = up.dev.limits.max_storage_buffer_binding_size as usize;
+        if k * n * 4 <= limit {
+            let b = bias.map(|b| up.tensor(b));
+            return Matrix {
+                k,
+                n,
+                blocks: vec![(0, n, up.tensor(kernel), b)],
+            };
+        }
         let per_block = if k * n * 4 <= limit {
             n
         } else {
@@ -261,21 +272,91 @@ impl Matrix {
                         .copied()
                         .collect()
                 };
-                let b = bias.map(|b| storage(dev, name, &b.data[first..first + cols]));
-                (first, cols, storage(dev, name, &data), b)
+                let b = bias.map(|b| up.floats(&b.data[first..first + cols]));
+                (first, cols, up.floats(&data), b)
             })
             .collect();
         Matrix { k, n, blocks }
     }
 }
 
+/// The bytes of a model's GPU parameters by where they come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ParamBytes {
+    /// Bound to the resident buffer of the stored weight they are (no copy).
+    pub resident: u64,
+    /// Uploaded: values derived from weights (BatchNormalization folded to scale and offset,
+    /// re-laid or block-split kernels) or, without resident weights, every parameter.
+    pub derived: u64,
+}
+
+/// Where a layer's GPU parameters come from. A tensor that is a stored weight (its
+/// [`Tensor::source`]) binds that weight's resident buffer when the model's weights were
+/// uploaded one buffer per weight ([`crate::gpu::UploadOptions::dedicated`]); anything else is
+/// uploaded, and counted.
+struct Uploader<'a> {
+    dev: &'a Device,
+    label: &'a str,
+    resident: Option<(&'a GpuWeights, &'a crate::format::Artifacts)>,
+    bytes: &'a std::cell::Cell<ParamBytes>,
+}
+
+impl Uploader<'_> {
+    fn tensor(&self, t: &Tensor) -> wgpu::Buffer {
+        match self.resident_buffer(t) {
+            Some(b) => {
+                let mut n = self.bytes.get();
+                n.resident += b.size();
+                self.bytes.set(n);
+                b
+            }
+            None => self.floats(&t.data),
+        }
+    }
+
+    fn floats(&self, data: &[f32]) -> wgpu::Buffer {
+        let mut n = self.bytes.get();
+        n.derived += 4 * data.len() as u64;
+        self.bytes.set(n);
+        storage(self.dev, self.label, data)
+    }
+
+    /// The resident buffer holding exactly `t`'s values, if there is one.
+    fn resident_buffer(&self, t: &Tensor) -> Option<wgpu::Buffer> {
+        let (weights, artifacts) = self.resident?;
+        let r = weights.weights.get(artifacts.find(t.source.as_deref()?)?)?;
+        if r.dtype != crate::dtype::DType::Float32 || r.len != 4 * t.data.len() as u64 {
+            return None;
+        }
+        let [chunk] = r.chunks[..] else { return None };
+        let buffer = weights.buffer(chunk);
+        (chunk.offset == 0 && buffer.size() == r.len.next_multiple_of(4)).then(|| buffer.clone())
+    }
+}
+
+/// The model a [`GpuModel`] runs: borrowed, or shared with a [`crate::Session`].
+enum ModelRef<'m> {
+    Borrowed(&'m Model),
+    Shared(Arc<Model>),
+}
+
+impl std::ops::Deref for ModelRef<'_> {
+    type Target = Model;
+    fn deref(&self) -> &Model {
+        match self {
+            ModelRef::Borrowed(m) => m,
+            ModelRef::Shared(m) => m,
+        }
+    }
+}
+
 /// A projection's buffers: kernel `[k, n]`, bias `[n]`, k, n.
 type Projected = (wgpu::Buffer, Option<wgpu::Buffer>, usize, usize);
 
-fn projected(dev: &Device, name: &str, p: &crate::layers::attention::Projection) -> Projected {
+fn projected(up: &Uploader, p: &crate::layers::attention::Projection) -> Projected {
     (
-        storage(dev, name, &p.kernel.data),
-        p.bias.as_ref().map(|b| storage(dev, name, &b.data)),
+        up.tensor(&p.kernel),
+        p.bias.as_ref().map(|b| up.tensor(b)),
         p.kernel.shape[0],
         p.kernel.shape[1],
     )
@@ -291,12 +372,13 @@ fn storage(dev: &Device, label: &str, data: &[f32]) -> wgpu::Buffer {
 }
 
 /// Upload the parameters of layer `index` (named `name`) for its GPU form.
-fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
-    let buf = |t: &Tensor| storage(dev, name, &t.data);
+fn upload(up: &Uploader, index: usize, form: GpuForm<'_>) -> Params {
+    let buf = |t: &Tensor| up.tensor(t);
+    let dev = up.dev;
     match form {
         GpuForm::Identity => Params::Identity,
         GpuForm::JointSoftmax(n) => Params::JointSoftmax(n),
-        GpuForm::Bucketize(b) => Params::Bucketize(storage(dev, name, b), b.len()),
+        GpuForm::Bucketize(b) => Params::Bucketize(up.floats(b), b.len()),
         GpuForm::GroupNorm(g) => Params::GroupNorm {
             layer: index,
             gamma: g.gamma.as_ref().map(buf),
@@ -304,31 +386,26 @@ fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
         },
         GpuForm::Attention(a) => Params::Attention {
             layer: index,
-            proj: Box::new(
-                [&a.query, &a.key, &a.value, &a.output].map(|p| projected(dev, name, p)),
-            ),
+            proj: Box::new([&a.query, &a.key, &a.value, &a.output].map(|p| projected(up, p))),
         },
-        GpuForm::Recurrent(r) => Params::Recurrent(Box::new(recurrent_params(dev, name, r))),
+        GpuForm::Recurrent(r) => Params::Recurrent(Box::new(recurrent_params(up, r))),
         GpuForm::ConvLstm(l) => Params::ConvLstm {
             layer: index,
-            kernel: storage(dev, name, &l.kernel.data),
-            recurrent: storage(dev, name, &l.recurrent.data),
-            bias: storage(dev, name, &l.bias.data),
+            kernel: up.tensor(&l.kernel),
+            recurrent: up.tensor(&l.recurrent),
+            bias: up.tensor(&l.bias),
         },
-        GpuForm::Stack(cells) => Params::Stack(
-            cells
-                .iter()
-                .map(|r| recurrent_params(dev, name, r))
-                .collect(),
-        ),
+        GpuForm::Stack(cells) => {
+            Params::Stack(cells.iter().map(|r| recurrent_params(up, r)).collect())
+        }
         GpuForm::Bidirectional(b) => Params::Bidirectional(
             Box::new((
-                recurrent_params(dev, name, &b.forward),
-                recurrent_params(dev, name, &b.backward),
+                recurrent_params(up, &b.forward),
+                recurrent_params(up, &b.backward),
             )),
             b.merge,
         ),
-        GpuForm::MergeTime(f) => Params::MergeTime(Box::new(upload(dev, index, name, *f))),
+        GpuForm::MergeTime(f) => Params::MergeTime(Box::new(upload(up, index, *f))),
         GpuForm::Masking(v) => Params::Masking(v),
         GpuForm::CategoryEncoding { depth, count } => Params::CategoryEncoding { depth, count },
         GpuForm::MatMul {
@@ -336,7 +413,7 @@ fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
             bias,
             activation,
         } => Params::MatMul {
-            kernel: Matrix::new(dev, name, kernel, bias),
+            kernel: Matrix::new(up, kernel, bias),
             act: activation,
         },
         GpuForm::Affine {
@@ -345,8 +422,8 @@ fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
             axis,
             activation,
         } => Params::Affine {
-            mul: storage(dev, name, mul),
-            add: storage(dev, name, add),
+            mul: up.floats(mul),
+            add: up.floats(add),
             channels: mul.len(),
             axis,
             act: activation,
@@ -385,7 +462,7 @@ fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
                 .map(|first| {
                     let n = per_block.min(rows - first);
                     let data = &table.data[first * dim..(first + n) * dim];
-                    (first, n, storage(dev, name, data))
+                    (first, n, up.floats(data))
                 })
                 .collect();
             Params::Embedding {
@@ -396,10 +473,10 @@ fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
         }
         GpuForm::Permuted { to, inner } => Params::Permuted {
             to,
-            inner: Box::new(upload(dev, index, name, *inner)),
+            inner: Box::new(upload(up, index, *inner)),
         },
         GpuForm::ThenRow { inner, activation } => Params::ThenRow {
-            inner: Box::new(upload(dev, index, name, *inner)),
+            inner: Box::new(upload(up, index, *inner)),
             act: activation,
         },
         GpuForm::WindowReduce { max, masked, .. } => Params::WindowReduce {
@@ -428,14 +505,14 @@ fn upload(dev: &Device, index: usize, name: &str, form: GpuForm<'_>) -> Params {
             ..
         } => Params::GatherMatMul {
             layer: index,
-            kernel: Matrix::new(dev, name, kernel, bias),
+            kernel: Matrix::new(up, kernel, bias),
             act: activation,
         },
     }
 }
 
-fn recurrent_params(dev: &Device, name: &str, r: &Recurrent) -> RecurrentParams {
-    let buf = |t: &Tensor| storage(dev, name, &t.data);
+fn recurrent_params(up: &Uploader, r: &Recurrent) -> RecurrentParams {
+    let buf = |t: &Tensor| up.tensor(t);
     RecurrentParams {
         kernel: buf(&r.kernel),
         recurrent: buf(&r.recurrent),
@@ -515,8 +592,37 @@ fn transpose_map(shape: &[usize], perm: &[usize]) -> Vec<u32> {
 impl<'m> GpuModel<'m> {
     /// Upload every layer's parameters. A layer without GPU kernels is an error naming it.
     pub fn new(dev: &Device, model: &'m Model) -> Result<GpuModel<'m>> {
+        GpuModel::build(dev, ModelRef::Borrowed(model), None)
+    }
+
+    /// Bind every parameter that is a stored weight to its resident buffer in `weights` (the
+    /// model's weights uploaded from its files, one buffer per weight), uploading only derived
+    /// values: predictions then read the very buffers that are hashed and saved.
+    pub fn with_weights(
+        dev: &Device,
+        model: &'m Model,
+        weights: &GpuWeights,
+    ) -> Result<GpuModel<'m>> {
+        GpuModel::build(dev, ModelRef::Borrowed(model), Some(weights))
+    }
+
+    /// [`GpuModel::with_weights`] on a shared model (a [`crate::Session`] owns both).
+    pub fn shared(
+        dev: &Device,
+        model: Arc<Model>,
+        weights: &GpuWeights,
+    ) -> Result<GpuModel<'static>> {
+        GpuModel::build(dev, ModelRef::Shared(model), Some(weights))
+    }
+
+    fn build(
+        dev: &Device,
+        model: ModelRef<'m>,
+        weights: Option<&GpuWeights>,
+    ) -> Result<GpuModel<'m>> {
         dev.check_lost()?;
         let plan = &model.plan;
+        let bytes = std::cell::Cell::new(ParamBytes::default());
         let mut params = Vec::with_capacity(plan.layers.len());
         for (index, (layer, (class, name))) in plan.layers.iter().zip(&plan.layer_info).enumerate()
         {
@@ -525,15 +631,22 @@ impl<'m> GpuModel<'m> {
                     "layer '{name}' ({class}) has no GPU kernels yet; predict with --device cpu"
                 ))
             })?;
+            let up = Uploader {
+                dev,
+                label: name,
+                resident: weights.map(|w| (w, &model.artifacts)),
+                bytes: &bytes,
+            };
             params.push(dev.checked(
                 &format!("uploading the parameters of layer '{name}'"),
-                || upload(dev, index, name, form),
+                || upload(&up, index, form),
             )?);
         }
         let dummy = storage(dev, "unused", &[0.0]);
         let (one, zero) = (storage(dev, "one", &[1.0]), storage(dev, "zero", &[0.0]));
         Ok(GpuModel {
             model,
+            param_bytes: bytes.get(),
             dev: dev.clone(),
             params,
             dummy,

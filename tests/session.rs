@@ -1,0 +1,85 @@
+//! The one flow (`layercake::Session`): weights uploaded once from the files, predictions that
+//! read those very buffers, checks and saves that read them back. Proven by corrupting one
+//! weight's resident bytes on the device: the prediction changes, the read-back check names the
+//! weight, and the save writes the corrupted value.
+
+mod common;
+
+use common::*;
+use layercake::model::gpu::GpuModel;
+use layercake::model::{read_bundle, Model};
+use layercake::tensor::Tensor;
+use layercake::Session;
+
+fn inputs(dir: &std::path::Path) -> Vec<Tensor> {
+    read_bundle(&dir.join("expected.json"), "inputs")
+        .unwrap()
+        .into_iter()
+        .map(|n| n.tensor)
+        .collect()
+}
+
+#[test]
+fn predictions_bind_the_resident_weights_instead_of_copies() {
+    let Some(dev) = gpu() else { return };
+    for name in ["mlp_adam", "cnn", "rnn", "nested", "quant_uint8"] {
+        let dir = fixtures_dir().join(name);
+        let x = inputs(&dir);
+        let session = Session::load(&dev, &dir).unwrap();
+        let copied = Model::load(&dir).unwrap();
+        let want = GpuModel::new(&dev, &copied).unwrap().predict(&x).unwrap();
+        assert_eq!(session.predict(&x).unwrap(), want, "{name}");
+        let bytes = session.param_bytes();
+        assert!(bytes.resident > 0, "{name}: nothing bound ({bytes:?})");
+        assert!(
+            session.weights_read_back_differently().unwrap().is_empty(),
+            "{name}"
+        );
+        eprintln!("{name}: {bytes:?}");
+    }
+}
+
+#[test]
+fn a_corrupted_resident_weight_changes_the_prediction_and_is_what_gets_saved() {
+    let Some(dev) = gpu() else { return };
+    let dir = fixtures_dir().join("mlp_adam");
+    let x = inputs(&dir);
+    let session = Session::load(&dev, &dir).unwrap();
+    let before = session.predict(&x).unwrap();
+    // The first Dense kernel's first value, overwritten on the device only.
+    let a = &session.model().artifacts;
+    let i = (0..a.spec.weights.len())
+        .find(|&i| a.spec.weights[i].name.ends_with("kernel"))
+        .unwrap();
+    let name = a.spec.weights[i].name.clone();
+    let chunk = session.weights().weights[i].chunks[0];
+    let poisoned = 1234.5f32;
+    dev.queue.write_buffer(
+        session.weights().buffer(chunk),
+        chunk.offset,
+        bytemuck::bytes_of(&poisoned),
+    );
+    let after = session.predict(&x).unwrap();
+    assert_ne!(
+        after, before,
+        "the prediction did not read the resident weight"
+    );
+    assert_eq!(
+        session.weights_read_back_differently().unwrap(),
+        [name.clone()]
+    );
+    let out = tempfile::tempdir().unwrap();
+    session.save(out.path(), Default::default()).unwrap();
+    let saved = Model::load(out.path()).unwrap();
+    let j = saved.artifacts.find(&name).unwrap();
+    let values: Vec<f32> = bytemuck::pod_collect_to_vec(&saved.artifacts.logical(j));
+    assert_eq!(
+        values[0], poisoned,
+        "the save did not read the buffers that predicted"
+    );
+    // And the saved model predicts (on the CPU) what the corrupted session did on the GPU.
+    let cpu = saved.predict(&x).unwrap();
+    for (c, g) in cpu[0].data.iter().zip(&after[0].data) {
+        assert!((c - g).abs() <= 1e-4 * (1.0 + g.abs()), "{c} vs {g}");
+    }
+}
