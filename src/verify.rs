@@ -14,7 +14,7 @@
 use crate::check::weight_hashes;
 use crate::error::{Error, Result};
 use crate::format::{self, integrity, Artifacts};
-use crate::gpu::residency::{UploadOptions, WeightScan};
+use crate::gpu::residency::{GpuWeights, UploadOptions, WeightScan};
 use crate::gpu::Device;
 use crate::model::gpu::GpuModel;
 use crate::model::{parse_bundle, Model, Named};
@@ -252,13 +252,13 @@ fn verify_opened(model: &str, opened: Result<Artifacts>, opts: &VerifyOptions) -
         report.checks = checks.0;
         return Ok(report);
     };
-    weight_checks(&mut checks, &a, opts.gpu.as_ref());
+    let resident = weight_checks(&mut checks, &a, opts.gpu.as_ref());
     let model = checks.run("reconstruction", || match Model::from_artifacts(a) {
         Ok(m) => (Status::Pass, reconstruction_detail(&m), Some(m)),
         Err(e) => (Status::Fail, e.to_string(), None),
     });
     match model {
-        Some(m) => prediction_checks(&mut checks, &m, opts, &mut report),
+        Some(m) => prediction_checks(&mut checks, &m, opts, &mut report, resident.as_ref()),
         None => checks.skip(&PREDICTION_CHECKS, "the model could not be rebuilt"),
     }
     report.checks = checks.0;
@@ -274,7 +274,7 @@ impl Model {
             let (s, d) = artifacts_detail(&self.artifacts);
             (s, d, ())
         });
-        weight_checks(&mut checks, &self.artifacts, opts.gpu.as_ref());
+        let resident = weight_checks(&mut checks, &self.artifacts, opts.gpu.as_ref());
         checks.run("reconstruction", || {
             (Status::Pass, reconstruction_detail(self), ())
         });
@@ -286,7 +286,7 @@ impl Model {
             tolerance_note: None,
             checks: Vec::new(),
         };
-        prediction_checks(&mut checks, self, opts, &mut report);
+        prediction_checks(&mut checks, self, opts, &mut report, resident.as_ref());
         report.checks = checks.0;
         Ok(report)
     }
@@ -336,10 +336,14 @@ fn artifacts_detail(a: &Artifacts) -> (Status, String) {
 }
 
 /// The scans of every weight: on the GPU by a kernel when there is one, else on the host.
-fn scans(a: &Artifacts, gpu: Option<&Device>) -> Result<(Vec<Option<WeightScan>>, String)> {
+/// Scans, a note on weights read back differently, and (on the GPU) the resident weights, one
+/// buffer per weight, which the prediction checks then bind (see [`crate::Session`]).
+type Scanned = (Vec<Option<WeightScan>>, String, Option<GpuWeights>);
+
+fn scans(a: &Artifacts, gpu: Option<&Device>) -> Result<Scanned> {
     match gpu {
         Some(dev) => {
-            let gw = dev.upload(a, &UploadOptions::default(), &mut |_, _| {})?;
+            let gw = dev.upload(a, &UploadOptions::dedicated(), &mut |_, _| {})?;
             let scans = gw.scan()?;
             let reader = gw.reader(64 << 20)?;
             let hashes = weight_hashes(a, &reader)?;
@@ -353,7 +357,8 @@ fn scans(a: &Artifacts, gpu: Option<&Device>) -> Result<(Vec<Option<WeightScan>>
             } else {
                 format!("read back differently from the files: {}", bad.join(", "))
             };
-            Ok((scans, copy))
+            drop(reader);
+            Ok((scans, copy, Some(gw)))
         }
         None => {
             let scans = (0..a.spec.weights.len())
@@ -363,12 +368,13 @@ fn scans(a: &Artifacts, gpu: Option<&Device>) -> Result<(Vec<Option<WeightScan>>
                     })
                 })
                 .collect();
-            Ok((scans, String::new()))
+            Ok((scans, String::new(), None))
         }
     }
 }
 
-fn weight_checks(checks: &mut Checks, a: &Artifacts, gpu: Option<&Device>) {
+/// The weight checks; returns the resident weights (GPU) for the predictions to bind.
+fn weight_checks(checks: &mut Checks, a: &Artifacts, gpu: Option<&Device>) -> Option<GpuWeights> {
     let where_ = if gpu.is_some() {
         "scanned on the GPU"
     } else {
@@ -376,7 +382,7 @@ fn weight_checks(checks: &mut Checks, a: &Artifacts, gpu: Option<&Device>) {
     };
     let found = checks.run("weights: finite", || match scans(a, gpu) {
         Err(e) => (Status::Fail, e.to_string(), None),
-        Ok((scans, copy)) => {
+        Ok((scans, copy, resident)) => {
             let bad: Vec<String> = scans
                 .iter()
                 .zip(&a.spec.weights)
@@ -388,15 +394,15 @@ fn weight_checks(checks: &mut Checks, a: &Artifacts, gpu: Option<&Device>) {
             let n = scans.iter().flatten().count();
             if bad.is_empty() {
                 let detail = format!("{n} float weights {where_}, all finite");
-                (Status::Pass, detail, Some((scans, copy)))
+                (Status::Pass, detail, Some((scans, copy, resident)))
             } else {
-                (Status::Fail, bad.join("; "), Some((scans, copy)))
+                (Status::Fail, bad.join("; "), Some((scans, copy, resident)))
             }
         }
     });
-    let Some((scans, copy)) = found else {
+    let Some((scans, copy, resident)) = found else {
         checks.skip(&WEIGHT_CHECKS[1..], "the scan failed");
-        return;
+        return None;
     };
     checks.run("weights: non-zero", || {
         let zero: Vec<&str> = scans
@@ -433,6 +439,7 @@ fn weight_checks(checks: &mut Checks, a: &Artifacts, gpu: Option<&Device>) {
         ),
         (Some(_), false) => (Status::Fail, copy, ()),
     });
+    resident
 }
 
 fn reconstruction_detail(m: &Model) -> String {
@@ -499,8 +506,19 @@ fn golden(m: &Model, opts: &VerifyOptions) -> Result<Option<Golden>> {
     )))
 }
 
-fn prediction_checks(checks: &mut Checks, m: &Model, opts: &VerifyOptions, report: &mut Report) {
-    let gm = opts.gpu.as_ref().map(|d| GpuModel::new(d, m));
+/// The prediction checks; on the GPU they read `resident` (the weights the weight checks
+/// scanned and hashed) wherever a layer's parameter is a stored weight.
+fn prediction_checks(
+    checks: &mut Checks,
+    m: &Model,
+    opts: &VerifyOptions,
+    report: &mut Report,
+    resident: Option<&GpuWeights>,
+) {
+    let gm = opts.gpu.as_ref().map(|d| match resident {
+        Some(w) => GpuModel::with_weights(d, m, w),
+        None => GpuModel::new(d, m),
+    });
     let predict = |x: &[Tensor]| -> Result<Vec<Tensor>> {
         match &gm {
             Some(Ok(g)) => g.predict(x),
@@ -556,7 +574,11 @@ fn prediction_checks(checks: &mut Checks, m: &Model, opts: &VerifyOptions, repor
                     let want: Vec<Named> = named(m, cpu.clone());
                     let (ok, detail) = compare_outputs(m, &got, &want, ATOL, RTOL);
                     let status = if ok { Status::Pass } else { Status::Fail };
-                    let detail = format!("seeded random inputs (seed {}): {detail}", opts.seed);
+                    let b = g.param_bytes;
+                    let detail = format!(
+                        "seeded random inputs (seed {}): {detail}; the GPU read {} parameter bytes from the resident weights, {} derived",
+                        opts.seed, b.resident, b.derived
+                    );
                     (status, detail, Some(got))
                 }
             },

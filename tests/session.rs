@@ -64,10 +64,9 @@ fn a_corrupted_resident_weight_changes_the_prediction_and_is_what_gets_saved() {
         after, before,
         "the prediction did not read the resident weight"
     );
-    assert_eq!(
-        session.weights_read_back_differently().unwrap(),
-        [name.clone()]
-    );
+    let changed = session.weights_read_back_differently().unwrap();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0], name);
     let out = tempfile::tempdir().unwrap();
     session.save(out.path(), Default::default()).unwrap();
     let saved = Model::load(out.path()).unwrap();
@@ -82,4 +81,27 @@ fn a_corrupted_resident_weight_changes_the_prediction_and_is_what_gets_saved() {
     for (c, g) in cpu[0].data.iter().zip(&after[0].data) {
         assert!((c - g).abs() <= 1e-4 * (1.0 + g.abs()), "{c} vs {g}");
     }
+}
+
+#[test]
+fn convert_check_predicts_on_the_uploaded_buffers_before_writing() {
+    let Some(_dev) = gpu() else { return };
+    let out = tempfile::tempdir().unwrap();
+    let dst = out.path().join("checked");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_layercake"))
+        .args(["convert", "--device", "gpu", "--check"])
+        .arg(fixtures_dir().join("rnn"))
+        .arg(&dst)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("checked: predictions on the uploaded buffers"),
+        "{stderr}"
+    );
+    let saved = Model::load(&dst).unwrap();
+    let x = inputs(&fixtures_dir().join("rnn"));
+    let original = Model::load(&fixtures_dir().join("rnn")).unwrap();
+    assert_eq!(saved.predict(&x).unwrap(), original.predict(&x).unwrap());
 }
