@@ -1,6 +1,7 @@
 //! `layercake predict` and `layercake verify --expect`.
 
 use super::Failure;
+use layercake::gpu::residency::UploadOptions;
 use layercake::gpu::Device;
 use layercake::model::gpu::GpuModel;
 use layercake::model::{bundle_json, read_bundle, Model, Named};
@@ -35,7 +36,12 @@ fn run(model: &Model, inputs: &[Named], device: PredictDevice) -> Result<Ran, Fa
         PredictDevice::Auto => Device::open_hardware()?,
     };
     let (outputs, name) = match gpu {
-        Some(dev) => match GpuModel::new(&dev, model) {
+        // The weights go up once from the files, one buffer per weight, and the predictions
+        // read them there (only values derived from weights are uploaded besides).
+        Some(dev) => match dev
+            .upload(&model.artifacts, &UploadOptions::dedicated(), &mut |_, _| {})
+            .and_then(|w| GpuModel::with_weights(&dev, model, &w))
+        {
             Ok(gm) => (gm.predict(&tensors)?, format!("GPU {}", dev.info.name)),
             Err(e) if device == PredictDevice::Auto => {
                 eprintln!("device: CPU ({e})");
