@@ -3,6 +3,9 @@
 // (a 64×64 tile for wide outputs). On llvmpipe, which runs invocations as SIMD lanes, this measured ~3× faster
 // than a 32×32 shared-memory tiling (design §7). Shapes are uniforms: one pipeline serves every
 // Dense and convolution. `act` ids are those of activation() in the prelude.
+// A kernel too large to bind whole comes as blocks of rows (K): each dispatch reads A's columns
+// `a_col & 0x7fffffff ..` (rows of A `lda` apart; 0: k) and, with the top bit of `a_col` set,
+// adds C's current values (the earlier blocks' sum) before the bias and activation.
 struct Params {
     m: u32,
     n: u32,
@@ -10,8 +13,8 @@ struct Params {
     act: u32,
     has_bias: u32,
     group_cols: u32,
-    _pad1: u32,
-    _pad2: u32,
+    lda: u32,
+    a_col: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -41,8 +44,11 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
     // are computed once, outside the k loop.
     var a_row: array<u32, 8>;
     var b_col: array<u32, 8>;
+    let lda = select(params.k, params.lda, params.lda != 0u);
+    let a_col = params.a_col & 0x7fffffffu;
+    let accumulate = (params.a_col >> 31u) != 0u;
     for (var i = 0u; i < TM; i++) {
-        a_row[i] = min(row0 + i, params.m - 1u) * params.k;
+        a_row[i] = min(row0 + i, params.m - 1u) * lda + a_col;
     }
     for (var j = 0u; j < TN; j++) {
         b_col[j] = min(col0 + j, params.n - 1u);
@@ -70,6 +76,9 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
             let col = col0 + j;
             if (r < params.m && col < params.n) {
                 var v = acc[i * TN + j];
+                if (accumulate) {
+                    v += c[r * params.n + col];
+                }
                 if (params.has_bias != 0u) {
                     v += bias[col];
                 }

@@ -9,13 +9,124 @@ use crate::shape;
 pub struct Tensor {
     /// Dimensions (batch first).
     pub shape: Vec<usize>,
-    /// `product(shape)` values.
-    pub data: Vec<f32>,
+    /// `product(shape)` values (owned, or read in place from a mapped weight file).
+    pub data: Data,
     /// The stored weight these values are, byte for byte in this order (set by
     /// `LayerCtx::weight`, kept by [`Tensor::reshaped`] and [`Tensor::view`]): the GPU then binds
     /// that weight's resident buffer instead of uploading a copy. A clone is a new tensor and has
     /// none, so a value computed from a weight can never pass for it.
     pub source: Option<std::sync::Arc<str>>,
+}
+
+/// Tensor values: owned, or a weight's float32 bytes read in place from its (memory-mapped)
+/// file, so a loaded model holds no second copy of its plain float32 weights. Reads see a slice
+/// either way; the first write to borrowed values copies them (copy on write).
+#[derive(Clone)]
+pub enum Data {
+    /// Values owned by the tensor.
+    Owned(Vec<f32>),
+    /// `len` float32 values at byte `start` of a shared backing buffer (4-byte aligned).
+    Mapped {
+        /// The file's bytes.
+        backing: std::sync::Arc<crate::format::store::Backing>,
+        /// Byte offset.
+        start: usize,
+        /// Values.
+        len: usize,
+    },
+}
+
+impl Data {
+    /// The values as an owned vector (a copy for mapped values).
+    pub fn into_vec(self) -> Vec<f32> {
+        match self {
+            Data::Owned(v) => v,
+            d => d.to_vec(),
+        }
+    }
+
+    /// Whether the values are read in place from a file.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self, Data::Mapped { .. })
+    }
+}
+
+impl std::ops::Deref for Data {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        match self {
+            Data::Owned(v) => v,
+            Data::Mapped {
+                backing,
+                start,
+                len,
+            } => bytemuck::cast_slice(&backing.bytes()[*start..*start + 4 * *len]),
+        }
+    }
+}
+
+impl std::ops::DerefMut for Data {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        if let Data::Mapped { .. } = self {
+            *self = Data::Owned(self.to_vec());
+        }
+        match self {
+            Data::Owned(v) => v,
+            Data::Mapped { .. } => unreachable!("made owned above"),
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Data {
+    type Item = &'a f32;
+    type IntoIter = std::slice::Iter<'a, f32>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a mut Data {
+    type Item = &'a mut f32;
+    type IntoIter = std::slice::IterMut<'a, f32>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter_mut()
+    }
+}
+
+impl FromIterator<f32> for Data {
+    fn from_iter<I: IntoIterator<Item = f32>>(iter: I) -> Data {
+        Data::Owned(iter.into_iter().collect())
+    }
+}
+
+impl From<Vec<f32>> for Data {
+    fn from(v: Vec<f32>) -> Data {
+        Data::Owned(v)
+    }
+}
+
+impl std::fmt::Debug for Data {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl PartialEq for Data {
+    fn eq(&self, other: &Data) -> bool {
+        **self == **other
+    }
+}
+
+impl PartialEq<Vec<f32>> for Data {
+    fn eq(&self, other: &Vec<f32>) -> bool {
+        **self == other[..]
+    }
+}
+
+impl<const N: usize> PartialEq<[f32; N]> for Data {
+    fn eq(&self, other: &[f32; N]) -> bool {
+        **self == other[..]
+    }
 }
 
 impl Clone for Tensor {
@@ -38,6 +149,11 @@ impl PartialEq for Tensor {
 impl Tensor {
     /// A tensor from parts; the data length must match the shape.
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Tensor> {
+        Tensor::with_data(shape, Data::Owned(data))
+    }
+
+    /// A tensor over `data` (owned or mapped); the length must match the shape.
+    pub fn with_data(shape: Vec<usize>, data: Data) -> Result<Tensor> {
         match shape::numel(&shape) {
             Some(n) if n == data.len() => Ok(Tensor {
                 shape,
@@ -57,7 +173,7 @@ impl Tensor {
         let n = shape::numel(&shape).unwrap_or(0);
         Tensor {
             shape,
-            data: vec![0.0; n],
+            data: vec![0.0; n].into(),
             source: None,
         }
     }
@@ -109,7 +225,7 @@ impl Tensor {
         }
         Tensor {
             shape: out_shape,
-            data: out,
+            data: out.into(),
             source: None,
         }
     }

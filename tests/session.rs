@@ -105,3 +105,45 @@ fn convert_check_predicts_on_the_uploaded_buffers_before_writing() {
     let original = Model::load(&fixtures_dir().join("rnn")).unwrap();
     assert_eq!(saved.predict(&x).unwrap(), original.predict(&x).unwrap());
 }
+
+#[test]
+fn a_kernel_above_the_binding_limit_is_read_in_place_as_blocks_of_rows() {
+    let Some(dev) = gpu() else { return };
+    let limit = dev.limits.max_storage_buffer_binding_size as usize;
+    if limit > 512 << 20 {
+        eprintln!(
+            "skipped: this adapter binds {limit} bytes; the test needs a limit it can exceed"
+        );
+        return;
+    }
+    let k = 4096;
+    let n = limit / (4 * k) + 8;
+    let topology = serde_json::json!({"class_name": "Sequential", "config": {"name": "big", "layers": [
+        {"class_name": "Dense", "config": {"name": "wide", "units": n, "activation": "softmax",
+         "use_bias": true, "batch_input_shape": [null, k]}}]}});
+    let named = [
+        ("wide/kernel".to_string(), vec![k, n]),
+        ("wide/bias".to_string(), vec![n]),
+    ];
+    let artifacts = layercake::format::synthetic::with_topology(&named, topology, 11).unwrap();
+    let model = Model::from_artifacts(artifacts).unwrap();
+    let x = Tensor::new(
+        vec![2, k],
+        (0..2 * k)
+            .map(|i| ((i * 31) % 17) as f32 / 8.0 - 1.0)
+            .collect(),
+    )
+    .unwrap();
+    let want = model.predict(std::slice::from_ref(&x)).unwrap();
+    let session = Session::open(&dev, model).unwrap();
+    assert!(
+        session.weights().weights[0].chunks.len() > 1,
+        "the kernel is chunked"
+    );
+    let bytes = session.param_bytes();
+    assert_eq!(bytes.derived, 0, "nothing copied: {bytes:?}");
+    let got = session.predict(&[x]).unwrap();
+    for (g, w) in got[0].data.iter().zip(&want[0].data) {
+        assert!((g - w).abs() <= 1e-6 + 1e-3 * w.abs(), "{g} vs {w}");
+    }
+}

@@ -39,7 +39,11 @@ fn run(model: &Model, inputs: &[Named], device: PredictDevice) -> Result<Ran, Fa
         // The weights go up once from the files, one buffer per weight, and the predictions
         // read them there (only values derived from weights are uploaded besides).
         Some(dev) => match dev
-            .upload(&model.artifacts, &UploadOptions::dedicated(), &mut |_, _| {})
+            .upload(
+                &model.artifacts,
+                &UploadOptions::dedicated(),
+                &mut |_, _| {},
+            )
             .and_then(|w| GpuModel::with_weights(&dev, model, &w))
         {
             Ok(gm) => (gm.predict(&tensors)?, format!("GPU {}", dev.info.name)),

@@ -72,7 +72,7 @@ pub struct Span {
 /// The stored (possibly quantized) bytes of every weight, as spans over backing buffers.
 #[derive(Debug, Default)]
 pub struct WeightStore {
-    buffers: Vec<Backing>,
+    buffers: Vec<std::sync::Arc<Backing>>,
     spans: Vec<Vec<Span>>,
 }
 
@@ -91,6 +91,7 @@ impl WeightStore {
                 )));
             }
         }
+        let buffers = buffers.into_iter().map(std::sync::Arc::new).collect();
         Ok(WeightStore { buffers, spans })
     }
 
@@ -118,7 +119,27 @@ impl WeightStore {
 
     /// Backing buffer `b` (for TF.js artifacts: the manifest's files in order).
     pub fn buffer(&self, b: usize) -> Option<&[u8]> {
-        self.buffers.get(b).map(Backing::bytes)
+        self.buffers.get(b).map(|b| b.bytes())
+    }
+
+    /// Weight `i`'s stored bytes as float32 values read in place, where they lie in one
+    /// memory-mapped file at a 4-byte aligned address (the common case for float32 weights):
+    /// no copy. `None` otherwise (owned, straddling or unaligned bytes).
+    pub fn mapped_f32(&self, i: usize) -> Option<crate::tensor::Data> {
+        let [s] = self.spans.get(i)?[..] else {
+            return None;
+        };
+        let backing = &self.buffers[s.buffer];
+        let Backing::Mapped(map) = &**backing else {
+            return None;
+        };
+        let aligned =
+            (map.as_ptr() as usize + s.start).is_multiple_of(4) && s.len.is_multiple_of(4);
+        aligned.then(|| crate::tensor::Data::Mapped {
+            backing: std::sync::Arc::clone(backing),
+            start: s.start,
+            len: s.len / 4,
+        })
     }
 
     /// Weight `i`'s stored bytes: borrowed when it lies in one file, assembled when it straddles.
@@ -178,7 +199,7 @@ impl WeightStore {
             }
         }
         for (b, off, len) in merged {
-            if let Backing::Mapped(map) = &self.buffers[b] {
+            if let Backing::Mapped(map) = &*self.buffers[b] {
                 #[cfg(unix)]
                 // SAFETY: a read-only, file-backed mapping: DONTNEED only unmaps its pages, and the
                 // next access reads them again from the file.

@@ -176,16 +176,27 @@ impl Placer {
     }
 
     fn place(&mut self, len: u64) -> Vec<Placement> {
+        self.place_rows(len, 0)
+    }
+
+    /// [`Placer::place`] with large weights' chunks a whole number of `row` bytes where a row
+    /// fits in a chunk (`row` 0: any).
+    fn place_rows(&mut self, len: u64, row: u64) -> Vec<Placement> {
         if len == 0 {
             return Vec::new();
         }
         if len <= self.small {
             return vec![self.in_arena(len)];
         }
+        let chunk = if row > 0 && row <= self.max_chunk && row % 4 == 0 {
+            self.max_chunk / row * row
+        } else {
+            self.max_chunk
+        };
         let mut out = Vec::new();
         let mut at = 0;
         while at < len {
-            let n = (len - at).min(self.max_chunk);
+            let n = (len - at).min(chunk);
             out.push(Placement {
                 buffer: self.new_buffer(n),
                 offset: 0,
@@ -265,7 +276,13 @@ impl Plan {
         let mut code_fills: Vec<Vec<Fill>> = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
             let len = spec.logical_len() as u64;
-            let chunks = resident_placer.place(len);
+            // Chunks of a weight above the binding limit end on row boundaries (its last axis),
+            // so a matmul can take the chunks as blocks of kernel rows.
+            let row = spec
+                .shape
+                .last()
+                .map_or(0, |&d| d as u64 * spec.dtype.size() as u64);
+            let chunks = resident_placer.place_rows(len, row);
             let quantized = !spec.encoding().is_plain();
             let code_size = spec.encoding().size() as u64;
             let mut start = 0;

@@ -215,8 +215,8 @@ impl Layer for Attention {
             q: &q,
             k: &k,
             v: &v,
-            mask: attention_mask.map(|m| m.data.as_slice()),
-            keras_mask: mask.map(|m| m.data.as_slice()),
+            mask: attention_mask.map(|m| &m.data[..]),
+            keras_mask: mask.map(|m| &m.data[..]),
             dims: (batch, tn, sn),
         };
         let context = self.attend(&heads);

@@ -561,7 +561,7 @@ fn block_diagonal(kernel: Tensor, groups: usize, cin: usize) -> Tensor {
     shape[rank - 2] = cin;
     Tensor {
         shape,
-        data: full,
+        data: full.into(),
         source: None,
     }
 }

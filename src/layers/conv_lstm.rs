@@ -195,7 +195,7 @@ pub(super) fn build(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     } else {
         Tensor {
             shape: vec![4 * f],
-            data: vec![0.0; 4 * f],
+            data: vec![0.0; 4 * f].into(),
             source: None,
         }
     };

@@ -149,7 +149,7 @@ impl MaskRule {
         };
         Some(Tensor {
             shape,
-            data,
+            data: data.into(),
             source: None,
         })
     }
@@ -558,7 +558,7 @@ pub fn builder(class: &str, layer: &str) -> Result<Builder> {
 /// Where a layer's weights come from: decoded by manifest name.
 pub trait WeightSource {
     /// The shape and float32 values of weight `name`, if the model has it.
-    fn get(&self, name: &str) -> Option<(Vec<usize>, Vec<f32>)>;
+    fn get(&self, name: &str) -> Option<(Vec<usize>, crate::tensor::Data)>;
 }
 
 /// What a builder sees: class, name, config, input shapes, weights.

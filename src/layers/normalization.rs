@@ -148,7 +148,7 @@ pub(super) fn layer_scale(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     let gamma = ctx.weight("gamma", &[c])?;
     Ok(Box::new(BatchNorm {
         axis: rank - 1,
-        mul: gamma.data,
+        mul: gamma.data.into_vec(),
         add: vec![0.0; c],
     }))
 }

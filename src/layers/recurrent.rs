@@ -111,7 +111,7 @@ impl Recurrent {
         let state = |k: usize| -> Result<Vec<f32>> {
             match init.get(k) {
                 None => Ok(vec![0.0f32; b * u]),
-                Some(s) if s.shape == [b, u] => Ok(s.data.clone()),
+                Some(s) if s.shape == [b, u] => Ok(s.data.to_vec()),
                 Some(s) => Err(Error::Model(format!(
                     "layer '{}': initial state {k} has shape {:?}, expected [{b}, {u}]",
                     self.name, s.shape
@@ -293,7 +293,7 @@ pub fn reverse_time(x: &Tensor) -> Tensor {
     }
     Tensor {
         shape: x.shape.clone(),
-        data,
+        data: data.into(),
         source: None,
     }
 }
@@ -350,7 +350,7 @@ pub(super) fn build_recurrent(ctx: &LayerCtx) -> Result<Recurrent> {
     }
     let zeros = || Tensor {
         shape: vec![gu],
-        data: vec![0.0; gu],
+        data: vec![0.0; gu].into(),
         source: None,
     };
     let (bias, recurrent_bias) = match (ctx.bool_or("use_bias", true), cell) {
@@ -361,12 +361,12 @@ pub(super) fn build_recurrent(ctx: &LayerCtx) -> Result<Recurrent> {
             (
                 Tensor {
                     shape: vec![gu],
-                    data: a.to_vec(),
+                    data: a.to_vec().into(),
                     source: None,
                 },
                 Tensor {
                     shape: vec![gu],
-                    data: b.to_vec(),
+                    data: b.to_vec().into(),
                     source: None,
                 },
             )

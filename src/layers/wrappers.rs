@@ -211,7 +211,7 @@ fn merge_time(x: &Tensor) -> Result<(Tensor, usize, usize)> {
         .into_iter()
         .chain(x.shape[2..].iter().copied())
         .collect();
-    Ok((Tensor::new(shape, x.data.clone())?, b, t))
+    Ok((Tensor::with_data(shape, x.data.clone())?, b, t))
 }
 
 impl Layer for TimeDistributed {
@@ -231,7 +231,7 @@ impl Layer for TimeDistributed {
             .into_iter()
             .chain(y.shape[1..].iter().copied())
             .collect();
-        Tensor::new(shape, y.data)
+        Tensor::with_data(shape, y.data)
     }
     fn mask_rule(&self) -> MaskRule {
         MaskRule::Keep

@@ -239,6 +239,10 @@ struct Matrix {
     n: usize,
     /// `(first column, columns, kernel [k, columns], bias [columns])`.
     blocks: Vec<(usize, usize, wgpu::Buffer, Option<wgpu::Buffer>)>,
+    /// Or, bound in place to a resident weight stored in chunks: `(first row, rows, kernel
+    /// [rows, n])`, summed block by block; the bias with them.
+    rows: Vec<(usize, usize, wgpu::Buffer)>,
+    bias: Option<wgpu::Buffer>,
 }
 
 impl Matrix {
@@ -251,6 +255,17 @@ impl Matrix {
                 k,
                 n,
                 blocks: vec![(0, n, up.tensor(kernel), b)],
+                rows: Vec::new(),
+                bias: None,
+            };
+        }
+        if let Some(rows) = up.resident_rows(kernel, n) {
+            return Matrix {
+                k,
+                n,
+                blocks: Vec::new(),
+                rows,
+                bias: bias.map(|b| up.tensor(b)),
             };
         }
         let per_block = if k * n * 4 <= limit {
@@ -263,7 +278,7 @@ impl Matrix {
             .map(|first| {
                 let cols = per_block.min(n - first);
                 let data: Vec<f32> = if cols == n {
-                    kernel.data.clone()
+                    kernel.data.to_vec()
                 } else {
                     kernel
                         .data
@@ -276,7 +291,13 @@ impl Matrix {
                 (first, cols, up.floats(&data), b)
             })
             .collect();
-        Matrix { k, n, blocks }
+        Matrix {
+            k,
+            n,
+            blocks,
+            rows: Vec::new(),
+            bias: None,
+        }
     }
 }
 
@@ -319,6 +340,29 @@ impl Uploader<'_> {
         n.derived += 4 * data.len() as u64;
         self.bytes.set(n);
         storage(self.dev, self.label, data)
+    }
+
+    /// The resident chunks of `t` (a `[k, n]` kernel stored in several buffers, each a whole
+    /// number of rows), as `(first row, rows, buffer)`, if `t` is such a weight.
+    fn resident_rows(&self, t: &Tensor, n: usize) -> Option<Vec<(usize, usize, wgpu::Buffer)>> {
+        let (weights, artifacts) = self.resident?;
+        let r = weights.weights.get(artifacts.find(t.source.as_deref()?)?)?;
+        let row = 4 * n as u64;
+        let whole = r.chunks.iter().all(|c| c.offset == 0 && c.len % row == 0);
+        if r.dtype != crate::dtype::DType::Float32 || r.len != 4 * t.data.len() as u64 || !whole {
+            return None;
+        }
+        let mut first = 0;
+        let mut out = Vec::new();
+        for &c in &r.chunks {
+            let rows = (c.len / row) as usize;
+            out.push((first, rows, weights.buffer(c).clone()));
+            first += rows;
+        }
+        let mut b = self.bytes.get();
+        b.resident += r.len;
+        self.bytes.set(b);
+        Some(out)
     }
 
     /// The resident buffer holding exactly `t`'s values, if there is one.
@@ -884,6 +928,9 @@ impl<'m> GpuModel<'m> {
         act: Activation,
         out: (&wgpu::Buffer, &[usize]),
     ) -> Result<()> {
+        if !kernel.rows.is_empty() {
+            return self.matmul_rows(pass, a, m, kernel, act, out);
+        }
         if let [(_, _, w, b)] = &kernel.blocks[..] {
             return self.matmul(pass, a, (m, kernel.k, kernel.n), w, b.as_ref(), act, out);
         }
@@ -917,6 +964,52 @@ impl<'m> GpuModel<'m> {
                 bytemuck::cast_slice(&u),
                 &[&part, out.0],
                 self.grid(m * cols)?,
+            )?;
+        }
+        self.softmax(pass, act, out)
+    }
+
+    /// `out = act(Σ_blocks a[:, rows] · kernel[rows, :] + bias)`: one matmul per resident block
+    /// of kernel rows, each reading its columns of `a` and adding to the sum so far; the bias
+    /// with the first block, the activation with the last.
+    fn matmul_rows(
+        &self,
+        pass: &mut Recording,
+        a: &wgpu::Buffer,
+        m: usize,
+        kernel: &Matrix,
+        act: Activation,
+        out: (&wgpu::Buffer, &[usize]),
+    ) -> Result<()> {
+        let last = kernel.rows.len() - 1;
+        let elementwise = if act.row_mode().is_some() {
+            Activation::Linear
+        } else {
+            act
+        };
+        for (i, (first, rows, w)) in kernel.rows.iter().enumerate() {
+            let bias = kernel.bias.as_ref().filter(|_| i == 0);
+            let block_act = if i == last {
+                elementwise
+            } else {
+                Activation::Linear
+            };
+            let u = [
+                m as u32,
+                kernel.n as u32,
+                *rows as u32,
+                act_id(block_act),
+                u32::from(bias.is_some()),
+                kernels::matmul_group_cols(m, kernel.n),
+                kernel.k as u32,
+                *first as u32 | u32::from(i > 0) << 31,
+            ];
+            self.dispatch(
+                pass,
+                kernels::MATMUL,
+                bytemuck::cast_slice(&u),
+                &[a, w, bias.unwrap_or(&self.dummy), out.0],
+                kernels::matmul_groups(m, kernel.n),
             )?;
         }
         self.softmax(pass, act, out)

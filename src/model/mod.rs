@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::format::{self, Artifacts};
 use crate::layers::WeightSource;
 use crate::shape;
-use crate::tensor::Tensor;
+use crate::tensor::{Data, Tensor};
 use graph::{Plan, Port};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -52,9 +52,14 @@ impl<'a> ArtifactWeights<'a> {
 }
 
 impl WeightSource for ArtifactWeights<'_> {
-    fn get(&self, name: &str) -> Option<(Vec<usize>, Vec<f32>)> {
+    fn get(&self, name: &str) -> Option<(Vec<usize>, Data)> {
         let &i = self.index.get(name)?;
         let spec = &self.artifacts.spec.weights[i];
+        if spec.dtype == crate::DType::Float32 && spec.encoding().is_plain() {
+            if let Some(mapped) = self.artifacts.store.mapped_f32(i) {
+                return Some((spec.shape.clone(), mapped));
+            }
+        }
         let bytes = self.artifacts.logical(i);
         let values = match spec.dtype {
             crate::DType::Float32 => bytemuck::pod_collect_to_vec(&bytes),
@@ -64,7 +69,7 @@ impl WeightSource for ArtifactWeights<'_> {
                 .collect(),
             crate::DType::Bool => bytes.iter().map(|&b| f32::from(b)).collect(),
         };
-        Some((spec.shape.clone(), values))
+        Some((spec.shape.clone(), Data::Owned(values)))
     }
 }
 
@@ -358,5 +363,5 @@ pub fn parse_bundle(v: &Value, key: &str, path: &Path) -> Result<Vec<Named>> {
 
 /// The tensor JSON form of outputs.
 pub fn bundle_json(key: &str, tensors: &[Named]) -> Value {
-    json!({ key: tensors.iter().map(|t| json!({"name": t.name, "shape": t.tensor.shape, "dtype": t.dtype, "data": t.tensor.data})).collect::<Vec<_>>() })
+    json!({ key: tensors.iter().map(|t| json!({"name": t.name, "shape": t.tensor.shape, "dtype": t.dtype, "data": &t.tensor.data[..]})).collect::<Vec<_>>() })
 }
