@@ -188,7 +188,7 @@ impl Placer {
         if len <= self.small {
             return vec![self.in_arena(len)];
         }
-        let chunk = if row > 0 && row <= self.max_chunk && row % 4 == 0 {
+        let chunk = if row > 0 && row <= self.max_chunk && row.is_multiple_of(4) {
             self.max_chunk / row * row
         } else {
             self.max_chunk

@@ -348,7 +348,10 @@ impl Uploader<'_> {
         let (weights, artifacts) = self.resident?;
         let r = weights.weights.get(artifacts.find(t.source.as_deref()?)?)?;
         let row = 4 * n as u64;
-        let whole = r.chunks.iter().all(|c| c.offset == 0 && c.len % row == 0);
+        let whole = r
+            .chunks
+            .iter()
+            .all(|c| c.offset == 0 && c.len.is_multiple_of(row));
         if r.dtype != crate::dtype::DType::Float32 || r.len != 4 * t.data.len() as u64 || !whole {
             return None;
         }
