@@ -753,7 +753,14 @@ impl<'m> GpuModel<'m> {
         if let Some((_, e)) = cache.iter().find(|(k, _)| *k == key) {
             return Ok(e.clone());
         }
-        let exec = Arc::new(Mutex::new(self.plan(inputs)?));
+        // Every buffer, uniform and bind group the plan creates is made inside the validation
+        // and out-of-memory scopes: a failure is an error naming the step, never a panic.
+        let planned = self
+            .dev
+            .checked("planning the predictions (buffers, bind groups)", || {
+                self.plan(inputs)
+            })??;
+        let exec = Arc::new(Mutex::new(planned));
         if cache.len() >= MAX_EXECUTIONS {
             cache.remove(0);
         }
