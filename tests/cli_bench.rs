@@ -72,3 +72,37 @@ fn bench_sweeps_tensor_counts() {
         .collect();
     assert_eq!(counts, vec![10, 100, 1_000, 10_000, 100_000]);
 }
+
+#[test]
+fn bench_memory_shows_the_resident_flow_holding_one_copy() {
+    if std::env::var("LAYERCAKE_REQUIRE_GPU").is_err() && layercake::gpu::Device::open().is_err() {
+        eprintln!("skipped: no GPU adapter");
+        return;
+    }
+    let out = bench(&[
+        "--memory",
+        "--size",
+        "48MiB",
+        "--tensors",
+        "8",
+        "--device",
+        "gpu",
+        "--json",
+    ]);
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ratio = |path: &str| {
+        rows.iter()
+            .find(|r| r["path"].as_str().unwrap().contains(path))
+            .unwrap_or_else(|| panic!("no row {path}: {out}"))["ratio"]
+            .as_f64()
+            .unwrap()
+    };
+    // Peaks above the baseline: the CPU reads the files in place (~1×), the resident GPU flow
+    // adds at most one device copy (~2× on a shared-memory adapter), the copying flow ~3×.
+    assert!(ratio("CPU") < 1.3, "{out}");
+    assert!(ratio("resident") < 2.3, "{out}");
+    assert!(ratio("resident") + 0.5 < ratio("copied"), "{out}");
+}

@@ -6,6 +6,7 @@
 //! files into freshly allocated memory and into a reused buffer, writing the same bytes from
 //! memory with and without fsync, and memcpy; beside them, the xxh3 hash of the same bytes.
 
+pub mod memory;
 pub mod predict;
 
 use crate::error::{Error, Result};

@@ -35,6 +35,10 @@ pub struct BenchArgs {
     /// on the GPU); `tools/tfjs-fixtures/bench-predict.mjs` compares them with TF.js.
     #[arg(long)]
     predict: bool,
+    /// Measure the peak resident memory of one prediction instead, per path (CPU; GPU on the
+    /// resident weights; GPU with copied parameters), beside the model's size.
+    #[arg(long)]
+    memory: bool,
     /// Keep the synthetic model in this directory (e.g. to measure TF.js on the same files).
     #[arg(long)]
     keep_model: Option<PathBuf>,
@@ -130,6 +134,9 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
             path
         }
     };
+    if args.memory {
+        return memory(&model, dev.as_ref(), args.json);
+    }
     let report = bench::run(&model, dev.as_ref(), device_secs, &opts)?;
     if args.json {
         println!(
@@ -166,6 +173,33 @@ fn predict(dev: Option<&layercake::gpu::Device>, args: &BenchArgs) -> Result<(),
                 ms(r.secs.min),
                 ms(r.secs.max),
                 r.gflops
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `--memory`: one row per path, the peak beside the model's stored bytes.
+fn memory(
+    model: &std::path::Path,
+    dev: Option<&layercake::gpu::Device>,
+    json: bool,
+) -> Result<(), Failure> {
+    let bytes = format::open(model)?.spec.stored_bytes();
+    let rows = bench::memory::predict_memory(model, dev)?;
+    for r in &rows {
+        let ratio = r.peak as f64 / bytes.max(1) as f64;
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"path": r.path, "peak_bytes": r.peak, "model_bytes": bytes, "ratio": ratio})
+            );
+        } else {
+            println!(
+                "{:<42} peak {:>8.1} MiB  ({ratio:.2}× the {:.1} MiB model)",
+                r.path,
+                r.peak as f64 / 1048576.0,
+                bytes as f64 / 1048576.0
             );
         }
     }
