@@ -120,3 +120,32 @@ fn writes_to(source: &str, var: &str) -> usize {
         })
         .count()
 }
+
+/// The byte size of `params`, the kernel's uniform struct, per naga's layout.
+fn uniform_size(k: &kernels::Kernel) -> Option<u32> {
+    let source = k.module_source();
+    let module = naga::front::wgsl::parse_str(&source).ok()?;
+    let var = module
+        .global_variables
+        .iter()
+        .map(|(_, v)| v)
+        .find(|v| v.space == naga::AddressSpace::Uniform)?;
+    Some(module.types[var.ty].inner.size(module.to_ctx()))
+}
+
+#[test]
+fn every_uniform_struct_matches_its_wgsl_declaration() {
+    let wrong: Vec<String> = kernels::ALL
+        .iter()
+        .filter_map(|k| {
+            let wgsl = uniform_size(k).unwrap_or(0);
+            (k.uniform_bytes != wgsl)
+                .then(|| format!("{}={wgsl} (kernels.rs: {})", k.name, k.uniform_bytes))
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "uniform sizes differ: {}",
+        wrong.join(", ")
+    );
+}

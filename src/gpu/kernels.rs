@@ -10,6 +10,9 @@ pub struct Kernel {
     pub source: &'static str,
     /// Prepend [`ACTIVATION_PRELUDE`].
     pub activations: bool,
+    /// Byte size of its `params` uniform struct (checked against the WGSL by naga in
+    /// tests/shaders.rs, and against every dispatch's uniform bytes at run time).
+    pub uniform_bytes: u32,
 }
 
 /// Activation functions shared by the kernels that apply them (not a kernel by itself).
@@ -31,6 +34,7 @@ pub const AXPY: Kernel = Kernel {
     name: "axpy",
     source: include_str!("../../shaders/axpy.wgsl"),
     activations: false,
+    uniform_bytes: 16,
 };
 
 /// Tiled matrix multiply with bias and activation epilogue.
@@ -38,54 +42,63 @@ pub const MATMUL: Kernel = Kernel {
     name: "matmul",
     source: include_str!("../../shaders/matmul.wgsl"),
     activations: true,
+    uniform_bytes: 32,
 };
 /// Per-channel affine + activation.
 pub const AFFINE: Kernel = Kernel {
     name: "affine",
     source: include_str!("../../shaders/affine.wgsl"),
     activations: true,
+    uniform_bytes: 32,
 };
 /// One time step of a recurrent layer.
 pub const RECURRENT: Kernel = Kernel {
     name: "recurrent",
     source: include_str!("../../shaders/recurrent.wgsl"),
     activations: true,
+    uniform_bytes: 80,
 };
 /// CategoryEncoding.
 pub const CATEGORY: Kernel = Kernel {
     name: "category",
     source: include_str!("../../shaders/category.wgsl"),
     activations: false,
+    uniform_bytes: 16,
 };
 /// Masks: from ids, from features, and applied.
 pub const MASK: Kernel = Kernel {
     name: "mask",
     source: include_str!("../../shaders/mask.wgsl"),
     activations: false,
+    uniform_bytes: 16,
 };
 /// Post-load weight scan: non-finite and non-zero float32 counts.
 pub const SCAN: Kernel = Kernel {
     name: "scan",
     source: include_str!("../../shaders/scan.wgsl"),
     activations: false,
+    uniform_bytes: 16,
 };
 /// Row softmax / log-softmax.
 pub const SOFTMAX: Kernel = Kernel {
     name: "softmax",
     source: include_str!("../../shaders/softmax.wgsl"),
     activations: false,
+    uniform_bytes: 16,
 };
 /// Broadcast binary ops.
 pub const BINARY: Kernel = Kernel {
     name: "binary",
     source: include_str!("../../shaders/binary.wgsl"),
     activations: false,
+    uniform_bytes: 80,
 };
 /// Block copy (concatenation).
 pub const COPY_BLOCK: Kernel = Kernel {
     name: "copy_block",
     source: include_str!("../../shaders/copy_block.wgsl"),
     activations: false,
+    uniform_bytes: 16,
 };
 
 /// Lookup-table dequantization of uint8 / uint16 / float16 codes.
@@ -93,6 +106,7 @@ pub const DEQUANTIZE: Kernel = Kernel {
     name: "dequantize",
     source: include_str!("../../shaders/dequantize.wgsl"),
     activations: false,
+    uniform_bytes: 16,
 };
 
 /// Scaled dot-product attention over projected heads (MultiHeadAttention).
@@ -100,6 +114,7 @@ pub const ATTENTION: Kernel = Kernel {
     name: "attention",
     source: include_str!("../../shaders/attention.wgsl"),
     activations: false,
+    uniform_bytes: 48,
 };
 
 /// Group statistics: GroupNormalization and UnitNormalization.
@@ -107,6 +122,7 @@ pub const GROUP_NORM: Kernel = Kernel {
     name: "group_norm",
     source: include_str!("../../shaders/group_norm.wgsl"),
     activations: false,
+    uniform_bytes: 32,
 };
 
 /// Discretization's buckets.
@@ -114,6 +130,7 @@ pub const BUCKETIZE: Kernel = Kernel {
     name: "bucketize",
     source: include_str!("../../shaders/bucketize.wgsl"),
     activations: false,
+    uniform_bytes: 16,
 };
 
 /// Every kernel, for validation.
@@ -149,6 +166,7 @@ pub const ROW_DOT: Kernel = Kernel {
     name: "row_dot",
     source: include_str!("../../shaders/row_dot.wgsl"),
     activations: false,
+    uniform_bytes: 16,
 };
 
 /// Linear resampling with fixed taps (bilinear).
@@ -156,6 +174,7 @@ pub const WEIGHTED_GATHER: Kernel = Kernel {
     name: "weighted_gather",
     source: include_str!("../../shaders/weighted_gather.wgsl"),
     activations: false,
+    uniform_bytes: 16,
 };
 
 /// Embedding lookup.
@@ -163,6 +182,7 @@ pub const EMBEDDING: Kernel = Kernel {
     name: "embedding",
     source: include_str!("../../shaders/embedding.wgsl"),
     activations: false,
+    uniform_bytes: 32,
 };
 
 /// Row-wise layer normalization.
@@ -170,6 +190,7 @@ pub const LAYER_NORM: Kernel = Kernel {
     name: "layer_norm",
     source: include_str!("../../shaders/layer_norm.wgsl"),
     activations: false,
+    uniform_bytes: 32,
 };
 
 /// Depthwise convolution over gathered windows.
@@ -177,6 +198,7 @@ pub const DEPTHWISE: Kernel = Kernel {
     name: "depthwise",
     source: include_str!("../../shaders/depthwise.wgsl"),
     activations: true,
+    uniform_bytes: 32,
 };
 
 /// Max / average over gathered windows (pooling).
@@ -184,6 +206,7 @@ pub const WINDOW_REDUCE: Kernel = Kernel {
     name: "window_reduce",
     source: include_str!("../../shaders/window_reduce.wgsl"),
     activations: false,
+    uniform_bytes: 16,
 };
 
 /// Index-map gather (layout layers, im2col).
@@ -191,6 +214,7 @@ pub const GATHER: Kernel = Kernel {
     name: "gather",
     source: include_str!("../../shaders/gather.wgsl"),
     activations: false,
+    uniform_bytes: 16,
 };
 
 /// Uniforms of [`DEQUANTIZE`].

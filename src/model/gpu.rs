@@ -861,6 +861,14 @@ impl<'m> GpuModel<'m> {
         buffers: &[&wgpu::Buffer],
         groups: (u32, u32),
     ) -> Result<()> {
+        if uniform.len() != kernel.uniform_bytes as usize {
+            return Err(Error::Gpu(format!(
+                "internal: kernel '{}' takes a {}-byte uniform, given {} bytes",
+                kernel.name,
+                kernel.uniform_bytes,
+                uniform.len()
+            )));
+        }
         let limit = self.dev.limits.max_storage_buffer_binding_size;
         if let Some(b) = buffers.iter().find(|b| b.size() > limit) {
             return Err(Error::Model(format!(
