@@ -1,6 +1,7 @@
 //! The wgpu device: adapter choice, the adapter's own limits, buffers and kernels.
 
 pub mod kernels;
+pub(crate) mod ops;
 pub mod residency;
 
 use crate::error::{Error, Result};

@@ -8,7 +8,7 @@
 use super::Model;
 use crate::error::{Error, Result};
 use crate::gpu::residency::GpuWeights;
-use crate::gpu::{kernels, Device};
+use crate::gpu::{kernels, ops, Device};
 use crate::layers::{
     gather_map_of, normalize_axis, Activation, BinaryOp, Cell, ConvLstm, GpuForm, MaskRule,
     MergeMode, Recurrent,
@@ -49,18 +49,8 @@ struct StepOutput<'b> {
 
 /// A layer's parameters on the GPU.
 enum Params {
-    Bucketize(wgpu::Buffer, usize),
-    JointSoftmax(usize),
-    GroupNorm {
-        layer: usize,
-        gamma: Option<wgpu::Buffer>,
-        beta: Option<wgpu::Buffer>,
-    },
-    Attention {
-        layer: usize,
-        /// query, key, value, output: (kernel `[k, n]`, bias, k, n).
-        proj: Box<[Projected; 4]>,
-    },
+    /// A primitive with its own file under `gpu/ops/`.
+    Op(Box<dyn crate::gpu::ops::Primitive>),
     Recurrent(Box<RecurrentParams>),
     Stack(Vec<RecurrentParams>),
     ConvLstm {
@@ -178,7 +168,13 @@ struct Dispatch {
 
 /// The dispatches of one predict, in order (the encoding functions append to it).
 #[derive(Default)]
-struct Recording(Vec<Dispatch>, Option<wgpu::Buffer>, Vec<wgpu::Buffer>);
+/// The dispatches recorded for one plan, the mask of the layer being encoded, and the extra
+/// output buffers of the layer being encoded.
+pub(crate) struct Recording(
+    Vec<Dispatch>,
+    pub(crate) Option<wgpu::Buffer>,
+    Vec<wgpu::Buffer>,
+);
 
 /// Everything a predict on one set of input shapes needs, planned at its first predict.
 struct Execution {
@@ -315,7 +311,7 @@ pub struct ParamBytes {
 /// [`Tensor::source`]) binds that weight's resident buffer when the model's weights were
 /// uploaded one buffer per weight ([`crate::gpu::UploadOptions::dedicated`]); anything else is
 /// uploaded, and counted.
-struct Uploader<'a> {
+pub(crate) struct Uploader<'a> {
     dev: &'a Device,
     label: &'a str,
     resident: Option<(&'a GpuWeights, &'a crate::format::Artifacts)>,
@@ -323,7 +319,7 @@ struct Uploader<'a> {
 }
 
 impl Uploader<'_> {
-    fn tensor(&self, t: &Tensor) -> wgpu::Buffer {
+    pub(crate) fn tensor(&self, t: &Tensor) -> wgpu::Buffer {
         match self.resident_buffer(t) {
             Some(b) => {
                 let mut n = self.bytes.get();
@@ -335,7 +331,7 @@ impl Uploader<'_> {
         }
     }
 
-    fn floats(&self, data: &[f32]) -> wgpu::Buffer {
+    pub(crate) fn floats(&self, data: &[f32]) -> wgpu::Buffer {
         let mut n = self.bytes.get();
         n.derived += 4 * data.len() as u64;
         self.bytes.set(n);
@@ -398,15 +394,18 @@ impl std::ops::Deref for ModelRef<'_> {
 }
 
 /// A projection's buffers: kernel `[k, n]`, bias `[n]`, k, n.
-type Projected = (wgpu::Buffer, Option<wgpu::Buffer>, usize, usize);
+pub(crate) type Projected = (wgpu::Buffer, Option<wgpu::Buffer>, usize, usize);
 
-fn projected(up: &Uploader, p: &crate::layers::attention::Projection) -> Projected {
-    (
-        up.tensor(&p.kernel),
-        p.bias.as_ref().map(|b| up.tensor(b)),
-        p.kernel.shape[0],
-        p.kernel.shape[1],
-    )
+impl Uploader<'_> {
+    /// A projection's kernel and bias (bound in place where they are weights), k, n.
+    pub(crate) fn projection(&self, p: &crate::layers::attention::Projection) -> Projected {
+        (
+            self.tensor(&p.kernel),
+            p.bias.as_ref().map(|b| self.tensor(b)),
+            p.kernel.shape[0],
+            p.kernel.shape[1],
+        )
+    }
 }
 
 fn storage(dev: &Device, label: &str, data: &[f32]) -> wgpu::Buffer {
@@ -424,17 +423,14 @@ fn upload(up: &Uploader, index: usize, form: GpuForm<'_>) -> Params {
     let dev = up.dev;
     match form {
         GpuForm::Identity => Params::Identity,
-        GpuForm::JointSoftmax(n) => Params::JointSoftmax(n),
-        GpuForm::Bucketize(b) => Params::Bucketize(up.floats(b), b.len()),
-        GpuForm::GroupNorm(g) => Params::GroupNorm {
-            layer: index,
-            gamma: g.gamma.as_ref().map(buf),
-            beta: g.beta.as_ref().map(buf),
-        },
-        GpuForm::Attention(a) => Params::Attention {
-            layer: index,
-            proj: Box::new([&a.query, &a.key, &a.value, &a.output].map(|p| projected(up, p))),
-        },
+        GpuForm::JointSoftmax(axes) => {
+            Params::Op(Box::new(ops::joint_softmax::JointSoftmax { axes }))
+        }
+        GpuForm::Bucketize(b) => Params::Op(Box::new(ops::bucketize::Bucketize::new(up, b))),
+        GpuForm::GroupNorm(g) => {
+            Params::Op(Box::new(ops::group_norm::GroupNorm::new(up, index, g)))
+        }
+        GpuForm::Attention(a) => Params::Op(Box::new(ops::attention::Attention::new(up, index, a))),
         GpuForm::Recurrent(r) => Params::Recurrent(Box::new(recurrent_params(up, r))),
         GpuForm::ConvLstm(l) => Params::ConvLstm {
             layer: index,
@@ -853,7 +849,7 @@ impl<'m> GpuModel<'m> {
         Ok(shapes)
     }
 
-    fn dispatch(
+    pub(crate) fn dispatch(
         &self,
         pass: &mut Recording,
         kernel: kernels::Kernel,
@@ -893,7 +889,39 @@ impl<'m> GpuModel<'m> {
         Ok(())
     }
 
-    fn grid(&self, n: usize) -> Result<(u32, u32)> {
+    /// Layer `layer`'s GPU form, without its permutation wrappers (what a primitive reads its
+    /// configuration from).
+    pub(crate) fn layer_form(&self, layer: usize) -> Result<GpuForm<'_>> {
+        self.model.plan.layers[layer]
+            .gpu()
+            .map(inner)
+            .ok_or_else(|| Error::Model("layer lost its GPU form".into()))
+    }
+
+    /// A one-value buffer bound where a kernel's optional input is absent.
+    pub(crate) fn dummy(&self) -> &wgpu::Buffer {
+        &self.dummy
+    }
+
+    /// `dst[..n] = src[..n]` (the affine kernel as the identity).
+    pub(crate) fn copy(
+        &self,
+        pass: &mut Recording,
+        src: &wgpu::Buffer,
+        dst: &wgpu::Buffer,
+        n: usize,
+    ) -> Result<()> {
+        let u = [n as u32, 1, 1, act_id(Activation::Linear), 0, 0, 0, 0];
+        self.dispatch(
+            pass,
+            kernels::AFFINE,
+            bytemuck::cast_slice(&u),
+            &[src, &self.one, &self.zero, dst],
+            self.grid(n)?,
+        )
+    }
+
+    pub(crate) fn grid(&self, n: usize) -> Result<(u32, u32)> {
         let n = u32::try_from(n)
             .map_err(|_| Error::Model(format!("{n} elements exceed one dispatch")))?;
         Ok(kernels::grid_for(
@@ -904,7 +932,7 @@ impl<'m> GpuModel<'m> {
 
     /// `out = act(a[m×k] · kernel[k×n] + bias)` (softmax kinds as a second pass).
     #[allow(clippy::too_many_arguments)]
-    fn matmul(
+    pub(crate) fn matmul(
         &self,
         pass: &mut Recording,
         a: &wgpu::Buffer,
@@ -1033,7 +1061,7 @@ impl<'m> GpuModel<'m> {
         self.softmax(pass, act, out)
     }
 
-    fn softmax(
+    pub(crate) fn softmax(
         &self,
         pass: &mut Recording,
         act: Activation,
@@ -1064,60 +1092,7 @@ impl<'m> GpuModel<'m> {
         let numel = out.1.iter().product::<usize>();
         match params {
             Params::Identity => Ok(()),
-            Params::Attention { layer, proj } => self.attention(pass, *layer, proj, ins, out),
-            Params::JointSoftmax(trailing) => {
-                // A copy, then the row softmax over the trailing axes' joint extent.
-                let u = [numel as u32, 1, 1, act_id(Activation::Linear), 0, 0, 0, 0];
-                self.dispatch(
-                    pass,
-                    kernels::AFFINE,
-                    bytemuck::cast_slice(&u),
-                    &[ins[0].0, &self.one, &self.zero, out.0],
-                    self.grid(numel)?,
-                )?;
-                let cols: usize = out.1[out.1.len().saturating_sub(*trailing)..]
-                    .iter()
-                    .product();
-                let rows = [numel / cols.max(1), cols];
-                self.softmax(pass, Activation::Softmax, (out.0, &rows))
-            }
-            Params::Bucketize(boundaries, bins) => {
-                let u = [numel as u32, *bins as u32, 0, 0];
-                self.dispatch(
-                    pass,
-                    kernels::BUCKETIZE,
-                    bytemuck::cast_slice(&u),
-                    &[ins[0].0, boundaries, out.0],
-                    self.grid(numel)?,
-                )
-            }
-            Params::GroupNorm { layer, gamma, beta } => {
-                let Some(GpuForm::GroupNorm(g)) = self.model.plan.layers[*layer].gpu().map(inner)
-                else {
-                    return Err(Error::Model("layer lost its GPU form".into()));
-                };
-                let (batch, positions, channels) = g.view(ins[0].1);
-                let mode = u32::from(g.mode == crate::layers::group_norm::GroupMode::Unit);
-                let u = [
-                    batch as u32,
-                    positions as u32,
-                    channels as u32,
-                    g.groups as u32,
-                    mode,
-                    u32::from(gamma.is_some()),
-                    u32::from(beta.is_some()),
-                    g.eps.to_bits(),
-                ];
-                let gamma = gamma.as_ref().unwrap_or(&self.dummy);
-                let beta = beta.as_ref().unwrap_or(&self.dummy);
-                self.dispatch(
-                    pass,
-                    kernels::GROUP_NORM,
-                    bytemuck::cast_slice(&u),
-                    &[ins[0].0, gamma, beta, out.0],
-                    self.grid(batch * g.groups)?,
-                )
-            }
+            Params::Op(op) => op.encode(self, pass, ins, out),
             Params::MatMul { kernel, act } => {
                 let m = ins[0].1.iter().product::<usize>() / kernel.k.max(1);
                 self.matmul_blocks(pass, ins[0].0, m, kernel, *act, out)
@@ -1575,7 +1550,7 @@ impl<'m> GpuModel<'m> {
     }
 
     /// A scratch storage buffer of `n` floats (kept alive by the bind groups that use it).
-    fn temp(&self, label: &str, n: usize) -> wgpu::Buffer {
+    pub(crate) fn temp(&self, label: &str, n: usize) -> wgpu::Buffer {
         self.dev.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: (n * 4).max(4) as u64,
@@ -1930,90 +1905,6 @@ impl<'m> GpuModel<'m> {
 
     /// Keras Dot: rank-2 inputs directly, others after gathering each output element's two
     /// contracted vectors into rows.
-    /// MultiHeadAttention: the three projections as matmuls, the attention kernel over the
-    /// heads, the output projection.
-    fn attention(
-        &self,
-        pass: &mut Recording,
-        layer: usize,
-        proj: &[Projected; 4],
-        ins: &[(&wgpu::Buffer, &[usize])],
-        out: (&wgpu::Buffer, &[usize]),
-    ) -> Result<()> {
-        let Some(GpuForm::Attention(a)) = self.model.plan.layers[layer].gpu().map(inner) else {
-            return Err(Error::Model("layer lost its GPU form".into()));
-        };
-        let (query, value) = (ins[0], ins[1]);
-        let key = a.roles.key.map_or(value, |i| ins[i]);
-        let keras_mask = pass.1.clone();
-        if keras_mask.is_some() {
-            a.check_keras_mask(std::ptr::eq(query.0, value.0) && std::ptr::eq(key.0, value.0))?;
-        }
-        let (batch, t, s) = (query.1[0], query.1[1], value.1[1]);
-        let project = |pass: &mut Recording, x: (&wgpu::Buffer, &[usize]), p: &Projected| {
-            let rows = x.1.iter().product::<usize>() / p.2.max(1);
-            let buf = self.temp("attention projection", rows * p.3);
-            self.matmul(
-                pass,
-                x.0,
-                (rows, p.2, p.3),
-                &p.0,
-                p.1.as_ref(),
-                Activation::Linear,
-                (&buf, &[rows, p.3]),
-            )?;
-            Ok::<_, Error>(buf)
-        };
-        let q = project(pass, query, &proj[0])?;
-        let k = project(pass, key, &proj[1])?;
-        let v = project(pass, value, &proj[2])?;
-        let context = self.temp("attention context", batch * t * a.heads * a.value_dim);
-        let mask = a.roles.attention_mask.map(|i| ins[i].0);
-        let flags = u32::from(a.causal)
-            | u32::from(mask.is_some()) << 1
-            | u32::from(keras_mask.is_some()) << 2;
-        let scale = 1.0 / (a.key_dim as f32).sqrt();
-        let u = [
-            batch as u32,
-            t as u32,
-            s as u32,
-            a.heads as u32,
-            a.key_dim as u32,
-            a.value_dim as u32,
-            flags,
-            a.window as u32,
-            scale.to_bits(),
-            0,
-            0,
-            0,
-        ];
-        let n = batch * t * a.heads * a.value_dim;
-        self.dispatch(
-            pass,
-            kernels::ATTENTION,
-            bytemuck::cast_slice(&u),
-            &[
-                &q,
-                &k,
-                &v,
-                mask.unwrap_or(&self.dummy),
-                keras_mask.as_ref().unwrap_or(&self.dummy),
-                &context,
-            ],
-            self.grid(n)?,
-        )?;
-        let o = &proj[3];
-        self.matmul(
-            pass,
-            &context,
-            (batch * t, o.2, o.3),
-            &o.0,
-            o.1.as_ref(),
-            Activation::Linear,
-            out,
-        )
-    }
-
     fn row_dot(
         &self,
         pass: &mut Recording,
