@@ -147,3 +147,34 @@ fn a_kernel_above_the_binding_limit_is_read_in_place_as_blocks_of_rows() {
         assert!((g - w).abs() <= 1e-6 + 1e-3 * w.abs(), "{g} vs {w}");
     }
 }
+
+#[test]
+fn an_embedding_table_above_the_binding_limit_is_read_in_place() {
+    let Some(dev) = gpu() else { return };
+    let limit = dev.limits.max_storage_buffer_binding_size as usize;
+    if limit > 512 << 20 {
+        eprintln!(
+            "skipped: this adapter binds {limit} bytes; the test needs a limit it can exceed"
+        );
+        return;
+    }
+    let dim = 256;
+    let rows = limit / (4 * dim) + 3;
+    let topology = serde_json::json!({"class_name": "Sequential", "config": {"name": "big", "layers": [
+        {"class_name": "Embedding", "config": {"name": "vocab", "input_dim": rows, "output_dim": dim,
+         "batch_input_shape": [null, 4]}}]}});
+    let named = [("vocab/embeddings".to_string(), vec![rows, dim])];
+    let artifacts = layercake::format::synthetic::with_topology(&named, topology, 5).unwrap();
+    let model = Model::from_artifacts(artifacts).unwrap();
+    let ids = [0, rows - 1, rows - 3, rows / 2, 1, rows - 4, 7, rows - 2];
+    let x = Tensor::new(vec![2, 4], ids.iter().map(|&i| i as f32).collect()).unwrap();
+    let want = model.predict(std::slice::from_ref(&x)).unwrap();
+    let session = Session::open(&dev, model).unwrap();
+    assert_eq!(
+        session.param_bytes().derived,
+        0,
+        "{:?}",
+        session.param_bytes()
+    );
+    assert_eq!(session.predict(&[x]).unwrap(), want);
+}

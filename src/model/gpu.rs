@@ -85,12 +85,6 @@ enum Params {
         alpha: wgpu::Buffer,
         shape: Vec<usize>,
     },
-    LayerNorm {
-        group: usize,
-        eps: f32,
-        gamma: Option<wgpu::Buffer>,
-        beta: Option<wgpu::Buffer>,
-    },
     Permuted {
         to: Vec<usize>,
         inner: Box<Params>,
@@ -104,12 +98,6 @@ enum Params {
         layer: usize,
         normalize: bool,
         axes: [usize; 2],
-    },
-    Embedding {
-        /// `(first row, rows, buffer)`: blocks of rows within the storage binding limit.
-        table: Vec<(usize, usize, wgpu::Buffer)>,
-        rows: usize,
-        dim: usize,
     },
     /// A data-movement layer (its plan index), run as a gather.
     Gather(usize),
@@ -338,9 +326,18 @@ impl Uploader<'_> {
         storage(self.dev, self.label, data)
     }
 
+    /// The adapter's storage binding limit, bytes.
+    pub(crate) fn binding_limit(&self) -> usize {
+        self.dev.limits.max_storage_buffer_binding_size as usize
+    }
+
     /// The resident chunks of `t` (a `[k, n]` kernel stored in several buffers, each a whole
     /// number of rows), as `(first row, rows, buffer)`, if `t` is such a weight.
-    fn resident_rows(&self, t: &Tensor, n: usize) -> Option<Vec<(usize, usize, wgpu::Buffer)>> {
+    pub(crate) fn resident_rows(
+        &self,
+        t: &Tensor,
+        n: usize,
+    ) -> Option<Vec<(usize, usize, wgpu::Buffer)>> {
         let (weights, artifacts) = self.resident?;
         let r = weights.weights.get(artifacts.find(t.source.as_deref()?)?)?;
         let row = 4 * n as u64;
@@ -420,7 +417,6 @@ fn storage(dev: &Device, label: &str, data: &[f32]) -> wgpu::Buffer {
 /// Upload the parameters of layer `index` (named `name`) for its GPU form.
 fn upload(up: &Uploader, index: usize, form: GpuForm<'_>) -> Params {
     let buf = |t: &Tensor| up.tensor(t);
-    let dev = up.dev;
     match form {
         GpuForm::Identity => Params::Identity,
         GpuForm::JointSoftmax(axes) => {
@@ -484,12 +480,9 @@ fn upload(up: &Uploader, index: usize, form: GpuForm<'_>) -> Params {
             eps,
             gamma,
             beta,
-        } => Params::LayerNorm {
-            group,
-            eps,
-            gamma: gamma.map(buf),
-            beta: beta.map(buf),
-        },
+        } => Params::Op(Box::new(ops::layer_norm::LayerNorm::new(
+            up, group, eps, gamma, beta,
+        ))),
         GpuForm::WeightedGather(_) => Params::WeightedGather(index),
         GpuForm::RowDot { normalize, axes } => Params::RowDot {
             layer: index,
@@ -497,22 +490,7 @@ fn upload(up: &Uploader, index: usize, form: GpuForm<'_>) -> Params {
             axes,
         },
         GpuForm::Embedding(table) => {
-            let (rows, dim) = (table.shape[0], table.shape[1]);
-            let limit = dev.limits.max_storage_buffer_binding_size as usize;
-            let per_block = (limit / (4 * dim).max(1)).clamp(1, rows.max(1));
-            let blocks = (0..rows)
-                .step_by(per_block)
-                .map(|first| {
-                    let n = per_block.min(rows - first);
-                    let data = &table.data[first * dim..(first + n) * dim];
-                    (first, n, up.floats(data))
-                })
-                .collect();
-            Params::Embedding {
-                table: blocks,
-                rows,
-                dim,
-            }
+            Params::Op(Box::new(ops::embedding::Embedding::new(up, table)))
         }
         GpuForm::Permuted { to, inner } => Params::Permuted {
             to,
@@ -1137,36 +1115,6 @@ impl<'m> GpuModel<'m> {
                     [1].into_iter().chain(shape.iter().copied()).collect();
                 self.binary_code(pass, 4, 1.0, ins[0], (alpha, &alpha_shape), out.0, out.1)
             }
-            Params::LayerNorm {
-                group,
-                eps,
-                gamma,
-                beta,
-            } => {
-                let rows = numel / (*group).max(1);
-                let u = [
-                    rows as u32,
-                    *group as u32,
-                    u32::from(gamma.is_some()),
-                    u32::from(beta.is_some()),
-                    eps.to_bits(),
-                    0,
-                    0,
-                    0,
-                ];
-                self.dispatch(
-                    pass,
-                    kernels::LAYER_NORM,
-                    bytemuck::cast_slice(&u),
-                    &[
-                        ins[0].0,
-                        gamma.as_ref().unwrap_or(&self.dummy),
-                        beta.as_ref().unwrap_or(&self.dummy),
-                        out.0,
-                    ],
-                    self.grid(rows)?,
-                )
-            }
             Params::WeightedGather(layer) => {
                 let Some(GpuForm::WeightedGather(map)) =
                     self.model.plan.layers[*layer].gpu().map(inner)
@@ -1278,28 +1226,6 @@ impl<'m> GpuModel<'m> {
                     numel / f.max(1),
                 )?;
                 self.mask_kernel(pass, 2, 0.0, (ins[0].0, f), &keep, out.0, numel)
-            }
-            Params::Embedding { table, rows, dim } => {
-                for (first, block_rows, buffer) in table {
-                    let u = [
-                        numel as u32,
-                        *dim as u32,
-                        *rows as u32,
-                        *first as u32,
-                        *block_rows as u32,
-                        0,
-                        0,
-                        0,
-                    ];
-                    self.dispatch(
-                        pass,
-                        kernels::EMBEDDING,
-                        bytemuck::cast_slice(&u),
-                        &[ins[0].0, buffer, out.0],
-                        self.grid(numel)?,
-                    )?;
-                }
-                Ok(())
             }
             Params::Permuted { to, inner } => {
                 let rank = ins[0].1.len();

@@ -2,14 +2,16 @@
 //! uploaded derived values, through the executor's `Uploader`), the uniform the kernel takes, and
 //! how it records its dispatches. The executor (`model::gpu`) calls [`Primitive::encode`].
 //!
-//! The primitives written since the executor's first version live here (attention, group
-//! statistics, buckets, the joint softmax); the older ones are still arms of the executor's
+//! Here so far: attention, embedding, group statistics, layer normalization, buckets, the joint
+//! softmax; the others are still arms of the executor's
 //! `Params` match, to move one by one (ARCHITECTURE.md, "The GPU executor").
 
 pub(crate) mod attention;
 pub(crate) mod bucketize;
+pub(crate) mod embedding;
 pub(crate) mod group_norm;
 pub(crate) mod joint_softmax;
+pub(crate) mod layer_norm;
 
 use crate::error::Result;
 use crate::model::gpu::{GpuModel, Recording};
