@@ -62,10 +62,6 @@ enum Params {
     Bidirectional(Box<(RecurrentParams, RecurrentParams)>, MergeMode),
     MergeTime(Box<Params>),
     Masking(f32),
-    CategoryEncoding {
-        depth: usize,
-        count: bool,
-    },
     Identity,
     MatMul {
         kernel: Matrix,
@@ -80,11 +76,6 @@ enum Params {
     },
     Binary(BinaryOp),
     Concat(isize),
-    Parametric(crate::layers::Parametric),
-    PRelu {
-        alpha: wgpu::Buffer,
-        shape: Vec<usize>,
-    },
     Permuted {
         to: Vec<usize>,
         inner: Box<Params>,
@@ -111,11 +102,6 @@ enum Params {
         act: Activation,
     },
     /// Pooling over gathered windows (its plan index for the map).
-    WindowReduce {
-        layer: usize,
-        max: bool,
-        masked: bool,
-    },
     /// im2col gather then matmul (its plan index for the map).
     GatherMatMul {
         layer: usize,
@@ -446,7 +432,9 @@ fn upload(up: &Uploader, index: usize, form: GpuForm<'_>) -> Params {
         ),
         GpuForm::MergeTime(f) => Params::MergeTime(Box::new(upload(up, index, *f))),
         GpuForm::Masking(v) => Params::Masking(v),
-        GpuForm::CategoryEncoding { depth, count } => Params::CategoryEncoding { depth, count },
+        GpuForm::CategoryEncoding { depth, count } => {
+            Params::Op(Box::new(ops::category::CategoryEncoding { depth, count }))
+        }
         GpuForm::MatMul {
             kernel,
             bias,
@@ -469,12 +457,9 @@ fn upload(up: &Uploader, index: usize, form: GpuForm<'_>) -> Params {
         },
         GpuForm::Binary(op) => Params::Binary(op),
         GpuForm::Concat { axis } => Params::Concat(axis),
-        GpuForm::Parametric(p) => Params::Parametric(p),
+        GpuForm::Parametric(p) => Params::Op(Box::new(ops::parametric::Parametric(p))),
         GpuForm::Gather => Params::Gather(index),
-        GpuForm::PRelu(alpha) => Params::PRelu {
-            alpha: buf(alpha),
-            shape: alpha.shape.clone(),
-        },
+        GpuForm::PRelu(alpha) => Params::Op(Box::new(ops::parametric::PRelu::new(up, alpha))),
         GpuForm::LayerNorm {
             group,
             eps,
@@ -500,11 +485,13 @@ fn upload(up: &Uploader, index: usize, form: GpuForm<'_>) -> Params {
             inner: Box::new(upload(up, index, *inner)),
             act: activation,
         },
-        GpuForm::WindowReduce { max, masked, .. } => Params::WindowReduce {
-            layer: index,
-            max,
-            masked,
-        },
+        GpuForm::WindowReduce { max, masked, .. } => {
+            Params::Op(Box::new(ops::window_reduce::WindowReduce {
+                layer: index,
+                max,
+                masked,
+            }))
+        }
         GpuForm::Depthwise {
             depthwise,
             pointwise,
@@ -881,6 +868,25 @@ impl<'m> GpuModel<'m> {
         &self.dummy
     }
 
+    /// `dst = activation_p(src)` (the affine kernel with a parameterized activation).
+    pub(crate) fn activate(
+        &self,
+        pass: &mut Recording,
+        src: &wgpu::Buffer,
+        dst: &wgpu::Buffer,
+        n: usize,
+        (id, param): (u32, f32),
+    ) -> Result<()> {
+        let u = [n as u32, 1, 1, id, param.to_bits(), 0, 0, 0];
+        self.dispatch(
+            pass,
+            kernels::AFFINE,
+            bytemuck::cast_slice(&u),
+            &[src, &self.one, &self.zero, dst],
+            self.grid(n)?,
+        )
+    }
+
     /// `dst[..n] = src[..n]` (the affine kernel as the identity).
     pub(crate) fn copy(
         &self,
@@ -1109,12 +1115,6 @@ impl<'m> GpuModel<'m> {
                 )?;
                 self.softmax(pass, *act, out)
             }
-            Params::PRelu { alpha, shape } => {
-                // alpha broadcasts over the non-batch axes: a leading 1 for the batch.
-                let alpha_shape: Vec<usize> =
-                    [1].into_iter().chain(shape.iter().copied()).collect();
-                self.binary_code(pass, 4, 1.0, ins[0], (alpha, &alpha_shape), out.0, out.1)
-            }
             Params::WeightedGather(layer) => {
                 let Some(GpuForm::WeightedGather(map)) =
                     self.model.plan.layers[*layer].gpu().map(inner)
@@ -1202,17 +1202,6 @@ impl<'m> GpuModel<'m> {
                 let (i_shape, o_shape) = (merged(ins[0].1), merged(out.1));
                 self.encode(pass, inner, &[(ins[0].0, &i_shape)], (out.0, &o_shape))
             }
-            Params::CategoryEncoding { depth, count } => {
-                let rows = out.1.first().copied().unwrap_or(1);
-                let per_row = ins[0].1.iter().product::<usize>() / rows.max(1);
-                let u = [
-                    rows as u32,
-                    per_row as u32,
-                    *depth as u32,
-                    u32::from(*count),
-                ];
-                self.elementwise(pass, kernels::CATEGORY, u, &[ins[0].0, out.0], numel)
-            }
             Params::Masking(value) => {
                 let f = *ins[0].1.last().unwrap_or(&1);
                 let keep = self.temp("masking", numel / f.max(1));
@@ -1266,17 +1255,6 @@ impl<'m> GpuModel<'m> {
                 self.softmax(pass, *act, out)
             }
             Params::Binary(op) => self.binary(pass, *op, ins, out),
-            Params::Parametric(p) => {
-                let (id, param) = p.gpu_id();
-                let u = [numel as u32, 1, 1, id, param.to_bits(), 0, 0, 0];
-                self.dispatch(
-                    pass,
-                    kernels::AFFINE,
-                    bytemuck::cast_slice(&u),
-                    &[ins[0].0, &self.one, &self.zero, out.0],
-                    self.grid(numel)?,
-                )
-            }
             Params::Gather(layer) => {
                 let (_, map) = self.index_map(*layer, "gather", ins[0].1, || {
                     gather_map_of(self.model.plan.layers[*layer].as_ref(), ins[0].1)
@@ -1341,30 +1319,6 @@ impl<'m> GpuModel<'m> {
                     }
                     None => self.softmax(pass, *act, out),
                 }
-            }
-            Params::WindowReduce { layer, max, masked } => {
-                let Some(GpuForm::WindowReduce { map, .. }) =
-                    self.model.plan.layers[*layer].gpu().map(inner)
-                else {
-                    return Err(Error::Model("layer lost its GPU form".into()));
-                };
-                let (shape, index) =
-                    self.index_map(*layer, "windows", ins[0].1, || map.gather_map(ins[0].1))?;
-                let mask = pass.1.clone().filter(|_| *masked);
-                let flags = u32::from(*max) | u32::from(mask.is_some()) << 1;
-                let u = [shape[0] as u32, shape[1] as u32, shape[2] as u32, flags];
-                self.dispatch(
-                    pass,
-                    kernels::WINDOW_REDUCE,
-                    bytemuck::cast_slice(&u),
-                    &[
-                        ins[0].0,
-                        &index,
-                        mask.as_ref().unwrap_or(&self.dummy),
-                        out.0,
-                    ],
-                    self.grid(shape[0] * shape[2])?,
-                )
             }
             Params::GatherMatMul { layer, kernel, act } => {
                 let Some(GpuForm::GatherMatMul { map, .. }) =
@@ -1442,7 +1396,7 @@ impl<'m> GpuModel<'m> {
     }
 
     /// A gather map of one layer for an input shape, uploaded once.
-    fn index_map(
+    pub(crate) fn index_map(
         &self,
         layer: usize,
         kind: &'static str,
@@ -1956,7 +1910,7 @@ impl<'m> GpuModel<'m> {
     /// One binary dispatch: `dst = (x op y) * scale`, `x` of the output's shape, `y` broadcast
     /// (aligned on the right; a dimension of 1 repeats).
     #[allow(clippy::too_many_arguments)]
-    fn binary_code(
+    pub(crate) fn binary_code(
         &self,
         pass: &mut Recording,
         code: u32,
