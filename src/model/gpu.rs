@@ -75,7 +75,6 @@ enum Params {
         act: Activation,
     },
     Binary(BinaryOp),
-    Concat(isize),
     Permuted {
         to: Vec<usize>,
         inner: Box<Params>,
@@ -93,14 +92,6 @@ enum Params {
     /// A data-movement layer (its plan index), run as a gather.
     Gather(usize),
     /// Depthwise (+ pointwise) convolution (its plan index for the map).
-    Depthwise {
-        layer: usize,
-        depthwise: wgpu::Buffer,
-        pointwise: Option<(wgpu::Buffer, usize)>,
-        bias: Option<wgpu::Buffer>,
-        multiplier: usize,
-        act: Activation,
-    },
     /// Pooling over gathered windows (its plan index for the map).
     /// im2col gather then matmul (its plan index for the map).
     GatherMatMul {
@@ -168,7 +159,7 @@ type UploadedMap = (Vec<usize>, Vec<wgpu::Buffer>);
 type MapKey = (usize, &'static str, Vec<usize>);
 
 /// The activation id the WGSL prelude uses (softmax kinds run as a separate pass).
-fn act_id(a: Activation) -> u32 {
+pub(crate) fn act_id(a: Activation) -> u32 {
     match a {
         Activation::Linear
         | Activation::Softmax
@@ -402,7 +393,6 @@ fn storage(dev: &Device, label: &str, data: &[f32]) -> wgpu::Buffer {
 
 /// Upload the parameters of layer `index` (named `name`) for its GPU form.
 fn upload(up: &Uploader, index: usize, form: GpuForm<'_>) -> Params {
-    let buf = |t: &Tensor| up.tensor(t);
     match form {
         GpuForm::Identity => Params::Identity,
         GpuForm::JointSoftmax(axes) => {
@@ -456,7 +446,7 @@ fn upload(up: &Uploader, index: usize, form: GpuForm<'_>) -> Params {
             act: activation,
         },
         GpuForm::Binary(op) => Params::Binary(op),
-        GpuForm::Concat { axis } => Params::Concat(axis),
+        GpuForm::Concat { axis } => Params::Op(Box::new(ops::concat::Concat(axis))),
         GpuForm::Parametric(p) => Params::Op(Box::new(ops::parametric::Parametric(p))),
         GpuForm::Gather => Params::Gather(index),
         GpuForm::PRelu(alpha) => Params::Op(Box::new(ops::parametric::PRelu::new(up, alpha))),
@@ -498,14 +488,12 @@ fn upload(up: &Uploader, index: usize, form: GpuForm<'_>) -> Params {
             bias,
             activation,
             ..
-        } => Params::Depthwise {
-            layer: index,
-            depthwise: buf(depthwise),
-            pointwise: pointwise.map(|p| (buf(p), p.shape[p.rank() - 1])),
-            bias: bias.map(buf),
-            multiplier: depthwise.shape[depthwise.rank() - 1],
-            act: activation,
-        },
+        } => Params::Op(Box::new(ops::depthwise::Depthwise::new(
+            up,
+            index,
+            (depthwise, pointwise, bias),
+            activation,
+        ))),
         GpuForm::GatherMatMul {
             kernel,
             bias,
@@ -1261,65 +1249,6 @@ impl<'m> GpuModel<'m> {
                 })?;
                 self.gather(pass, ins[0].0, &map, numel, out.0)
             }
-            Params::Depthwise {
-                layer,
-                depthwise,
-                pointwise,
-                bias,
-                multiplier,
-                act,
-            } => {
-                let Some(GpuForm::Depthwise { map, .. }) =
-                    self.model.plan.layers[*layer].gpu().map(inner)
-                else {
-                    return Err(Error::Model("layer lost its GPU form".into()));
-                };
-                let (shape, index) =
-                    self.index_map(*layer, "windows", ins[0].1, || map.gather_map(ins[0].1))?;
-                let (rows, window, channels) = (shape[0], shape[1], shape[2]);
-                let mid = channels * multiplier;
-                let last_stage_here = pointwise.is_none();
-                let temp;
-                let dst = if last_stage_here {
-                    out.0
-                } else {
-                    temp = self.dev.device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some("depthwise"),
-                        size: (rows * mid * 4).max(4) as u64,
-                        usage: wgpu::BufferUsages::STORAGE,
-                        mapped_at_creation: false,
-                    });
-                    &temp
-                };
-                let (b, a) = if last_stage_here {
-                    (bias.as_ref(), act_id(*act))
-                } else {
-                    (None, 0)
-                };
-                let u = [
-                    rows as u32,
-                    window as u32,
-                    channels as u32,
-                    *multiplier as u32,
-                    u32::from(b.is_some()),
-                    a,
-                    0,
-                    0,
-                ];
-                self.dispatch(
-                    pass,
-                    kernels::DEPTHWISE,
-                    bytemuck::cast_slice(&u),
-                    &[ins[0].0, &index, depthwise, b.unwrap_or(&self.dummy), dst],
-                    self.grid(rows * mid)?,
-                )?;
-                match pointwise {
-                    Some((pw, f)) => {
-                        self.matmul(pass, dst, (rows, mid, *f), pw, bias.as_ref(), *act, out)
-                    }
-                    None => self.softmax(pass, *act, out),
-                }
-            }
             Params::GatherMatMul { layer, kernel, act } => {
                 let Some(GpuForm::GatherMatMul { map, .. }) =
                     self.model.plan.layers[*layer].gpu().map(inner)
@@ -1338,32 +1267,6 @@ impl<'m> GpuModel<'m> {
                 })?;
                 self.gather(pass, ins[0].0, &index, shape.iter().product(), &cols)?;
                 self.matmul_blocks(pass, &cols, shape[0], kernel, *act, out)
-            }
-            Params::Concat(axis) => {
-                let rank = out.1.len();
-                let axis = normalize_axis(*axis, rank)
-                    .ok_or_else(|| Error::Model(format!("axis {axis} out of range")))?;
-                let outer: usize = out.1[..axis].iter().product();
-                let inner: usize = out.1[axis + 1..].iter().product();
-                let mut offset = 0;
-                for (buf, shape) in ins {
-                    let cols = shape[axis] * inner;
-                    let u = [
-                        outer as u32,
-                        cols as u32,
-                        (out.1[axis] * inner) as u32,
-                        offset as u32,
-                    ];
-                    self.dispatch(
-                        pass,
-                        kernels::COPY_BLOCK,
-                        bytemuck::cast_slice(&u),
-                        &[buf, out.0],
-                        self.grid(outer * cols)?,
-                    )?;
-                    offset += cols;
-                }
-                Ok(())
             }
         }
     }
