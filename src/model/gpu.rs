@@ -10,8 +10,7 @@ use crate::error::{Error, Result};
 use crate::gpu::residency::GpuWeights;
 use crate::gpu::{kernels, ops, Device};
 use crate::layers::{
-    gather_map_of, normalize_axis, Activation, BinaryOp, Cell, ConvLstm, GpuForm, MaskRule,
-    MergeMode, Recurrent,
+    gather_map_of, Activation, BinaryOp, Cell, ConvLstm, GpuForm, MaskRule, MergeMode, Recurrent,
 };
 use crate::tensor::{strides, Tensor};
 use std::sync::{Arc, Mutex};
@@ -61,17 +60,9 @@ enum Params {
     },
     Bidirectional(Box<(RecurrentParams, RecurrentParams)>, MergeMode),
     MergeTime(Box<Params>),
-    Masking(f32),
     Identity,
     MatMul {
         kernel: Matrix,
-        act: Activation,
-    },
-    Affine {
-        mul: wgpu::Buffer,
-        add: wgpu::Buffer,
-        channels: usize,
-        axis: isize,
         act: Activation,
     },
     Binary(BinaryOp),
@@ -421,7 +412,7 @@ fn upload(up: &Uploader, index: usize, form: GpuForm<'_>) -> Params {
             b.merge,
         ),
         GpuForm::MergeTime(f) => Params::MergeTime(Box::new(upload(up, index, *f))),
-        GpuForm::Masking(v) => Params::Masking(v),
+        GpuForm::Masking(v) => Params::Op(Box::new(ops::masking::Masking(v))),
         GpuForm::CategoryEncoding { depth, count } => {
             Params::Op(Box::new(ops::category::CategoryEncoding { depth, count }))
         }
@@ -438,13 +429,12 @@ fn upload(up: &Uploader, index: usize, form: GpuForm<'_>) -> Params {
             add,
             axis,
             activation,
-        } => Params::Affine {
-            mul: up.floats(mul),
-            add: up.floats(add),
-            channels: mul.len(),
+        } => Params::Op(Box::new(ops::affine::Affine::new(
+            up,
+            (mul, add),
             axis,
-            act: activation,
-        },
+            activation,
+        ))),
         GpuForm::Binary(op) => Params::Binary(op),
         GpuForm::Concat { axis } => Params::Op(Box::new(ops::concat::Concat(axis))),
         GpuForm::Parametric(p) => Params::Op(Box::new(ops::parametric::Parametric(p))),
@@ -1069,40 +1059,6 @@ impl<'m> GpuModel<'m> {
                 let m = ins[0].1.iter().product::<usize>() / kernel.k.max(1);
                 self.matmul_blocks(pass, ins[0].0, m, kernel, *act, out)
             }
-            Params::Affine {
-                mul,
-                add,
-                channels,
-                axis,
-                act,
-            } => {
-                let rank = out.1.len();
-                let axis = normalize_axis(*axis, rank)
-                    .ok_or_else(|| Error::Model(format!("axis {axis} out of range")))?;
-                let inner: usize = if *channels == 1 {
-                    1
-                } else {
-                    out.1[axis + 1..].iter().product()
-                };
-                let u = [
-                    numel as u32,
-                    inner as u32,
-                    *channels as u32,
-                    act_id(*act),
-                    0,
-                    0,
-                    0,
-                    0,
-                ];
-                self.dispatch(
-                    pass,
-                    kernels::AFFINE,
-                    bytemuck::cast_slice(&u),
-                    &[ins[0].0, mul, add, out.0],
-                    self.grid(numel)?,
-                )?;
-                self.softmax(pass, *act, out)
-            }
             Params::WeightedGather(layer) => {
                 let Some(GpuForm::WeightedGather(map)) =
                     self.model.plan.layers[*layer].gpu().map(inner)
@@ -1189,20 +1145,6 @@ impl<'m> GpuModel<'m> {
                 };
                 let (i_shape, o_shape) = (merged(ins[0].1), merged(out.1));
                 self.encode(pass, inner, &[(ins[0].0, &i_shape)], (out.0, &o_shape))
-            }
-            Params::Masking(value) => {
-                let f = *ins[0].1.last().unwrap_or(&1);
-                let keep = self.temp("masking", numel / f.max(1));
-                self.mask_kernel(
-                    pass,
-                    1,
-                    *value,
-                    (ins[0].0, f),
-                    &self.dummy,
-                    &keep,
-                    numel / f.max(1),
-                )?;
-                self.mask_kernel(pass, 2, 0.0, (ins[0].0, f), &keep, out.0, numel)
             }
             Params::Permuted { to, inner } => {
                 let rank = ins[0].1.len();
@@ -1344,7 +1286,7 @@ impl<'m> GpuModel<'m> {
 
     /// One [`kernels::MASK`] dispatch over `n` rows or elements.
     #[allow(clippy::too_many_arguments)]
-    fn mask_kernel(
+    pub(crate) fn mask_kernel(
         &self,
         pass: &mut Recording,
         mode: u32,

@@ -3,10 +3,11 @@
 //! how it records its dispatches. The executor (`model::gpu`) calls [`Primitive::encode`].
 //!
 //! Here so far: attention, embedding, group statistics, layer normalization, buckets, the joint
-//! softmax, category encoding, the parameterized activations and PReLU, pooling, depthwise convolution, concatenation; the
-//! others are still arms of the executor's
+//! softmax, category encoding, the parameterized activations and PReLU, pooling, depthwise convolution, concatenation, the per-channel affine, Masking;
+//! the others are still arms of the executor's
 //! `Params` match, to move one by one (ARCHITECTURE.md, "The GPU executor").
 
+pub(crate) mod affine;
 pub(crate) mod attention;
 pub(crate) mod bucketize;
 pub(crate) mod category;
@@ -16,6 +17,7 @@ pub(crate) mod embedding;
 pub(crate) mod group_norm;
 pub(crate) mod joint_softmax;
 pub(crate) mod layer_norm;
+pub(crate) mod masking;
 pub(crate) mod parametric;
 pub(crate) mod window_reduce;
 
