@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::gpu::residency::GpuWeights;
 use crate::gpu::{kernels, ops, Device};
 use crate::layers::{
-    gather_map_of, Activation, BinaryOp, Cell, ConvLstm, GpuForm, MaskRule, MergeMode, Recurrent,
+    Activation, BinaryOp, Cell, ConvLstm, GpuForm, MaskRule, MergeMode, Recurrent,
 };
 use crate::tensor::{strides, Tensor};
 use std::sync::{Arc, Mutex};
@@ -74,14 +74,11 @@ enum Params {
         inner: Box<Params>,
         act: Activation,
     },
-    WeightedGather(usize),
     RowDot {
         layer: usize,
         normalize: bool,
         axes: [usize; 2],
     },
-    /// A data-movement layer (its plan index), run as a gather.
-    Gather(usize),
     /// Depthwise (+ pointwise) convolution (its plan index for the map).
     /// Pooling over gathered windows (its plan index for the map).
     /// im2col gather then matmul (its plan index for the map).
@@ -144,10 +141,10 @@ struct Execution {
 }
 
 /// An uploaded map: its output shape (or tap count) and buffers.
-type UploadedMap = (Vec<usize>, Vec<wgpu::Buffer>);
+pub(crate) type UploadedMap = (Vec<usize>, Vec<wgpu::Buffer>);
 
 /// Identifies an uploaded index map: layer (or `usize::MAX` for transposes), kind, input shape.
-type MapKey = (usize, &'static str, Vec<usize>);
+pub(crate) type MapKey = (usize, &'static str, Vec<usize>);
 
 /// The activation id the WGSL prelude uses (softmax kinds run as a separate pass).
 pub(crate) fn act_id(a: Activation) -> u32 {
@@ -438,7 +435,7 @@ fn upload(up: &Uploader, index: usize, form: GpuForm<'_>) -> Params {
         GpuForm::Binary(op) => Params::Binary(op),
         GpuForm::Concat { axis } => Params::Op(Box::new(ops::concat::Concat(axis))),
         GpuForm::Parametric(p) => Params::Op(Box::new(ops::parametric::Parametric(p))),
-        GpuForm::Gather => Params::Gather(index),
+        GpuForm::Gather => Params::Op(Box::new(ops::gather::Gather(index))),
         GpuForm::PRelu(alpha) => Params::Op(Box::new(ops::parametric::PRelu::new(up, alpha))),
         GpuForm::LayerNorm {
             group,
@@ -448,7 +445,7 @@ fn upload(up: &Uploader, index: usize, form: GpuForm<'_>) -> Params {
         } => Params::Op(Box::new(ops::layer_norm::LayerNorm::new(
             up, group, eps, gamma, beta,
         ))),
-        GpuForm::WeightedGather(_) => Params::WeightedGather(index),
+        GpuForm::WeightedGather(_) => Params::Op(Box::new(ops::gather::WeightedGather(index))),
         GpuForm::RowDot { normalize, axes } => Params::RowDot {
             layer: index,
             normalize,
@@ -841,6 +838,11 @@ impl<'m> GpuModel<'m> {
             .ok_or_else(|| Error::Model("layer lost its GPU form".into()))
     }
 
+    /// Layer `layer` of the plan.
+    pub(crate) fn plan_layer(&self, layer: usize) -> &dyn crate::layers::Layer {
+        self.model.plan.layers[layer].as_ref()
+    }
+
     /// A one-value buffer bound where a kernel's optional input is absent.
     pub(crate) fn dummy(&self) -> &wgpu::Buffer {
         &self.dummy
@@ -1059,32 +1061,6 @@ impl<'m> GpuModel<'m> {
                 let m = ins[0].1.iter().product::<usize>() / kernel.k.max(1);
                 self.matmul_blocks(pass, ins[0].0, m, kernel, *act, out)
             }
-            Params::WeightedGather(layer) => {
-                let Some(GpuForm::WeightedGather(map)) =
-                    self.model.plan.layers[*layer].gpu().map(inner)
-                else {
-                    return Err(Error::Model("layer lost its GPU form".into()));
-                };
-                let (taps, buffers) = self.cached((*layer, "taps", ins[0].1.to_vec()), || {
-                    let t = map.weighted_map(ins[0].1)?;
-                    Ok((
-                        vec![t.taps],
-                        vec![
-                            self.upload_slice("taps", bytemuck::cast_slice(&t.index)),
-                            self.upload_slice("weights", bytemuck::cast_slice(&t.weight)),
-                        ],
-                    ))
-                })?;
-                let (taps, index, weight) = (taps[0], &buffers[0], &buffers[1]);
-                let u = [numel as u32, taps as u32, 0, 0];
-                self.dispatch(
-                    pass,
-                    kernels::WEIGHTED_GATHER,
-                    bytemuck::cast_slice(&u),
-                    &[ins[0].0, index, weight, out.0],
-                    self.grid(numel)?,
-                )
-            }
             Params::RowDot {
                 layer,
                 normalize,
@@ -1185,12 +1161,6 @@ impl<'m> GpuModel<'m> {
                 self.softmax(pass, *act, out)
             }
             Params::Binary(op) => self.binary(pass, *op, ins, out),
-            Params::Gather(layer) => {
-                let (_, map) = self.index_map(*layer, "gather", ins[0].1, || {
-                    gather_map_of(self.model.plan.layers[*layer].as_ref(), ins[0].1)
-                })?;
-                self.gather(pass, ins[0].0, &map, numel, out.0)
-            }
             Params::GatherMatMul { layer, kernel, act } => {
                 let Some(GpuForm::GatherMatMul { map, .. }) =
                     self.model.plan.layers[*layer].gpu().map(inner)
@@ -1214,7 +1184,7 @@ impl<'m> GpuModel<'m> {
     }
 
     /// Upload `u32`/`f32` data as a read-only storage buffer.
-    fn upload_slice(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+    pub(crate) fn upload_slice(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
         let contents = if bytes.is_empty() {
             &[0u8; 4][..]
         } else {
@@ -1225,7 +1195,7 @@ impl<'m> GpuModel<'m> {
     }
 
     /// The uploaded index map `key`, built by `build` (shape, buffers) the first time.
-    fn cached(
+    pub(crate) fn cached(
         &self,
         key: MapKey,
         build: impl FnOnce() -> Result<UploadedMap>,
@@ -1680,7 +1650,7 @@ impl<'m> GpuModel<'m> {
         )
     }
 
-    fn gather(
+    pub(crate) fn gather(
         &self,
         pass: &mut Recording,
         src: &wgpu::Buffer,

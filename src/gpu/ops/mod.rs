@@ -3,8 +3,8 @@
 //! how it records its dispatches. The executor (`model::gpu`) calls [`Primitive::encode`].
 //!
 //! Here so far: attention, embedding, group statistics, layer normalization, buckets, the joint
-//! softmax, category encoding, the parameterized activations and PReLU, pooling, depthwise convolution, concatenation, the per-channel affine, Masking;
-//! the others are still arms of the executor's
+//! softmax, category encoding, the parameterized activations and PReLU, pooling, depthwise convolution, concatenation, the per-channel affine, Masking,
+//! gathers; the others are still arms of the executor's
 //! `Params` match, to move one by one (ARCHITECTURE.md, "The GPU executor").
 
 pub(crate) mod affine;
@@ -14,6 +14,7 @@ pub(crate) mod category;
 pub(crate) mod concat;
 pub(crate) mod depthwise;
 pub(crate) mod embedding;
+pub(crate) mod gather;
 pub(crate) mod group_norm;
 pub(crate) mod joint_softmax;
 pub(crate) mod layer_norm;
