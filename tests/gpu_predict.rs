@@ -515,34 +515,13 @@ proptest::proptest! {
 #[test]
 fn a_dense_kernel_above_the_storage_binding_limit_predicts_on_the_gpu() {
     let Some(dev) = gpu() else { return };
-    let limit = dev.limits.max_storage_buffer_binding_size as usize;
-    if limit > 512 << 20 {
-        eprintln!(
-            "skipped: this adapter binds {limit} bytes; the test needs a limit it can exceed"
-        );
+    let Some(limit) = exceedable_limit(&dev) else {
         return;
-    }
-    // A kernel one column block plus 8 columns above the limit (128 MiB + 128 KiB on lavapipe),
-    // with a bias and a softmax, whose rows then span two column blocks.
-    let k = 4096;
-    let n = limit / (4 * k) + 8;
-    assert!(k * n * 4 > limit);
-    let topology = serde_json::json!({"class_name": "Sequential", "config": {"name": "big", "layers": [
-        {"class_name": "Dense", "config": {"name": "wide", "units": n, "activation": "softmax",
-         "use_bias": true, "batch_input_shape": [null, k]}}]}});
-    let named = [
-        ("wide/kernel".to_string(), vec![k, n]),
-        ("wide/bias".to_string(), vec![n]),
-    ];
-    let model =
-        Model::from_artifacts(synthetic::with_topology(&named, topology, 11).unwrap()).unwrap();
-    let x = Tensor::new(
-        vec![2, k],
-        (0..2 * k)
-            .map(|i| ((i * 31) % 17) as f32 / 8.0 - 1.0)
-            .collect(),
-    )
-    .unwrap();
+    };
+    // A softmax whose rows then span two column blocks.
+    let (model, x) = dense_above(limit);
+    let n = *model.outputs()[0].shape.last().unwrap();
+    let n = n.unwrap();
     let cpu = model.predict(std::slice::from_ref(&x)).unwrap();
     let got = GpuModel::new(&dev, &model).unwrap().predict(&[x]).unwrap();
     close(&got[0], &cpu[0], 1e-6, 1e-3).unwrap();
@@ -553,23 +532,10 @@ fn a_dense_kernel_above_the_storage_binding_limit_predicts_on_the_gpu() {
 #[test]
 fn an_embedding_table_above_the_storage_binding_limit_looks_up_every_block() {
     let Some(dev) = gpu() else { return };
-    let limit = dev.limits.max_storage_buffer_binding_size as usize;
-    if limit > 512 << 20 {
-        eprintln!(
-            "skipped: this adapter binds {limit} bytes; the test needs a limit it can exceed"
-        );
+    let Some(limit) = exceedable_limit(&dev) else {
         return;
-    }
-    let dim = 256;
-    let rows = limit / (4 * dim) + 3;
-    let topology = serde_json::json!({"class_name": "Sequential", "config": {"name": "big", "layers": [
-        {"class_name": "Embedding", "config": {"name": "vocab", "input_dim": rows, "output_dim": dim,
-         "batch_input_shape": [null, 4]}}]}});
-    let named = [("vocab/embeddings".to_string(), vec![rows, dim])];
-    let model =
-        Model::from_artifacts(synthetic::with_topology(&named, topology, 5).unwrap()).unwrap();
-    let ids = [0, rows - 1, rows - 3, rows / 2, 1, rows - 4, 7, rows - 2];
-    let x = Tensor::new(vec![2, 4], ids.iter().map(|&i| i as f32).collect()).unwrap();
+    };
+    let (model, x) = embedding_above(limit);
     let cpu = model.predict(std::slice::from_ref(&x)).unwrap();
     let got = GpuModel::new(&dev, &model).unwrap().predict(&[x]).unwrap();
     assert_eq!(

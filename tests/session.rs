@@ -109,31 +109,10 @@ fn convert_check_predicts_on_the_uploaded_buffers_before_writing() {
 #[test]
 fn a_kernel_above_the_binding_limit_is_read_in_place_as_blocks_of_rows() {
     let Some(dev) = gpu() else { return };
-    let limit = dev.limits.max_storage_buffer_binding_size as usize;
-    if limit > 512 << 20 {
-        eprintln!(
-            "skipped: this adapter binds {limit} bytes; the test needs a limit it can exceed"
-        );
+    let Some(limit) = exceedable_limit(&dev) else {
         return;
-    }
-    let k = 4096;
-    let n = limit / (4 * k) + 8;
-    let topology = serde_json::json!({"class_name": "Sequential", "config": {"name": "big", "layers": [
-        {"class_name": "Dense", "config": {"name": "wide", "units": n, "activation": "softmax",
-         "use_bias": true, "batch_input_shape": [null, k]}}]}});
-    let named = [
-        ("wide/kernel".to_string(), vec![k, n]),
-        ("wide/bias".to_string(), vec![n]),
-    ];
-    let artifacts = layercake::format::synthetic::with_topology(&named, topology, 11).unwrap();
-    let model = Model::from_artifacts(artifacts).unwrap();
-    let x = Tensor::new(
-        vec![2, k],
-        (0..2 * k)
-            .map(|i| ((i * 31) % 17) as f32 / 8.0 - 1.0)
-            .collect(),
-    )
-    .unwrap();
+    };
+    let (model, x) = dense_above(limit);
     let want = model.predict(std::slice::from_ref(&x)).unwrap();
     let session = Session::open(&dev, model).unwrap();
     assert!(
@@ -151,23 +130,10 @@ fn a_kernel_above_the_binding_limit_is_read_in_place_as_blocks_of_rows() {
 #[test]
 fn an_embedding_table_above_the_binding_limit_is_read_in_place() {
     let Some(dev) = gpu() else { return };
-    let limit = dev.limits.max_storage_buffer_binding_size as usize;
-    if limit > 512 << 20 {
-        eprintln!(
-            "skipped: this adapter binds {limit} bytes; the test needs a limit it can exceed"
-        );
+    let Some(limit) = exceedable_limit(&dev) else {
         return;
-    }
-    let dim = 256;
-    let rows = limit / (4 * dim) + 3;
-    let topology = serde_json::json!({"class_name": "Sequential", "config": {"name": "big", "layers": [
-        {"class_name": "Embedding", "config": {"name": "vocab", "input_dim": rows, "output_dim": dim,
-         "batch_input_shape": [null, 4]}}]}});
-    let named = [("vocab/embeddings".to_string(), vec![rows, dim])];
-    let artifacts = layercake::format::synthetic::with_topology(&named, topology, 5).unwrap();
-    let model = Model::from_artifacts(artifacts).unwrap();
-    let ids = [0, rows - 1, rows - 3, rows / 2, 1, rows - 4, 7, rows - 2];
-    let x = Tensor::new(vec![2, 4], ids.iter().map(|&i| i as f32).collect()).unwrap();
+    };
+    let (model, x) = embedding_above(limit);
     let want = model.predict(std::slice::from_ref(&x)).unwrap();
     let session = Session::open(&dev, model).unwrap();
     assert_eq!(

@@ -147,6 +147,16 @@ pub(crate) type UploadedMap = (Vec<usize>, Vec<wgpu::Buffer>);
 pub(crate) type MapKey = (usize, &'static str, Vec<usize>);
 
 /// The activation id the WGSL prelude uses (softmax kinds run as a separate pass).
+/// What of `act` a matmul's epilogue applies per value: a row-wise activation (softmax) runs
+/// after the whole product instead.
+fn elementwise_part(act: Activation) -> Activation {
+    if act.row_mode().is_some() {
+        Activation::Linear
+    } else {
+        act
+    }
+}
+
 pub(crate) fn act_id(a: Activation) -> u32 {
     match a {
         Activation::Linear
@@ -945,11 +955,7 @@ impl<'m> GpuModel<'m> {
             return self.matmul(pass, a, (m, kernel.k, kernel.n), w, b.as_ref(), act, out);
         }
         let limit = self.dev.limits.max_storage_buffer_binding_size;
-        let elementwise = if act.row_mode().is_some() {
-            Activation::Linear
-        } else {
-            act
-        };
+        let elementwise = elementwise_part(act);
         for (first, cols, w, b) in &kernel.blocks {
             if w.size() > limit {
                 return Err(Error::Model(format!(
@@ -992,11 +998,7 @@ impl<'m> GpuModel<'m> {
         out: (&wgpu::Buffer, &[usize]),
     ) -> Result<()> {
         let last = kernel.rows.len() - 1;
-        let elementwise = if act.row_mode().is_some() {
-            Activation::Linear
-        } else {
-            act
-        };
+        let elementwise = elementwise_part(act);
         for (i, (first, rows, w)) in kernel.rows.iter().enumerate() {
             let bias = kernel.bias.as_ref().filter(|_| i == 0);
             let block_act = if i == last {

@@ -165,3 +165,54 @@ pub fn tfjs_check(tools: &Path, pairs: &[(PathBuf, PathBuf)]) {
             .join("\n")
     );
 }
+
+/// The adapter's storage binding limit, if a test can build a tensor just above it (≤ 512 MiB);
+/// else skips with a printed reason.
+pub fn exceedable_limit(dev: &layercake::gpu::Device) -> Option<usize> {
+    let limit = dev.limits.max_storage_buffer_binding_size as usize;
+    if limit > 512 << 20 {
+        eprintln!(
+            "skipped: this adapter binds {limit} bytes; the test needs a limit it can exceed"
+        );
+        return None;
+    }
+    Some(limit)
+}
+
+/// A Dense (softmax) whose `[4096, n]` kernel is 8 columns above `limit` bytes, and an input.
+pub fn dense_above(limit: usize) -> (layercake::model::Model, layercake::tensor::Tensor) {
+    let k = 4096;
+    let n = limit / (4 * k) + 8;
+    let topology = serde_json::json!({"class_name": "Sequential", "config": {"name": "big", "layers": [
+        {"class_name": "Dense", "config": {"name": "wide", "units": n, "activation": "softmax",
+         "use_bias": true, "batch_input_shape": [null, k]}}]}});
+    let named = [
+        ("wide/kernel".to_string(), vec![k, n]),
+        ("wide/bias".to_string(), vec![n]),
+    ];
+    let a = layercake::format::synthetic::with_topology(&named, topology, 11).unwrap();
+    let x = layercake::tensor::Tensor::new(
+        vec![2, k],
+        (0..2 * k)
+            .map(|i| ((i * 31) % 17) as f32 / 8.0 - 1.0)
+            .collect(),
+    )
+    .unwrap();
+    (layercake::model::Model::from_artifacts(a).unwrap(), x)
+}
+
+/// An Embedding whose `[rows, 256]` table is 3 rows above `limit` bytes, and ids on both sides
+/// of the block boundary.
+pub fn embedding_above(limit: usize) -> (layercake::model::Model, layercake::tensor::Tensor) {
+    let dim = 256;
+    let rows = limit / (4 * dim) + 3;
+    let topology = serde_json::json!({"class_name": "Sequential", "config": {"name": "big", "layers": [
+        {"class_name": "Embedding", "config": {"name": "vocab", "input_dim": rows, "output_dim": dim,
+         "batch_input_shape": [null, 4]}}]}});
+    let named = [("vocab/embeddings".to_string(), vec![rows, dim])];
+    let a = layercake::format::synthetic::with_topology(&named, topology, 5).unwrap();
+    let ids = [0, rows - 1, rows - 3, rows / 2, 1, rows - 4, 7, rows - 2];
+    let x = layercake::tensor::Tensor::new(vec![2, 4], ids.iter().map(|&i| i as f32).collect())
+        .unwrap();
+    (layercake::model::Model::from_artifacts(a).unwrap(), x)
+}
