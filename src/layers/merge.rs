@@ -210,12 +210,7 @@ pub(super) fn subtract(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
 
 /// Keras 3's `ops.add(x, c)`, `ops.subtract`, `ops.multiply` with one number operand (what
 /// `x + 3.0`, `3.0 - x`, `x * (1 / 6)` in a functional model serialize to: MobileNetV3's
-/// hard-sigmoid): `x * scale + offset`, element-wise.
-struct ScalarAffine {
-    scale: [f32; 1],
-    offset: [f32; 1],
-}
-
+/// hard-sigmoid): `x * scale + offset`, element-wise, as Rescaling computes it.
 fn with_constant(ctx: &LayerCtx, op: Op) -> Result<Box<dyn Layer>> {
     let fail = |why: &str| Error::Model(format!("layer '{}' ({}): {why}", ctx.name, ctx.class));
     let (&[(position, c)], 1) = (ctx.constants(), ctx.inputs.len()) else {
@@ -237,30 +232,7 @@ fn with_constant(ctx: &LayerCtx, op: Op) -> Result<Box<dyn Layer>> {
             ))
         }
     };
-    Ok(Box::new(ScalarAffine {
-        scale: [scale],
-        offset: [offset],
-    }))
-}
-
-impl Layer for ScalarAffine {
-    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
-        Ok(inputs[0].clone())
-    }
-    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
-        let mut t = inputs[0].clone();
-        let (a, b) = (self.scale[0], self.offset[0]);
-        t.data.iter_mut().for_each(|x| *x = *x * a + b);
-        Ok(t)
-    }
-    fn gpu(&self) -> Option<super::GpuForm<'_>> {
-        Some(super::GpuForm::Affine {
-            mul: &self.scale,
-            add: &self.offset,
-            axis: -1,
-            activation: super::Activation::Linear,
-        })
-    }
+    Ok(super::reshape::scalar_affine(scale, offset))
 }
 
 /// Keras's Subtract: the element-wise merge, called with exactly two inputs (Keras raises

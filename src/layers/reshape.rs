@@ -250,7 +250,16 @@ impl Layer for Rescaling {
 }
 
 pub(super) fn rescaling(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
-    let scale = [ctx.f64_or("scale", 1.0)? as f32];
-    let offset = [ctx.f64_or("offset", 0.0)? as f32];
-    Ok(Box::new(Rescaling { scale, offset }))
+    let scale = ctx.f64_or("scale", 1.0)? as f32;
+    let offset = ctx.f64_or("offset", 0.0)? as f32;
+    Ok(scalar_affine(scale, offset))
+}
+
+/// `x * scale + offset`, element-wise: Rescaling, and Keras 3's arithmetic with a number
+/// (`merge::with_constant`).
+pub(super) fn scalar_affine(scale: f32, offset: f32) -> Box<dyn Layer> {
+    Box::new(Rescaling {
+        scale: [scale],
+        offset: [offset],
+    })
 }

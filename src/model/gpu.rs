@@ -885,14 +885,7 @@ impl<'m> GpuModel<'m> {
         dst: &wgpu::Buffer,
         n: usize,
     ) -> Result<()> {
-        let u = [n as u32, 1, 1, act_id(Activation::Linear), 0, 0, 0, 0];
-        self.dispatch(
-            pass,
-            kernels::AFFINE,
-            bytemuck::cast_slice(&u),
-            &[src, &self.one, &self.zero, dst],
-            self.grid(n)?,
-        )
+        self.activate(pass, src, dst, n, (act_id(Activation::Linear), 0.0))
     }
 
     pub(crate) fn grid(&self, n: usize) -> Result<(u32, u32)> {
