@@ -1,6 +1,6 @@
 // out = a (op) b element-wise, b broadcast by strides (rank ≤ 6; a stride of 0 repeats).
-// ops: 0 add, 1 multiply, 2 maximum, 3 minimum, 4 PReLU (a >= 0 ? a : a * b), 5 a - b,
-// 6 b - a. `scale` multiplies
+// ops (OP_*, src/gpu/ids.rs): add, multiply, maximum, minimum, PReLU (a >= 0 ? a : a * b), a - b,
+// b - a. `scale` multiplies
 // the result (Average).
 struct Params {
     n: u32,
@@ -41,13 +41,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let y = b[bi];
     var r: f32;
     switch params.op {
-        case 0u: { r = x + y; }
-        case 1u: { r = x * y; }
-        case 2u: { r = max(x, y); }
-        case 3u: { r = min(x, y); }
-        case 5u: { r = x - y; }
-        case 6u: { r = y - x; }
-        default: { r = select(x * y, x, x >= 0.0); }
+        case OP_ADD: { r = x + y; }
+        case OP_MULTIPLY: { r = x * y; }
+        case OP_MAXIMUM: { r = max(x, y); }
+        case OP_MINIMUM: { r = min(x, y); }
+        case OP_SUBTRACT: { r = x - y; }
+        case OP_REVERSED_SUBTRACT: { r = y - x; }
+        case OP_P_RELU, default: { r = select(x * y, x, x >= 0.0); }
     }
     out[i] = r * params.scale;
 }

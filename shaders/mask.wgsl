@@ -1,7 +1,7 @@
 // Masks ([rows] of 1 keep / 0 masked, one per time step) and their application:
-//   mode 0: mask[r] = x[r] != 0 (Embedding ids with mask_zero; rows = elements)
-//   mode 1: mask[r] = any(x[r, :] != value) over `features` (Masking)
-//   mode 2: out[i] = x[i] * mask[i / features] (Masking's output)
+//   MASK_FROM_IDS: mask[r] = x[r] != 0 (Embedding ids with mask_zero; rows = elements)
+//   MASK_FROM_FEATURES: mask[r] = any(x[r, :] != value) over `features` (Masking)
+//   MASK_APPLY: out[i] = x[i] * mask[i / features] (Masking's output)
 struct Params {
     n: u32,
     features: u32,
@@ -21,10 +21,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         return;
     }
     switch params.mode {
-        case 0u: {
+        case MASK_FROM_IDS: {
             out[i] = select(0.0, 1.0, x[i] != 0.0);
         }
-        case 1u: {
+        case MASK_FROM_FEATURES: {
             var keep = 0.0;
             for (var f = 0u; f < params.features; f++) {
                 keep = max(keep, select(0.0, 1.0, x[i * params.features + f] != params.value));

@@ -2,7 +2,7 @@
 // an 8×8 block straight from global memory (no workgroup memory), 64 invocations per workgroup
 // (a 64×64 tile for wide outputs). On llvmpipe, which runs invocations as SIMD lanes, this measured ~3× faster
 // than a 32×32 shared-memory tiling (design §7). Shapes are uniforms: one pipeline serves every
-// Dense and convolution. `act` ids are those of activation() in the prelude.
+// Dense and convolution. `act` is an ACT_* id (src/gpu/ids.rs).
 // A kernel too large to bind whole comes as blocks of rows (K): each dispatch reads A's columns
 // `a_col & 0x7fffffff ..` (rows of A `lda` apart; 0: k) and, with the top bit of `a_col` set,
 // adds C's current values (the earlier blocks' sum) before the bias and activation.

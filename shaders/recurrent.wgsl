@@ -1,10 +1,10 @@
 // One time step of a recurrent layer, for every (batch row, unit): gate pre-activations are the
 // precomputed input projection xw[b, step] (bias included) plus h·U (plus the recurrent bias of
 // Keras GRUs), then the cell (spec §5.4):
-//   cell 0 SimpleRNN: h' = act(z)
-//   cell 1 LSTM (i, f, c, o): c' = σ(f)·c + σ(i)·act(z_c), h' = σ(o)·act(c')
-//   cell 2 GRU reset_after (z, r, h): h' = σ(z)·h + (1-σ(z))·act(x_h + σ(r)·(h·U_h + b_h))
-//   cell 3 GRU without reset_after (TF.js): r = σ(x_r + h·U_r) for the whole row first (one
+//   CELL_SIMPLE: h' = act(z)
+//   CELL_LSTM (i, f, c, o): c' = σ(f)·c + σ(i)·act(z_c), h' = σ(o)·act(c')
+//   CELL_GRU_RESET_AFTER (z, r, h): h' = σ(z)·h + (1-σ(z))·act(x_h + σ(r)·(h·U_h + b_h))
+//   CELL_GRU (TF.js, no reset_after): r = σ(x_r + h·U_r) for the whole row first (one
 //          workgroup per row, r in workgroup memory), then h' = σ(z)·h + (1-σ(z))·act(x_h + (r∘h)·U_h)
 // State buffers hold [h; c] ([2, batch, units]); steps alternate between two of them. At a
 // masked step the state carries over. The step's output (h) goes to out[b, out_step] with row
@@ -139,7 +139,7 @@ fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-    if (params.cell == 3u) {
+    if (params.cell == CELL_GRU) {
         gru_row(wg.x + wg.y * groups.x, li);
         return;
     }
@@ -153,10 +153,10 @@ fn main(
     var h = 0.0;
     var c = c_prev(b, j);
     switch params.cell {
-        case 0u: {
+        case CELL_SIMPLE: {
             h = activation(pre(b, 0u, j, 1u), params.act);
         }
-        case 1u: {
+        case CELL_LSTM: {
             let ig = activation(pre(b, 0u, j, 4u), params.gate_act);
             let fg = activation(pre(b, 1u, j, 4u), params.gate_act);
             let cc = activation(pre(b, 2u, j, 4u), params.act);

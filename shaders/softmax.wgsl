@@ -17,7 +17,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         return;
     }
     let base = row * params.cols;
-    if (params.mode == 2u) {
+    if (params.mode == ROW_SPARSEMAX) {
         sparsemax(base);
         return;
     }
@@ -31,7 +31,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     for (var j = 0u; j < params.cols; j++) {
         let shifted = x[base + j] - m;
-        x[base + j] = select(exp(shifted) / s, shifted - log(s), params.mode == 1u);
+        x[base + j] = select(exp(shifted) / s, shifted - log(s), params.mode == ROW_LOG_SOFTMAX);
     }
 }
 

@@ -19,12 +19,14 @@ pub struct Kernel {
 pub const ACTIVATION_PRELUDE: &str = include_str!("../../shaders/activation.wgsl");
 
 impl Kernel {
-    /// The complete WGSL module.
+    /// The complete WGSL module: the shared ids ([`super::ids`]), the activation prelude where
+    /// used, the kernel.
     pub fn module_source(&self) -> String {
+        let ids = super::ids::wgsl_constants();
         if self.activations {
-            format!("{ACTIVATION_PRELUDE}\n{}", self.source)
+            format!("{ids}{ACTIVATION_PRELUDE}\n{}", self.source)
         } else {
-            self.source.to_string()
+            format!("{ids}{}", self.source)
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The wgpu device: adapter choice, the adapter's own limits, buffers and kernels.
 
+pub(crate) mod ids;
 pub mod kernels;
 pub(crate) mod ops;
 pub mod residency;

@@ -211,15 +211,12 @@ impl Activation {
         }
     }
 
-    /// For the activations that act on whole rows of the last axis, the mode of
-    /// `shaders/softmax.wgsl` (0 softmax, 1 log-softmax, 2 sparsemax).
-    pub fn row_mode(self) -> Option<u32> {
-        match self {
-            Activation::Softmax => Some(0),
-            Activation::LogSoftmax => Some(1),
-            Activation::Sparsemax => Some(2),
-            _ => None,
-        }
+    /// Whether it acts on whole rows of the last axis (softmax, log-softmax, sparsemax).
+    pub fn is_row_wise(self) -> bool {
+        matches!(
+            self,
+            Activation::Softmax | Activation::LogSoftmax | Activation::Sparsemax
+        )
     }
 
     /// Apply in place to `data` whose last axis has `last` elements.
@@ -324,16 +321,6 @@ impl Parametric {
                     0.0
                 }
             }
-        }
-    }
-
-    /// `(id, parameter)` for the WGSL prelude's `activation_p`.
-    pub fn gpu_id(self) -> (u32, f32) {
-        match self {
-            Parametric::ReluMax(m) => (14, m),
-            Parametric::LeakyRelu(a) => (15, a),
-            Parametric::Elu(a) => (16, a),
-            Parametric::Thresholded(t) => (17, t),
         }
     }
 }

@@ -342,7 +342,7 @@ pub fn split_row_activation(
     act: Activation,
     channels_first: bool,
 ) -> (Activation, Option<Activation>) {
-    if channels_first && act.row_mode().is_some() {
+    if channels_first && act.is_row_wise() {
         (Activation::Linear, Some(act))
     } else {
         (act, None)

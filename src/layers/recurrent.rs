@@ -342,7 +342,7 @@ pub(super) fn build_recurrent(ctx: &LayerCtx) -> Result<Recurrent> {
         ("activation", activation),
         ("recurrent_activation", gate_activation),
     ] {
-        if a.row_mode().is_some() {
+        if a.is_row_wise() {
             return Err(ctx.err(format!(
                 "{key} {a:?} (a row-wise activation over the units) is not supported in recurrent cells"
             )));

@@ -7,87 +7,12 @@
 
 use super::Model;
 use crate::error::{Error, Result};
+use crate::gpu::ids::{BinaryId, MaskId};
 use crate::gpu::residency::GpuWeights;
 use crate::gpu::{kernels, ops, Device};
-use crate::layers::{
-    Activation, BinaryOp, Cell, ConvLstm, GpuForm, MaskRule, MergeMode, Recurrent,
-};
-use crate::tensor::{strides, Tensor};
+use crate::layers::{Activation, GpuForm, MaskRule};
+use crate::tensor::Tensor;
 use std::sync::{Arc, Mutex};
-
-/// A recurrent layer's parameters on the GPU.
-struct RecurrentParams {
-    kernel: wgpu::Buffer,
-    recurrent: wgpu::Buffer,
-    bias: wgpu::Buffer,
-    recurrent_bias: wgpu::Buffer,
-    /// The shader's cell id (0 simple, 1 LSTM, 2 GRU reset_after, 3 GRU).
-    cell: u32,
-    mask_reversed: bool,
-    return_state: bool,
-    gates: usize,
-    units: usize,
-    features: usize,
-    act: Activation,
-    gate_act: Activation,
-    return_sequences: bool,
-    go_backwards: bool,
-}
-
-/// Where one direction writes its per-step outputs.
-struct StepOutput<'b> {
-    buffer: &'b wgpu::Buffer,
-    /// Row stride (units, or 2·units for a concatenating Bidirectional).
-    stride: usize,
-    /// Column offset.
-    col: usize,
-    /// Write the output sequence reversed (the backward half of Bidirectional, whose sequence
-    /// TF.js reverses back).
-    reversed: bool,
-}
-
-/// A layer's parameters on the GPU.
-enum Params {
-    /// A primitive with its own file under `gpu/ops/`.
-    Op(Box<dyn crate::gpu::ops::Primitive>),
-    Recurrent(Box<RecurrentParams>),
-    Stack(Vec<RecurrentParams>),
-    ConvLstm {
-        layer: usize,
-        kernel: wgpu::Buffer,
-        recurrent: wgpu::Buffer,
-        bias: wgpu::Buffer,
-    },
-    Bidirectional(Box<(RecurrentParams, RecurrentParams)>, MergeMode),
-    MergeTime(Box<Params>),
-    Identity,
-    MatMul {
-        kernel: Matrix,
-        act: Activation,
-    },
-    Binary(BinaryOp),
-    Permuted {
-        to: Vec<usize>,
-        inner: Box<Params>,
-    },
-    ThenRow {
-        inner: Box<Params>,
-        act: Activation,
-    },
-    RowDot {
-        layer: usize,
-        normalize: bool,
-        axes: [usize; 2],
-    },
-    /// Depthwise (+ pointwise) convolution (its plan index for the map).
-    /// Pooling over gathered windows (its plan index for the map).
-    /// im2col gather then matmul (its plan index for the map).
-    GatherMatMul {
-        layer: usize,
-        kernel: Matrix,
-        act: Activation,
-    },
-}
 
 /// A model ready to predict on one device.
 pub struct GpuModel<'m> {
@@ -95,7 +20,7 @@ pub struct GpuModel<'m> {
     /// Parameter bytes bound to resident weights and uploaded.
     pub param_bytes: ParamBytes,
     dev: Device,
-    params: Vec<Params>,
+    params: Vec<Box<dyn ops::Primitive>>,
     dummy: wgpu::Buffer,
     one: wgpu::Buffer,
     zero: wgpu::Buffer,
@@ -123,11 +48,13 @@ struct Dispatch {
 #[derive(Default)]
 /// The dispatches recorded for one plan, the mask of the layer being encoded, and the extra
 /// output buffers of the layer being encoded.
-pub(crate) struct Recording(
-    Vec<Dispatch>,
-    pub(crate) Option<wgpu::Buffer>,
-    Vec<wgpu::Buffer>,
-);
+pub(crate) struct Recording {
+    dispatches: Vec<Dispatch>,
+    /// The Keras mask (`[batch, steps]`) reaching the layer being encoded.
+    pub(crate) mask: Option<wgpu::Buffer>,
+    /// The extra output buffers of the layer being encoded (final states, the backward half).
+    pub(crate) extra: Vec<wgpu::Buffer>,
+}
 
 /// Everything a predict on one set of input shapes needs, planned at its first predict.
 struct Execution {
@@ -146,119 +73,7 @@ pub(crate) type UploadedMap = (Vec<usize>, Vec<wgpu::Buffer>);
 /// Identifies an uploaded index map: layer (or `usize::MAX` for transposes), kind, input shape.
 pub(crate) type MapKey = (usize, &'static str, Vec<usize>);
 
-/// The activation id the WGSL prelude uses (softmax kinds run as a separate pass).
-/// What of `act` a matmul's epilogue applies per value: a row-wise activation (softmax) runs
-/// after the whole product instead.
-fn elementwise_part(act: Activation) -> Activation {
-    if act.row_mode().is_some() {
-        Activation::Linear
-    } else {
-        act
-    }
-}
-
-pub(crate) fn act_id(a: Activation) -> u32 {
-    match a {
-        Activation::Linear
-        | Activation::Softmax
-        | Activation::LogSoftmax
-        | Activation::Sparsemax => 0,
-        Activation::Relu => 1,
-        Activation::Relu6 => 2,
-        Activation::Elu => 3,
-        Activation::Selu => 4,
-        Activation::Sigmoid => 5,
-        Activation::HardSigmoid => 6,
-        Activation::HardSigmoidKeras3 => 7,
-        Activation::Tanh => 8,
-        Activation::Softplus => 9,
-        Activation::Softsign => 10,
-        Activation::Swish => 11,
-        Activation::Gelu => 12,
-        Activation::Mish => 13,
-        Activation::Exponential => 18,
-        Activation::HardShrink => 19,
-        Activation::HardSilu => 20,
-        Activation::HardTanh => 21,
-        Activation::LeakyRelu => 22,
-        Activation::LogSigmoid => 23,
-        Activation::SoftShrink => 24,
-        Activation::SparsePlus => 25,
-        Activation::SparseSigmoid => 26,
-        Activation::Squareplus => 27,
-        Activation::TanhShrink => 28,
-        Activation::GeluNew => 29,
-    }
-}
-
-/// A `[k, n]` matmul kernel (and its bias) on the GPU: one buffer, or, where it exceeds the
-/// adapter's storage binding limit (128 MiB on lavapipe), blocks of columns each within it.
-struct Matrix {
-    k: usize,
-    n: usize,
-    /// `(first column, columns, kernel [k, columns], bias [columns])`.
-    blocks: Vec<(usize, usize, wgpu::Buffer, Option<wgpu::Buffer>)>,
-    /// Or, bound in place to a resident weight stored in chunks: `(first row, rows, kernel
-    /// [rows, n])`, summed block by block; the bias with them.
-    rows: Vec<(usize, usize, wgpu::Buffer)>,
-    bias: Option<wgpu::Buffer>,
-}
-
-impl Matrix {
-    fn new(up: &Uploader, kernel: &Tensor, bias: Option<&Tensor>) -> Matrix {
-        let (k, n) = (kernel.shape[0], kernel.shape[1]);
-        let limit = up.dev.limits.max_storage_buffer_binding_size as usize;
-        if k * n * 4 <= limit {
-            let b = bias.map(|b| up.tensor(b));
-            return Matrix {
-                k,
-                n,
-                blocks: vec![(0, n, up.tensor(kernel), b)],
-                rows: Vec::new(),
-                bias: None,
-            };
-        }
-        if let Some(rows) = up.resident_rows(kernel, n) {
-            return Matrix {
-                k,
-                n,
-                blocks: Vec::new(),
-                rows,
-                bias: bias.map(|b| up.tensor(b)),
-            };
-        }
-        let per_block = if k * n * 4 <= limit {
-            n
-        } else {
-            (limit / (4 * k).max(1)).max(1)
-        };
-        let blocks = (0..n)
-            .step_by(per_block.max(1))
-            .map(|first| {
-                let cols = per_block.min(n - first);
-                let data: Vec<f32> = if cols == n {
-                    kernel.data.to_vec()
-                } else {
-                    kernel
-                        .data
-                        .chunks(n)
-                        .flat_map(|row| &row[first..first + cols])
-                        .copied()
-                        .collect()
-                };
-                let b = bias.map(|b| up.floats(&b.data[first..first + cols]));
-                (first, cols, up.floats(&data), b)
-            })
-            .collect();
-        Matrix {
-            k,
-            n,
-            blocks,
-            rows: Vec::new(),
-            bias: None,
-        }
-    }
-}
+pub(crate) use crate::gpu::ids::act_id;
 
 /// The bytes of a model's GPU parameters by where they come from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -389,157 +204,6 @@ fn storage(dev: &Device, label: &str, data: &[f32]) -> wgpu::Buffer {
     dev.buffer_with(label, bytes, wgpu::BufferUsages::STORAGE)
 }
 
-/// Upload the parameters of layer `index` (named `name`) for its GPU form.
-fn upload(up: &Uploader, index: usize, form: GpuForm<'_>) -> Params {
-    match form {
-        GpuForm::Identity => Params::Identity,
-        GpuForm::JointSoftmax(axes) => {
-            Params::Op(Box::new(ops::joint_softmax::JointSoftmax { axes }))
-        }
-        GpuForm::Bucketize(b) => Params::Op(Box::new(ops::bucketize::Bucketize::new(up, b))),
-        GpuForm::GroupNorm(g) => {
-            Params::Op(Box::new(ops::group_norm::GroupNorm::new(up, index, g)))
-        }
-        GpuForm::Attention(a) => Params::Op(Box::new(ops::attention::Attention::new(up, index, a))),
-        GpuForm::Recurrent(r) => Params::Recurrent(Box::new(recurrent_params(up, r))),
-        GpuForm::ConvLstm(l) => Params::ConvLstm {
-            layer: index,
-            kernel: up.tensor(&l.kernel),
-            recurrent: up.tensor(&l.recurrent),
-            bias: up.tensor(&l.bias),
-        },
-        GpuForm::Stack(cells) => {
-            Params::Stack(cells.iter().map(|r| recurrent_params(up, r)).collect())
-        }
-        GpuForm::Bidirectional(b) => Params::Bidirectional(
-            Box::new((
-                recurrent_params(up, &b.forward),
-                recurrent_params(up, &b.backward),
-            )),
-            b.merge,
-        ),
-        GpuForm::MergeTime(f) => Params::MergeTime(Box::new(upload(up, index, *f))),
-        GpuForm::Masking(v) => Params::Op(Box::new(ops::masking::Masking(v))),
-        GpuForm::CategoryEncoding { depth, count } => {
-            Params::Op(Box::new(ops::category::CategoryEncoding { depth, count }))
-        }
-        GpuForm::MatMul {
-            kernel,
-            bias,
-            activation,
-        } => Params::MatMul {
-            kernel: Matrix::new(up, kernel, bias),
-            act: activation,
-        },
-        GpuForm::Affine {
-            mul,
-            add,
-            axis,
-            activation,
-        } => Params::Op(Box::new(ops::affine::Affine::new(
-            up,
-            (mul, add),
-            axis,
-            activation,
-        ))),
-        GpuForm::Binary(op) => Params::Binary(op),
-        GpuForm::Concat { axis } => Params::Op(Box::new(ops::concat::Concat(axis))),
-        GpuForm::Parametric(p) => Params::Op(Box::new(ops::parametric::Parametric(p))),
-        GpuForm::Gather => Params::Op(Box::new(ops::gather::Gather(index))),
-        GpuForm::PRelu(alpha) => Params::Op(Box::new(ops::parametric::PRelu::new(up, alpha))),
-        GpuForm::LayerNorm {
-            group,
-            eps,
-            gamma,
-            beta,
-        } => Params::Op(Box::new(ops::layer_norm::LayerNorm::new(
-            up, group, eps, gamma, beta,
-        ))),
-        GpuForm::WeightedGather(_) => Params::Op(Box::new(ops::gather::WeightedGather(index))),
-        GpuForm::RowDot { normalize, axes } => Params::RowDot {
-            layer: index,
-            normalize,
-            axes,
-        },
-        GpuForm::Embedding(table) => {
-            Params::Op(Box::new(ops::embedding::Embedding::new(up, table)))
-        }
-        GpuForm::Permuted { to, inner } => Params::Permuted {
-            to,
-            inner: Box::new(upload(up, index, *inner)),
-        },
-        GpuForm::ThenRow { inner, activation } => Params::ThenRow {
-            inner: Box::new(upload(up, index, *inner)),
-            act: activation,
-        },
-        GpuForm::WindowReduce { max, masked, .. } => {
-            Params::Op(Box::new(ops::window_reduce::WindowReduce {
-                layer: index,
-                max,
-                masked,
-            }))
-        }
-        GpuForm::Depthwise {
-            depthwise,
-            pointwise,
-            bias,
-            activation,
-            ..
-        } => Params::Op(Box::new(ops::depthwise::Depthwise::new(
-            up,
-            index,
-            (depthwise, pointwise, bias),
-            activation,
-        ))),
-        GpuForm::GatherMatMul {
-            kernel,
-            bias,
-            activation,
-            ..
-        } => Params::GatherMatMul {
-            layer: index,
-            kernel: Matrix::new(up, kernel, bias),
-            act: activation,
-        },
-    }
-}
-
-fn recurrent_params(up: &Uploader, r: &Recurrent) -> RecurrentParams {
-    let buf = |t: &Tensor| up.tensor(t);
-    RecurrentParams {
-        kernel: buf(&r.kernel),
-        recurrent: buf(&r.recurrent),
-        bias: buf(&r.bias),
-        recurrent_bias: buf(&r.recurrent_bias),
-        cell: match r.cell {
-            Cell::Simple => 0,
-            Cell::Lstm => 1,
-            Cell::Gru { reset_after: true } => 2,
-            Cell::Gru { reset_after: false } => 3,
-        },
-        gates: r.cell.gates(),
-        units: r.units(),
-        features: r.kernel.shape[0],
-        act: r.activation,
-        gate_act: r.gate_activation,
-        return_sequences: r.return_sequences,
-        go_backwards: r.go_backwards,
-        mask_reversed: r.mask_reversed,
-        return_state: r.return_state,
-    }
-}
-
-impl RecurrentParams {
-    /// States: `[h]`, or `[h, c]` for LSTM.
-    fn state_count(&self) -> usize {
-        if self.cell == 1 {
-            2
-        } else {
-            1
-        }
-    }
-}
-
 /// `form` without its [`GpuForm::Permuted`] / [`GpuForm::MergeTime`] wrappers.
 fn inner(form: GpuForm<'_>) -> GpuForm<'_> {
     match form {
@@ -548,38 +212,6 @@ fn inner(form: GpuForm<'_>) -> GpuForm<'_> {
         | GpuForm::ThenRow { inner: f, .. } => inner(*f),
         f => f,
     }
-}
-
-/// The permutation moving channels (axis 1) last, and its inverse.
-fn channels_last_perm(rank: usize) -> (Vec<usize>, Vec<usize>) {
-    let to_last: Vec<usize> = [0].into_iter().chain(2..rank).chain([1]).collect();
-    let to_first: Vec<usize> = [0, rank - 1].into_iter().chain(1..rank - 1).collect();
-    (to_last, to_first)
-}
-
-/// Gather map of a transpose: output element `i` of `x.permuted(perm)` reads input `map[i]`.
-fn transpose_map(shape: &[usize], perm: &[usize]) -> Vec<u32> {
-    let st = strides(shape);
-    let out: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
-    let n: usize = shape.iter().product();
-    let mut idx = vec![0usize; shape.len()];
-    let mut map = Vec::with_capacity(n);
-    for _ in 0..n {
-        map.push(
-            idx.iter()
-                .zip(perm)
-                .map(|(&i, &p)| i * st[p])
-                .sum::<usize>() as u32,
-        );
-        for d in (0..idx.len()).rev() {
-            idx[d] += 1;
-            if idx[d] < out[d] {
-                break;
-            }
-            idx[d] = 0;
-        }
-    }
-    map
 }
 
 impl<'m> GpuModel<'m> {
@@ -632,7 +264,7 @@ impl<'m> GpuModel<'m> {
             };
             params.push(dev.checked(
                 &format!("uploading the parameters of layer '{name}'"),
-                || upload(&up, index, form),
+                || ops::build(&up, index, form),
             )?);
         }
         let dummy = storage(dev, "unused", &[0.0]);
@@ -669,7 +301,7 @@ impl<'m> GpuModel<'m> {
         let mut enc = dev.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            for d in &exec.dispatches.0 {
+            for d in &exec.dispatches.dispatches {
                 pass.set_pipeline(&d.pipeline);
                 pass.set_bind_group(0, &d.group, &[]);
                 pass.dispatch_workgroups(d.groups.0, d.groups.1, 1);
@@ -737,15 +369,16 @@ impl<'m> GpuModel<'m> {
             );
             let (class, name) = &plan.layer_info[op.layer];
             let in_mask = op.inputs.first().and_then(|&s| masks[s].clone());
-            rec.1 = in_mask.clone();
-            rec.2 = op
+            rec.mask = in_mask.clone();
+            rec.extra = op
                 .extra
                 .iter()
                 .map(|&s| pool.buffers[buffer_of[s]].clone())
                 .collect();
             let failed =
                 |e: Error| Error::Model(format!("layer '{name}' ({class}) on the GPU: {e}"));
-            self.encode(&mut rec, &self.params[op.layer], &ins, out)
+            self.params[op.layer]
+                .encode(self, &mut rec, &ins, out)
                 .map_err(failed)?;
             let rule = plan.layers[op.layer].mask_rule();
             let in_masks: Vec<Option<wgpu::Buffer>> =
@@ -831,7 +464,7 @@ impl<'m> GpuModel<'m> {
             .chain(buffers.iter().map(|b| b.as_entire_binding()))
             .collect();
         let group = self.dev.bind_group(&pipeline, kernel.name, &resources);
-        pass.0.push(Dispatch {
+        pass.dispatches.push(Dispatch {
             pipeline,
             group,
             groups,
@@ -856,6 +489,16 @@ impl<'m> GpuModel<'m> {
     /// A one-value buffer bound where a kernel's optional input is absent.
     pub(crate) fn dummy(&self) -> &wgpu::Buffer {
         &self.dummy
+    }
+
+    /// The adapter's storage binding limit, bytes.
+    pub(crate) fn binding_limit(&self) -> usize {
+        self.dev.limits.max_storage_buffer_binding_size as usize
+    }
+
+    /// `f` inside the device's validation and out-of-memory scopes (see [`Device::checked`]).
+    pub(crate) fn checked<T>(&self, what: &str, f: impl FnOnce() -> T) -> Result<T> {
+        self.dev.checked(what, f)
     }
 
     /// `dst = activation_p(src)` (the affine kernel with a parameterized activation).
@@ -897,136 +540,13 @@ impl<'m> GpuModel<'m> {
         ))
     }
 
-    /// `out = act(a[m×k] · kernel[k×n] + bias)` (softmax kinds as a second pass).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn matmul(
-        &self,
-        pass: &mut Recording,
-        a: &wgpu::Buffer,
-        (m, k, n): (usize, usize, usize),
-        kernel: &wgpu::Buffer,
-        bias: Option<&wgpu::Buffer>,
-        act: Activation,
-        out: (&wgpu::Buffer, &[usize]),
-    ) -> Result<()> {
-        let u = [
-            m as u32,
-            n as u32,
-            k as u32,
-            act_id(act),
-            u32::from(bias.is_some()),
-            kernels::matmul_group_cols(m, n),
-            0,
-            0,
-        ];
-        self.dispatch(
-            pass,
-            kernels::MATMUL,
-            bytemuck::cast_slice(&u),
-            &[a, kernel, bias.unwrap_or(&self.dummy), out.0],
-            kernels::matmul_groups(m, n),
-        )?;
-        self.softmax(pass, act, out)
-    }
-
-    /// `out = act(a[m×k] · kernel + bias)` over the kernel's column blocks: each block's product
-    /// lands in a temporary and is copied into its columns of `out`; row-wise activations
-    /// (softmax) run once over the assembled rows.
-    fn matmul_blocks(
-        &self,
-        pass: &mut Recording,
-        a: &wgpu::Buffer,
-        m: usize,
-        kernel: &Matrix,
-        act: Activation,
-        out: (&wgpu::Buffer, &[usize]),
-    ) -> Result<()> {
-        if !kernel.rows.is_empty() {
-            return self.matmul_rows(pass, a, m, kernel, act, out);
-        }
-        if let [(_, _, w, b)] = &kernel.blocks[..] {
-            return self.matmul(pass, a, (m, kernel.k, kernel.n), w, b.as_ref(), act, out);
-        }
-        let limit = self.dev.limits.max_storage_buffer_binding_size;
-        let elementwise = elementwise_part(act);
-        for (first, cols, w, b) in &kernel.blocks {
-            if w.size() > limit {
-                return Err(Error::Model(format!(
-                    "one column of a [{}, {}] kernel exceeds the {limit}-byte storage binding limit",
-                    kernel.k, kernel.n
-                )));
-            }
-            let part = self.temp("matmul column block", m * cols);
-            self.matmul(
-                pass,
-                a,
-                (m, kernel.k, *cols),
-                w,
-                b.as_ref(),
-                elementwise,
-                (&part, &[m, *cols]),
-            )?;
-            let u = [m as u32, *cols as u32, kernel.n as u32, *first as u32];
-            self.dispatch(
-                pass,
-                kernels::COPY_BLOCK,
-                bytemuck::cast_slice(&u),
-                &[&part, out.0],
-                self.grid(m * cols)?,
-            )?;
-        }
-        self.softmax(pass, act, out)
-    }
-
-    /// `out = act(Σ_blocks a[:, rows] · kernel[rows, :] + bias)`: one matmul per resident block
-    /// of kernel rows, each reading its columns of `a` and adding to the sum so far; the bias
-    /// with the first block, the activation with the last.
-    fn matmul_rows(
-        &self,
-        pass: &mut Recording,
-        a: &wgpu::Buffer,
-        m: usize,
-        kernel: &Matrix,
-        act: Activation,
-        out: (&wgpu::Buffer, &[usize]),
-    ) -> Result<()> {
-        let last = kernel.rows.len() - 1;
-        let elementwise = elementwise_part(act);
-        for (i, (first, rows, w)) in kernel.rows.iter().enumerate() {
-            let bias = kernel.bias.as_ref().filter(|_| i == 0);
-            let block_act = if i == last {
-                elementwise
-            } else {
-                Activation::Linear
-            };
-            let u = [
-                m as u32,
-                kernel.n as u32,
-                *rows as u32,
-                act_id(block_act),
-                u32::from(bias.is_some()),
-                kernels::matmul_group_cols(m, kernel.n),
-                kernel.k as u32,
-                *first as u32 | u32::from(i > 0) << 31,
-            ];
-            self.dispatch(
-                pass,
-                kernels::MATMUL,
-                bytemuck::cast_slice(&u),
-                &[a, w, bias.unwrap_or(&self.dummy), out.0],
-                kernels::matmul_groups(m, kernel.n),
-            )?;
-        }
-        self.softmax(pass, act, out)
-    }
-
     pub(crate) fn softmax(
         &self,
         pass: &mut Recording,
         act: Activation,
         out: (&wgpu::Buffer, &[usize]),
     ) -> Result<()> {
-        let Some(mode) = act.row_mode() else {
+        let Some(mode) = crate::gpu::ids::row_id(act) else {
             return Ok(());
         };
         let cols = *out.1.last().unwrap_or(&1);
@@ -1039,143 +559,6 @@ impl<'m> GpuModel<'m> {
             &[out.0],
             self.grid(rows)?,
         )
-    }
-
-    fn encode(
-        &self,
-        pass: &mut Recording,
-        params: &Params,
-        ins: &[(&wgpu::Buffer, &[usize])],
-        out: (&wgpu::Buffer, &[usize]),
-    ) -> Result<()> {
-        let numel = out.1.iter().product::<usize>();
-        match params {
-            Params::Identity => Ok(()),
-            Params::Op(op) => op.encode(self, pass, ins, out),
-            Params::MatMul { kernel, act } => {
-                let m = ins[0].1.iter().product::<usize>() / kernel.k.max(1);
-                self.matmul_blocks(pass, ins[0].0, m, kernel, *act, out)
-            }
-            Params::RowDot {
-                layer,
-                normalize,
-                axes,
-            } => self.row_dot(pass, *layer, *normalize, *axes, ins, out.0),
-            Params::Recurrent(r) => {
-                let to = StepOutput {
-                    buffer: out.0,
-                    stride: r.units,
-                    col: 0,
-                    reversed: false,
-                };
-                let init: Vec<&wgpu::Buffer> = ins[1..].iter().map(|i| i.0).collect();
-                let finals = pass.2.clone();
-                self.recurrent(pass, r, ins[0], &to, (&init, &finals))
-            }
-            Params::ConvLstm {
-                layer,
-                kernel,
-                recurrent,
-                bias,
-            } => {
-                let Some(GpuForm::ConvLstm(l)) = self.model.plan.layers[*layer].gpu() else {
-                    return Err(Error::Model("layer lost its GPU form".into()));
-                };
-                self.conv_lstm(pass, *layer, l, (kernel, recurrent, bias), ins[0], out.0)
-            }
-            Params::Stack(cells) => {
-                let [b, t] = [ins[0].1[0], ins[0].1.get(1).copied().unwrap_or(1)];
-                let mut x = (ins[0].0.clone(), ins[0].1.to_vec());
-                for (i, r) in cells.iter().enumerate() {
-                    let last = i + 1 == cells.len();
-                    let seq = if last {
-                        out.0.clone()
-                    } else {
-                        self.temp("stacked cell", b * t * r.units)
-                    };
-                    let to = StepOutput {
-                        buffer: &seq,
-                        stride: r.units,
-                        col: 0,
-                        reversed: false,
-                    };
-                    self.recurrent(pass, r, (&x.0, &x.1), &to, (&[], &[]))?;
-                    x = (seq, vec![b, t, r.units]);
-                }
-                Ok(())
-            }
-            Params::Bidirectional(halves, merge) => {
-                self.bidirectional(pass, halves, *merge, ins[0], out)
-            }
-            Params::MergeTime(inner) => {
-                let merged = |s: &[usize]| -> Vec<usize> {
-                    [s[0] * s.get(1).copied().unwrap_or(1)]
-                        .into_iter()
-                        .chain(s.iter().skip(2).copied())
-                        .collect()
-                };
-                let (i_shape, o_shape) = (merged(ins[0].1), merged(out.1));
-                self.encode(pass, inner, &[(ins[0].0, &i_shape)], (out.0, &o_shape))
-            }
-            Params::Permuted { to, inner } => {
-                let rank = ins[0].1.len();
-                // An empty permutation means channels_first: channels (axis 1) moved last.
-                let to = if to.is_empty() {
-                    channels_last_perm(rank).0
-                } else {
-                    to.clone()
-                };
-                let in_p: Vec<usize> = to.iter().map(|&p| ins[0].1[p]).collect();
-                let temp = |n: usize| {
-                    self.dev.device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some("permuted"),
-                        size: (n * 4).max(4) as u64,
-                        usage: wgpu::BufferUsages::STORAGE,
-                        mapped_at_creation: false,
-                    })
-                };
-                let x = temp(in_p.iter().product());
-                let (_, t) = self.transpose(ins[0].1, &to)?;
-                self.gather(pass, ins[0].0, &t, in_p.iter().product(), &x)?;
-                if out.1.len() != rank {
-                    // Rank-changing inner forms (global pooling) leave nothing to move back.
-                    return self.encode(pass, inner, &[(&x, &in_p)], out);
-                }
-                let out_p: Vec<usize> = to.iter().map(|&p| out.1[p]).collect();
-                let y = temp(numel);
-                self.encode(pass, inner, &[(&x, &in_p)], (&y, &out_p))?;
-                let mut back = vec![0; rank];
-                for (i, &p) in to.iter().enumerate() {
-                    back[p] = i;
-                }
-                let (_, t) = self.transpose(&out_p, &back)?;
-                self.gather(pass, &y, &t, numel, out.0)
-            }
-            Params::ThenRow { inner, act } => {
-                self.encode(pass, inner, ins, out)?;
-                self.softmax(pass, *act, out)
-            }
-            Params::Binary(op) => self.binary(pass, *op, ins, out),
-            Params::GatherMatMul { layer, kernel, act } => {
-                let Some(GpuForm::GatherMatMul { map, .. }) =
-                    self.model.plan.layers[*layer].gpu().map(inner)
-                else {
-                    return Err(Error::Model("layer lost its GPU form".into()));
-                };
-                let (shape, index) =
-                    self.index_map(*layer, "im2col", ins[0].1, || map.gather_map(ins[0].1))?;
-                let cols = self.dev.checked("allocating an im2col buffer", || {
-                    self.dev.device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some("im2col"),
-                        size: (shape.iter().product::<usize>() * 4).max(4) as u64,
-                        usage: wgpu::BufferUsages::STORAGE,
-                        mapped_at_creation: false,
-                    })
-                })?;
-                self.gather(pass, ins[0].0, &index, shape.iter().product(), &cols)?;
-                self.matmul_blocks(pass, &cols, shape[0], kernel, *act, out)
-            }
-        }
     }
 
     /// Upload `u32`/`f32` data as a read-only storage buffer.
@@ -1223,22 +606,6 @@ impl<'m> GpuModel<'m> {
         Ok((shape, buffers.remove(0)))
     }
 
-    /// The uploaded gather map of `x.permuted(perm)` for `x` of `shape`.
-    fn transpose(&self, shape: &[usize], perm: &[usize]) -> Result<(Vec<usize>, wgpu::Buffer)> {
-        let key: Vec<usize> = shape
-            .iter()
-            .copied()
-            .chain([usize::MAX])
-            .chain(perm.iter().copied())
-            .collect();
-        self.index_map(usize::MAX, "transpose", &key, || {
-            Ok((
-                perm.iter().map(|&p| shape[p]).collect(),
-                transpose_map(shape, perm),
-            ))
-        })
-    }
-
     /// A scratch storage buffer of `n` floats (kept alive by the bind groups that use it).
     pub(crate) fn temp(&self, label: &str, n: usize) -> wgpu::Buffer {
         self.dev.device.create_buffer(&wgpu::BufferDescriptor {
@@ -1254,14 +621,19 @@ impl<'m> GpuModel<'m> {
     pub(crate) fn mask_kernel(
         &self,
         pass: &mut Recording,
-        mode: u32,
+        mode: MaskId,
         value: f32,
         (x, features): (&wgpu::Buffer, usize),
         mask_in: &wgpu::Buffer,
         dst: &wgpu::Buffer,
         n: usize,
     ) -> Result<()> {
-        let u = [n as u32, features.max(1) as u32, mode, value.to_bits()];
+        let u = [
+            n as u32,
+            features.max(1) as u32,
+            mode as u32,
+            value.to_bits(),
+        ];
         self.elementwise(pass, kernels::MASK, u, &[x, mask_in, dst], n)
     }
 
@@ -1291,14 +663,14 @@ impl<'m> GpuModel<'m> {
         let present: Vec<&wgpu::Buffer> = masks.iter().flatten().collect();
         // Masks are [batch, steps]: one value per row of features.
         let rows = [n / x.1.last().copied().unwrap_or(1).max(1)];
-        let mut fold = |code: u32| -> Result<Option<wgpu::Buffer>> {
+        let mut fold = |code: BinaryId| -> Result<Option<wgpu::Buffer>> {
             let Some((first, rest)) = present.split_first() else {
                 return Ok(None);
             };
             let mut acc = (*first).clone();
             for m in rest {
                 let out = self.temp("mask", rows[0]);
-                self.binary_code(pass, code, 1.0, (&acc, &rows), (m, &rows), &out, &rows)?;
+                self.binary_code(pass, (code, 1.0), (&acc, &rows), (m, &rows), (&out, &rows))?;
                 acc = out;
             }
             Ok(Some(acc))
@@ -1306,343 +678,20 @@ impl<'m> GpuModel<'m> {
         let (mode, value, features) = match rule {
             MaskRule::Drop => return Ok(None),
             MaskRule::Keep => return Ok(mask),
-            MaskRule::All => return fold(3),
-            MaskRule::Any if present.len() == masks.len() => return fold(2),
+            MaskRule::All => return fold(BinaryId::Minimum),
+            MaskRule::Any if present.len() == masks.len() => return fold(BinaryId::Maximum),
             MaskRule::Any => return Ok(None),
             MaskRule::Refuse(why) if !present.is_empty() => {
                 return Err(Error::Model(format!("a Keras mask reaches it: {why}")))
             }
             MaskRule::Refuse(_) => return Ok(None),
-            MaskRule::Ids => (0, 0.0, 1),
-            MaskRule::Features(v) => (1, v, *x.1.last().unwrap_or(&1)),
+            MaskRule::Ids => (MaskId::FromIds, 0.0, 1),
+            MaskRule::Features(v) => (MaskId::FromFeatures, v, *x.1.last().unwrap_or(&1)),
         };
         let rows = n / features.max(1);
         let out = self.temp("mask", rows);
         self.mask_kernel(pass, mode, value, (x.0, features), &self.dummy, &out, rows)?;
         Ok(Some(out))
-    }
-
-    /// A recurrent layer over `x` (`[b, t, features]`): the input projection as one matmul, then
-    /// one dispatch per step (two for TF.js's GRU), states alternating between two buffers.
-    fn recurrent(
-        &self,
-        pass: &mut Recording,
-        r: &RecurrentParams,
-        x: (&wgpu::Buffer, &[usize]),
-        to: &StepOutput<'_>,
-        (init, finals): (&[&wgpu::Buffer], &[wgpu::Buffer]),
-    ) -> Result<()> {
-        let &[b, t, f] = x.1 else {
-            return Err(Error::Model(format!(
-                "expects [batch, steps, features], got {:?}",
-                x.1
-            )));
-        };
-        if f != r.features {
-            return Err(Error::Model(format!(
-                "input has {f} features, the kernel expects {}",
-                r.features
-            )));
-        }
-        let (u, gu) = (r.units, r.gates * r.units);
-        if r.cell == 3 && u > 4096 {
-            return Err(Error::Model(format!(
-                "a TF.js GRU (reset_after false) of {u} units: the GPU kernel keeps a row's reset gates in workgroup memory, at most 4096"
-            )));
-        }
-        let xw = self.temp("input projection", b * t * gu);
-        self.matmul(
-            pass,
-            x.0,
-            (b * t, f, gu),
-            &r.kernel,
-            Some(&r.bias),
-            Activation::Linear,
-            (&xw, &[b * t, gu]),
-        )?;
-        let states = [self.temp("state", 2 * b * u), self.temp("state", 2 * b * u)];
-        // Initial states ([h] or [h, c], each [b, u]) go into the first state buffer.
-        for (k, s) in init.iter().enumerate().take(2) {
-            let params = [1u32, (b * u) as u32, (2 * b * u) as u32, (k * b * u) as u32];
-            let grid = self.grid(b * u)?;
-            self.dispatch(
-                pass,
-                kernels::COPY_BLOCK,
-                bytemuck::cast_slice(&params),
-                &[s, &states[0]],
-                grid,
-            )?;
-        }
-        let mask = pass.1.clone();
-        let out_steps = if r.return_sequences { t } else { 1 };
-        for s in 0..t {
-            let step = if r.go_backwards { t - 1 - s } else { s };
-            let out_step = match (r.return_sequences, to.reversed) {
-                (false, _) => 0,
-                (true, false) => s,
-                (true, true) => t - 1 - s,
-            };
-            let u32s = [
-                b as u32,
-                u as u32,
-                t as u32,
-                step as u32,
-                out_step as u32,
-                r.cell,
-                act_id(r.act),
-                act_id(r.gate_act),
-                u32::from(mask.is_some()),
-                0,
-                u32::from(s == 0 && init.is_empty()),
-                to.stride as u32,
-                to.col as u32,
-                out_steps as u32,
-                u32::from(r.mask_reversed),
-                0,
-                1,
-                0,
-                0,
-                0,
-            ];
-            let (state_in, state_out) = (&states[s % 2], &states[(s + 1) % 2]);
-            // TF.js's GRU takes one workgroup (64 invocations) per row; the others one
-            // invocation per (row, unit).
-            let grid = self.grid(if r.cell == 3 { b * 64 } else { b * u })?;
-            self.dispatch(
-                pass,
-                kernels::RECURRENT,
-                bytemuck::cast_slice(&u32s),
-                &[
-                    &xw,
-                    &r.recurrent,
-                    &r.recurrent_bias,
-                    mask.as_ref().unwrap_or(&self.dummy),
-                    state_in,
-                    state_out,
-                    to.buffer,
-                ],
-                grid,
-            )?;
-        }
-        // Final states ([h; c] in the last state buffer) to the extra outputs.
-        for (k, dst) in finals.iter().enumerate().take(2) {
-            let map: Vec<u32> = (k * b * u..(k + 1) * b * u).map(|i| i as u32).collect();
-            let map = self.upload_slice("final state", bytemuck::cast_slice(&map));
-            self.gather(pass, &states[t % 2], &map, b * u, dst)?;
-        }
-        Ok(())
-    }
-
-    /// ConvLSTM2D: the input convolution of every step as one im2col product, then per step an
-    /// im2col product of h with the recurrent kernel and the LSTM gates (the recurrent shader
-    /// with its product precomputed, every pixel a row).
-    fn conv_lstm(
-        &self,
-        pass: &mut Recording,
-        layer: usize,
-        l: &ConvLstm,
-        (kernel, recurrent, bias): (&wgpu::Buffer, &wgpu::Buffer, &wgpu::Buffer),
-        x: (&wgpu::Buffer, &[usize]),
-        out: &wgpu::Buffer,
-    ) -> Result<()> {
-        let &[b, t, h, w, cin] = x.1 else {
-            return Err(Error::Model(format!(
-                "expects [batch, steps, height, width, channels], got {:?}",
-                x.1
-            )));
-        };
-        let f = l.filters;
-        let g4 = 4 * f;
-        let (in_shape, in_map) = self.index_map(layer, "convlstm input", x.1, || {
-            Ok(l.input_map(b * t, h, w, cin))
-        })?;
-        let (rows, kk, oh, ow) = (in_shape[0], in_shape[1], in_shape[2], in_shape[3]);
-        let p = oh * ow;
-        let cols = self.temp("convlstm im2col", rows * kk);
-        self.gather(pass, x.0, &in_map, rows * kk, &cols)?;
-        let xw = self.temp("convlstm input projection", rows * g4);
-        self.matmul(
-            pass,
-            &cols,
-            (rows, kk, g4),
-            kernel,
-            Some(bias),
-            Activation::Linear,
-            (&xw, &[rows, g4]),
-        )?;
-        let (h_shape, h_map) = self.index_map(layer, "convlstm state", &[b, oh, ow, f], || {
-            Ok(l.state_map(b, oh, ow))
-        })?;
-        let rk = h_shape[1];
-        let h_cols = self.temp("convlstm state im2col", b * p * rk);
-        let hu = self.temp("convlstm recurrent", b * p * g4);
-        let states = [
-            self.temp("state", 2 * b * p * f),
-            self.temp("state", 2 * b * p * f),
-        ];
-        let out_steps = if l.return_sequences { t } else { 1 };
-        for s in 0..t {
-            let (state_in, state_out) = (&states[s % 2], &states[(s + 1) % 2]);
-            if s > 0 {
-                self.gather(pass, state_in, &h_map, b * p * rk, &h_cols)?;
-                self.matmul(
-                    pass,
-                    &h_cols,
-                    (b * p, rk, g4),
-                    recurrent,
-                    None,
-                    Activation::Linear,
-                    (&hu, &[b * p, g4]),
-                )?;
-            }
-            let step = if l.go_backwards { t - 1 - s } else { s };
-            let out_step = if l.return_sequences { s } else { 0 };
-            let u32s = [
-                (b * p) as u32,
-                f as u32,
-                t as u32,
-                step as u32,
-                out_step as u32,
-                1,
-                act_id(l.activation),
-                act_id(l.gate_activation),
-                0,
-                1,
-                u32::from(s == 0),
-                f as u32,
-                0,
-                out_steps as u32,
-                0,
-                0,
-                p as u32,
-                1,
-                0,
-                0,
-            ];
-            let grid = self.grid(b * p * f)?;
-            self.dispatch(
-                pass,
-                kernels::RECURRENT,
-                bytemuck::cast_slice(&u32s),
-                &[&xw, &hu, &self.dummy, &self.dummy, state_in, state_out, out],
-                grid,
-            )?;
-        }
-        Ok(())
-    }
-
-    /// Bidirectional: both directions into the output (concat) or into two buffers merged by
-    /// one binary dispatch (sum, mul, ave).
-    fn bidirectional(
-        &self,
-        pass: &mut Recording,
-        halves: &(RecurrentParams, RecurrentParams),
-        merge: MergeMode,
-        x: (&wgpu::Buffer, &[usize]),
-        out: (&wgpu::Buffer, &[usize]),
-    ) -> Result<()> {
-        let (fwd, bwd) = halves;
-        let u = fwd.units;
-        // Extra outputs: the backward half (merge_mode None), then forward and backward states.
-        let mut extra = pass.2.clone().into_iter();
-        let second = if merge == MergeMode::None {
-            extra.next()
-        } else {
-            None
-        };
-        let n_states = if fwd.return_state {
-            fwd.state_count()
-        } else {
-            0
-        };
-        let f_states: Vec<wgpu::Buffer> = extra.by_ref().take(n_states).collect();
-        let b_states: Vec<wgpu::Buffer> = extra.take(n_states).collect();
-        let numel: usize = out.1.iter().product();
-        let parts: [wgpu::Buffer; 2];
-        let (targets, stride) = match (merge, &second) {
-            (MergeMode::Concat, _) => ([out.0.clone(), out.0.clone()], 2 * u),
-            (MergeMode::None, Some(b)) => ([out.0.clone(), b.clone()], u),
-            _ => {
-                parts = [self.temp("forward", numel), self.temp("backward", numel)];
-                (parts.clone(), u)
-            }
-        };
-        for (k, (half, states)) in [(fwd, &f_states), (bwd, &b_states)].into_iter().enumerate() {
-            let to = StepOutput {
-                buffer: &targets[k],
-                stride,
-                col: if merge == MergeMode::Concat { k * u } else { 0 },
-                reversed: k == 1,
-            };
-            self.recurrent(pass, half, x, &to, (&[], states))?;
-        }
-        let (code, scale) = match merge {
-            MergeMode::Concat | MergeMode::None => return Ok(()),
-            MergeMode::Sum => (0, 1.0),
-            MergeMode::Mul => (1, 1.0),
-            MergeMode::Ave => (0, 0.5),
-        };
-        self.binary_code(
-            pass,
-            code,
-            scale,
-            (&targets[0], out.1),
-            (&targets[1], out.1),
-            out.0,
-            out.1,
-        )
-    }
-
-    /// Keras Dot: rank-2 inputs directly, others after gathering each output element's two
-    /// contracted vectors into rows.
-    fn row_dot(
-        &self,
-        pass: &mut Recording,
-        layer: usize,
-        normalize: bool,
-        axes: [usize; 2],
-        ins: &[(&wgpu::Buffer, &[usize])],
-        out: &wgpu::Buffer,
-    ) -> Result<()> {
-        let (a, b) = (ins[0], ins[1]);
-        let (rows, k, gathered);
-        let (x, y) = if a.1.len() == 2 && b.1.len() == 2 {
-            (rows, k) = (a.1[0], a.1[1]);
-            (a.0, b.0)
-        } else {
-            let key: Vec<usize> =
-                a.1.iter()
-                    .chain([&usize::MAX])
-                    .chain(b.1)
-                    .copied()
-                    .collect();
-            let (shape, maps) = self.cached((layer, "dot", key), || {
-                let (rows, k, am, bm) = crate::layers::dot_row_maps(axes, a.1, b.1);
-                let up = |m: &[u32]| self.upload_slice("dot", bytemuck::cast_slice(m));
-                Ok((vec![rows, k], vec![up(&am), up(&bm)]))
-            })?;
-            (rows, k) = (shape[0], shape[1]);
-            let temp = |label| {
-                self.dev.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some(label),
-                    size: (rows * k * 4).max(4) as u64,
-                    usage: wgpu::BufferUsages::STORAGE,
-                    mapped_at_creation: false,
-                })
-            };
-            gathered = [temp("dot rows a"), temp("dot rows b")];
-            self.gather(pass, a.0, &maps[0], rows * k, &gathered[0])?;
-            self.gather(pass, b.0, &maps[1], rows * k, &gathered[1])?;
-            (&gathered[0], &gathered[1])
-        };
-        let u = [rows as u32, k as u32, u32::from(normalize), 0];
-        self.dispatch(
-            pass,
-            kernels::ROW_DOT,
-            bytemuck::cast_slice(&u),
-            &[x, y, out],
-            self.grid(rows)?,
-        )
     }
 
     pub(crate) fn gather(
@@ -1659,103 +708,6 @@ impl<'m> GpuModel<'m> {
             [n as u32, 0, 0, 0],
             &[src, index, dst],
             n,
-        )
-    }
-
-    /// n-ary merge as a chain of binary dispatches (`b` broadcast by strides).
-    fn binary(
-        &self,
-        pass: &mut Recording,
-        op: BinaryOp,
-        ins: &[(&wgpu::Buffer, &[usize])],
-        out: (&wgpu::Buffer, &[usize]),
-    ) -> Result<()> {
-        let numel = out.1.iter().product::<usize>();
-        let code = match op {
-            BinaryOp::Add | BinaryOp::Average => 0u32,
-            BinaryOp::Multiply => 1,
-            BinaryOp::Maximum => 2,
-            BinaryOp::Minimum => 3,
-            BinaryOp::Subtract => 5,
-        };
-        // Intermediate sums alternate between (at most) two temporaries: `acc` is read from one
-        // while the next is written into the other.
-        let temps = (0..2.min(ins.len().saturating_sub(2)))
-            .map(|_| {
-                self.dev.checked("allocating a merge temporary", || {
-                    self.dev.device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some("merge"),
-                        size: (numel * 4).max(4) as u64,
-                        usage: wgpu::BufferUsages::STORAGE,
-                        mapped_at_creation: false,
-                    })
-                })
-            })
-            .collect::<Result<Vec<wgpu::Buffer>>>()?;
-        let mut acc = ins[0];
-        for (j, b) in ins.iter().enumerate().skip(1) {
-            // The full-shape operand goes first; only the second one may broadcast. Swapping
-            // the operands of a subtraction turns it into the reversed one.
-            let swap = acc.1 != out.1;
-            let (x, y) = if swap { (*b, acc) } else { (acc, *b) };
-            if x.1 != out.1 {
-                return Err(Error::Model(
-                    "both operands broadcast; not supported on the GPU yet".into(),
-                ));
-            }
-            let code = if swap && code == 5 { 6 } else { code };
-            let last = j == ins.len() - 1;
-            let dst: &wgpu::Buffer = if last { out.0 } else { &temps[(j - 1) % 2] };
-            let scale = if last && op == BinaryOp::Average {
-                1.0 / ins.len() as f32
-            } else {
-                1.0
-            };
-            self.binary_code(pass, code, scale, x, y, dst, out.1)?;
-            acc = (dst, out.1);
-        }
-        Ok(())
-    }
-
-    /// One binary dispatch: `dst = (x op y) * scale`, `x` of the output's shape, `y` broadcast
-    /// (aligned on the right; a dimension of 1 repeats).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn binary_code(
-        &self,
-        pass: &mut Recording,
-        code: u32,
-        scale: f32,
-        x: (&wgpu::Buffer, &[usize]),
-        y: (&wgpu::Buffer, &[usize]),
-        dst: &wgpu::Buffer,
-        shape: &[usize],
-    ) -> Result<()> {
-        let rank = shape.len();
-        if rank > 6 {
-            return Err(Error::Model(
-                "merges above rank 6 are not supported on the GPU".into(),
-            ));
-        }
-        let numel = shape.iter().product::<usize>();
-        let mut u = [0u32; 20];
-        u[0] = numel as u32;
-        u[1] = code;
-        u[2] = rank as u32;
-        u[3] = scale.to_bits();
-        let ys = strides(y.1);
-        for d in 0..rank {
-            u[4 + d] = shape[d] as u32;
-            u[12 + d] = match (d + y.1.len()).checked_sub(rank) {
-                Some(yd) if y.1[yd] == shape[d] => ys[yd] as u32,
-                _ => 0,
-            };
-        }
-        self.dispatch(
-            pass,
-            kernels::BINARY,
-            bytemuck::cast_slice(&u),
-            &[x.0, y.0, dst],
-            self.grid(numel)?,
         )
     }
 
@@ -1825,7 +777,7 @@ impl<'d> BufferPool<'d> {
     fn assign(
         &mut self,
         plan: &super::graph::Plan,
-        params: &[Params],
+        params: &[Box<dyn ops::Primitive>],
         shapes: &[Vec<usize>],
     ) -> Vec<usize> {
         const PINNED: usize = usize::MAX / 2;
@@ -1845,7 +797,7 @@ impl<'d> BufferPool<'d> {
             pending.push(PINNED);
         }
         for op in &plan.ops {
-            let b = if let Params::Identity = params[op.layer] {
+            let b = if params[op.layer].aliases_input() {
                 buffer_of[op.inputs[0]]
             } else {
                 self.take(bytes_of(&shapes[op.output]))

@@ -74,7 +74,7 @@ impl Primitive for Attention {
         };
         let (query, value) = (ins[0], ins[1]);
         let key = a.roles.key.map_or(value, |i| ins[i]);
-        let keras_mask = pass.1.clone();
+        let keras_mask = pass.mask.clone();
         if keras_mask.is_some() {
             a.check_keras_mask(std::ptr::eq(query.0, value.0) && std::ptr::eq(key.0, value.0))?;
         }

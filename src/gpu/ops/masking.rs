@@ -3,6 +3,7 @@
 
 use super::{Arg, Primitive};
 use crate::error::Result;
+use crate::gpu::ids::MaskId;
 use crate::model::gpu::{GpuModel, Recording};
 
 /// The mask value.
@@ -19,7 +20,15 @@ impl Primitive for Masking {
         let n = out.1.iter().product::<usize>();
         let f = (*ins[0].1.last().unwrap_or(&1)).max(1);
         let keep = gpu.temp("masking", n / f);
-        gpu.mask_kernel(pass, 1, self.0, (ins[0].0, f), gpu.dummy(), &keep, n / f)?;
-        gpu.mask_kernel(pass, 2, 0.0, (ins[0].0, f), &keep, out.0, n)
+        gpu.mask_kernel(
+            pass,
+            MaskId::FromFeatures,
+            self.0,
+            (ins[0].0, f),
+            gpu.dummy(),
+            &keep,
+            n / f,
+        )?;
+        gpu.mask_kernel(pass, MaskId::Apply, 0.0, (ins[0].0, f), &keep, out.0, n)
     }
 }

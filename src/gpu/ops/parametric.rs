@@ -18,7 +18,7 @@ impl Primitive for Parametric {
         ins: &[Arg<'_>],
         out: Arg<'_>,
     ) -> Result<()> {
-        let (id, param) = self.0.gpu_id();
+        let (id, param) = crate::gpu::ids::parametric_id(self.0);
         let n = out.1.iter().product::<usize>();
         gpu.activate(pass, ins[0].0, out.0, n, (id, param))
     }
@@ -49,6 +49,12 @@ impl Primitive for PRelu {
     ) -> Result<()> {
         // A leading 1 for the batch.
         let shape: Vec<usize> = [1].into_iter().chain(self.shape.iter().copied()).collect();
-        gpu.binary_code(pass, 4, 1.0, ins[0], (&self.alpha, &shape), out.0, out.1)
+        gpu.binary_code(
+            pass,
+            (crate::gpu::ids::BinaryId::PRelu, 1.0),
+            ins[0],
+            (&self.alpha, &shape),
+            out,
+        )
     }
 }

@@ -38,7 +38,7 @@ impl Primitive for WindowReduce {
         };
         let (shape, index) =
             gpu.index_map(self.layer, "windows", ins[0].1, || map.gather_map(ins[0].1))?;
-        let mask = pass.1.clone().filter(|_| self.masked);
+        let mask = pass.mask.clone().filter(|_| self.masked);
         let u = Uniform {
             rows: shape[0] as u32,
             window: shape[1] as u32,
