@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::format::synthetic;
 use crate::gpu::Device;
 use crate::model::gpu::GpuModel;
+use crate::layers::GpuForm;
 use crate::model::Model;
 use crate::tensor::Tensor;
 use serde_json::{json, Value};
@@ -34,8 +35,10 @@ pub struct Case {
 /// One measured row of [`run`].
 #[derive(Clone, Debug)]
 pub struct Timing {
-    /// The case's name.
-    pub case: &'static str,
+    /// The case's name (a built-in case, or the model's file stem).
+    pub case: String,
+    /// The batch size.
+    pub batch: usize,
     /// `cpu` or `gpu`.
     pub backend: &'static str,
     /// Seconds per predict.
@@ -160,7 +163,8 @@ fn time(repeat: usize, mut f: impl FnMut() -> Result<()>) -> Result<Stat> {
 
 fn timing(case: &Case, backend: &'static str, secs: Stat) -> Timing {
     Timing {
-        case: case.name,
+        case: case.name.to_string(),
+        batch: case.input.shape[0],
         backend,
         secs,
         gflops: case.flops / secs.median.max(1e-12) / 1e9,
@@ -184,6 +188,115 @@ pub fn run(dev: Option<&Device>, repeat: usize, gpu_repeat: usize) -> Result<Vec
             let x = std::slice::from_ref(&case.input);
             let secs = time(gpu_repeat, || gm.predict(x).map(drop))?;
             rows.push(timing(case, "gpu", secs));
+        }
+    }
+    Ok(rows)
+}
+
+/// Floating-point operations of one predict on `inputs`, multiply-adds counted as two: the
+/// products (Dense and EinsumDense, convolutions, depthwise and separable convolutions,
+/// recurrent layers), which dominate every model measured here; element-wise work, pooling and
+/// attention scores are not counted, so GFLOP/s is a lower bound.
+pub fn model_flops(model: &Model, inputs: &[Tensor]) -> Result<f64> {
+    let shapes = model.concrete_shapes(inputs)?;
+    let plan = &model.plan;
+    let mut total = 0.0;
+    for op in &plan.ops {
+        let numel = |s: usize| shapes[s].iter().product::<usize>() as f64;
+        let (input, output) = (op.inputs.first().copied().unwrap_or(op.output), op.output);
+        if let Some(form) = plan.layers[op.layer].gpu() {
+            total += form_flops(&form, shapes[input].as_slice(), numel(input), numel(output));
+        }
+    }
+    Ok(total)
+}
+
+/// [`model_flops`] of one layer's form, given its first input's shape and element counts.
+fn form_flops(form: &GpuForm<'_>, input: &[usize], numel_in: f64, numel_out: f64) -> f64 {
+    let steps = || input.iter().take(2).product::<usize>() as f64; // batch × time
+    match form {
+        GpuForm::Permuted { inner, .. }
+        | GpuForm::MergeTime(inner)
+        | GpuForm::ThenRow { inner, .. } => form_flops(inner, input, numel_in, numel_out),
+        GpuForm::MatMul { kernel, .. } => 2.0 * numel_in * kernel.shape[1] as f64,
+        GpuForm::GatherMatMul { kernel, .. } => 2.0 * numel_out * kernel.shape[0] as f64,
+        GpuForm::Depthwise {
+            depthwise,
+            pointwise,
+            ..
+        } => {
+            let r = depthwise.rank();
+            let window: usize = depthwise.shape[..r - 2].iter().product();
+            let mid = (depthwise.shape[r - 2] * depthwise.shape[r - 1]) as f64;
+            match pointwise {
+                Some(p) => {
+                    let f = p.shape[p.rank() - 1] as f64;
+                    let rows = numel_out / f;
+                    2.0 * rows * mid * (window as f64 + f)
+                }
+                None => 2.0 * numel_out * window as f64,
+            }
+        }
+        GpuForm::Recurrent(r) => recurrent_flops(r, steps()),
+        GpuForm::Stack(cells) => cells.iter().map(|r| recurrent_flops(r, steps())).sum(),
+        GpuForm::Bidirectional(b) => {
+            recurrent_flops(&b.forward, steps()) + recurrent_flops(&b.backward, steps())
+        }
+        _ => 0.0,
+    }
+}
+
+fn recurrent_flops(r: &crate::layers::Recurrent, rows: f64) -> f64 {
+    let (f, g, u) = (r.kernel.shape[0], r.cell.gates(), r.units());
+    2.0 * rows * ((f + u) * g * u) as f64
+}
+
+/// Time `model` at each batch size on the CPU backend and, with `dev`, on the GPU (its weights
+/// uploaded once and bound in place, as a [`crate::Session`] does): `repeat` predicts each after
+/// a warm-up, inputs drawn from the model's input domain ([`crate::verify::random_inputs`]).
+pub fn run_model(
+    model: Model,
+    name: &str,
+    (cpu, dev): (bool, Option<&Device>),
+    batches: &[usize],
+    repeat: usize,
+) -> Result<Vec<Timing>> {
+    match dev {
+        Some(d) => {
+            let session = crate::Session::open(d, model)?;
+            measure(session.model(), Some(&session), (name, cpu), batches, repeat)
+        }
+        None => measure(&model, None, (name, cpu), batches, repeat),
+    }
+}
+
+/// [`run_model`] once the model is loaded (and, for the GPU, its session open).
+fn measure(
+    model: &Model,
+    session: Option<&crate::Session>,
+    (name, cpu): (&str, bool),
+    batches: &[usize],
+    repeat: usize,
+) -> Result<Vec<Timing>> {
+    let mut rows = Vec::new();
+    for &batch in batches {
+        let inputs = crate::verify::random_inputs(model, 7, batch.max(1));
+        let flops = model_flops(model, &inputs)?;
+        let row = |backend, secs: Stat| Timing {
+            case: name.to_string(),
+            batch,
+            backend,
+            secs,
+            gflops: flops / secs.median.max(1e-12) / 1e9,
+            steps_per_s: None,
+        };
+        if cpu {
+            let secs = time(repeat, || model.predict(&inputs).map(drop))?;
+            rows.push(row("cpu", secs));
+        }
+        if let Some(s) = session {
+            let secs = time(repeat, || s.predict(&inputs).map(drop))?;
+            rows.push(row("gpu", secs));
         }
     }
     Ok(rows)

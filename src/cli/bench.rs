@@ -31,8 +31,11 @@ pub struct BenchArgs {
     /// Sweep the tensor count (10 … 100,000) at a fixed total size instead.
     #[arg(long)]
     sweep: bool,
-    /// Time predictions instead (MLP and CNN on the CPU backend and the GPU, and a 1024³ matmul
-    /// on the GPU); `tools/tfjs-fixtures/bench-predict.mjs` compares them with TF.js.
+    /// Time predictions instead: of `--model` at each `--batch` (inputs drawn from the model's
+    /// input domain; `--device cpu|gpu` one backend, `auto` the CPU and a hardware GPU), or of
+    /// the built-in MLP, CNN and LSTM (and a 1024³ matmul on the GPU).
+    /// `tools/bench-predict.py` runs Keras (TensorFlow CPU) on the same files and prints ratios;
+    /// `tools/tfjs-fixtures/bench-predict.mjs` does TF.js.
     #[arg(long)]
     predict: bool,
     /// Measure the peak resident memory of one prediction instead, per path (CPU; GPU on the
@@ -42,6 +45,9 @@ pub struct BenchArgs {
     /// Keep the synthetic model in this directory (e.g. to measure TF.js on the same files).
     #[arg(long)]
     keep_model: Option<PathBuf>,
+    /// Batch sizes for `--predict --model`, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    batch: Vec<usize>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -85,7 +91,10 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
     let dev = choose_device(args.device)?;
     let device_secs = t.elapsed().as_secs_f64();
     if args.predict {
-        return predict(dev.as_ref(), &args);
+        return match &args.model {
+            Some(m) => predict_model(m, dev.as_ref(), &args),
+            None => predict(dev.as_ref(), &args),
+        };
     }
     let scratch = tempfile::tempdir().map_err(|e| Error::io("temporary directory", e))?;
     let opts = Options {
@@ -153,30 +162,61 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
 fn predict(dev: Option<&layercake::gpu::Device>, args: &BenchArgs) -> Result<(), Failure> {
     let gpu_repeat = args.repeat.min(3);
     let rows = bench::predict::run(dev, args.repeat, gpu_repeat)?;
-    for r in &rows {
-        let ms = |s: f64| s * 1e3;
-        if args.json {
+    print_timings(&rows, args.json);
+    Ok(())
+}
+
+/// `layercake bench --predict --model M`: every batch size on the chosen backends.
+fn predict_model(
+    path: &std::path::Path,
+    dev: Option<&layercake::gpu::Device>,
+    args: &BenchArgs,
+) -> Result<(), Failure> {
+    let model = layercake::model::Model::load(path)?;
+    let name = model_name(path);
+    let cpu = !matches!(args.device, DeviceArg::Gpu);
+    let backends = (cpu, dev);
+    let rows = bench::predict::run_model(model, &name, backends, &args.batch, args.repeat)?;
+    print_timings(&rows, args.json);
+    Ok(())
+}
+
+/// A model's display name: its directory's name for a model.json, else the file stem.
+fn model_name(path: &std::path::Path) -> String {
+    let p = if path.file_name().is_some_and(|n| n == "model.json") {
+        path.parent().unwrap_or(path)
+    } else {
+        path
+    };
+    let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned());
+    stem.unwrap_or_else(|| path.display().to_string())
+}
+
+fn print_timings(rows: &[bench::predict::Timing], json: bool) {
+    let ms = |s: f64| s * 1e3;
+    for r in rows {
+        if json {
             println!(
                 "{}",
-                serde_json::json!({"case": r.case, "backend": r.backend, "ms": {"median": ms(r.secs.median), "min": ms(r.secs.min), "max": ms(r.secs.max)}, "gflops": r.gflops, "steps_per_s": r.steps_per_s})
+                serde_json::json!({"case": r.case, "batch": r.batch, "backend": r.backend, "ms": {"median": ms(r.secs.median), "min": ms(r.secs.min), "max": ms(r.secs.max)}, "gflops": r.gflops, "steps_per_s": r.steps_per_s, "items_per_s": r.batch as f64 / r.secs.median.max(1e-12)})
             );
-        } else {
-            let steps = r
-                .steps_per_s
-                .map(|s| format!("  {s:>9.0} steps/s"))
-                .unwrap_or_default();
-            println!(
-                "{:<11} {:<4} {:>9.2} ms  ({:.2}–{:.2})  {:>6.2} GFLOP/s{steps}",
-                r.case,
-                r.backend,
-                ms(r.secs.median),
-                ms(r.secs.min),
-                ms(r.secs.max),
-                r.gflops
-            );
+            continue;
         }
+        let steps = r
+            .steps_per_s
+            .map(|s| format!("  {s:>9.0} steps/s"))
+            .unwrap_or_default();
+        println!(
+            "{:<16} b{:<3} {:<4} {:>9.2} ms  ({:.2}–{:.2})  {:>6.2} GFLOP/s{steps}",
+            r.case,
+            r.batch,
+            r.backend,
+            ms(r.secs.median),
+            ms(r.secs.min),
+            ms(r.secs.max),
+            r.gflops
+        );
     }
-    Ok(())
 }
 
 /// `--memory`: one row per path, the peak beside the model's stored bytes.

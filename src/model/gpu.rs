@@ -349,7 +349,7 @@ impl<'m> GpuModel<'m> {
     /// Assign buffers and record every dispatch for these inputs' shapes.
     fn plan(&self, inputs: &[Tensor]) -> Result<Execution> {
         let plan = &self.model.plan;
-        let shapes = self.concrete_shapes(inputs)?;
+        let shapes = self.model.concrete_shapes(inputs)?;
         let mut pool = BufferPool::new(&self.dev);
         let buffer_of = self.dev.checked("allocating activation buffers", || {
             pool.assign(plan, &self.params, &shapes)
@@ -399,38 +399,6 @@ impl<'m> GpuModel<'m> {
         })
     }
 
-    /// Every slot's shape for these inputs.
-    fn concrete_shapes(&self, inputs: &[Tensor]) -> Result<Vec<Vec<usize>>> {
-        let plan = &self.model.plan;
-        let mut shapes = vec![Vec::new(); plan.slot_shapes.len()];
-        for (port, t) in plan.inputs.iter().zip(inputs) {
-            shapes[port.slot] = t.shape.clone();
-        }
-        for op in &plan.ops {
-            let ins: Vec<Vec<Option<usize>>> = op
-                .inputs
-                .iter()
-                .map(|&s| shapes[s].iter().map(|&d| Some(d)).collect())
-                .collect();
-            let layer = &plan.layers[op.layer];
-            let all = [layer.output_shape(&ins)?]
-                .into_iter()
-                .chain(layer.extra_output_shapes(&ins)?);
-            for (slot, out) in [op.output].iter().chain(&op.extra).zip(all) {
-                shapes[*slot] = out
-                    .into_iter()
-                    .map(|d| {
-                        d.ok_or_else(|| {
-                            Error::Model(
-                                "an output dimension is unknown for concrete inputs".into(),
-                            )
-                        })
-                    })
-                    .collect::<Result<_>>()?;
-            }
-        }
-        Ok(shapes)
-    }
 
     pub(crate) fn dispatch(
         &self,

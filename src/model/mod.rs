@@ -77,7 +77,7 @@ impl WeightSource for ArtifactWeights<'_> {
 pub struct Model {
     /// The artifacts (spec and mapped weight bytes) the model was loaded from.
     pub artifacts: Artifacts,
-    plan: Plan,
+    pub(crate) plan: Plan,
 }
 
 /// A named tensor, as the fixtures' tensor JSON holds them.
@@ -176,6 +176,39 @@ impl Model {
                 )
             })
             .collect()
+    }
+
+    /// Every slot's shape (plan order) for these inputs.
+    pub fn concrete_shapes(&self, inputs: &[Tensor]) -> Result<Vec<Vec<usize>>> {
+        let plan = &self.plan;
+        let mut shapes = vec![Vec::new(); plan.slot_shapes.len()];
+        for (port, t) in plan.inputs.iter().zip(inputs) {
+            shapes[port.slot] = t.shape.clone();
+        }
+        for op in &plan.ops {
+            let ins: Vec<Vec<Option<usize>>> = op
+                .inputs
+                .iter()
+                .map(|&s| shapes[s].iter().map(|&d| Some(d)).collect())
+                .collect();
+            let layer = &plan.layers[op.layer];
+            let all = [layer.output_shape(&ins)?]
+                .into_iter()
+                .chain(layer.extra_output_shapes(&ins)?);
+            for (slot, out) in [op.output].iter().chain(&op.extra).zip(all) {
+                shapes[*slot] = out
+                    .into_iter()
+                    .map(|d| {
+                        d.ok_or_else(|| {
+                            Error::Model(
+                                "an output dimension is unknown for concrete inputs".into(),
+                            )
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+            }
+        }
+        Ok(shapes)
     }
 
     /// Run the model on the CPU reference backend. Inputs in the order of [`Model::inputs`].
