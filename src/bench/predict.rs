@@ -11,8 +11,8 @@ use super::Stat;
 use crate::error::Result;
 use crate::format::synthetic;
 use crate::gpu::Device;
-use crate::model::gpu::GpuModel;
 use crate::layers::GpuForm;
+use crate::model::gpu::GpuModel;
 use crate::model::Model;
 use crate::tensor::Tensor;
 use serde_json::{json, Value};
@@ -264,7 +264,13 @@ pub fn run_model(
     match dev {
         Some(d) => {
             let session = crate::Session::open(d, model)?;
-            measure(session.model(), Some(&session), (name, cpu), batches, repeat)
+            measure(
+                session.model(),
+                Some(&session),
+                (name, cpu),
+                batches,
+                repeat,
+            )
         }
         None => measure(&model, None, (name, cpu), batches, repeat),
     }

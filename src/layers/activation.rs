@@ -231,6 +231,19 @@ impl Activation {
             Activation::Sparsemax => data.chunks_mut(last.max(1)).for_each(sparsemax_row),
             Activation::Relu => data.iter_mut().for_each(|x| *x = x.max(0.0)),
             Activation::Relu6 => data.iter_mut().for_each(|x| *x = x.clamp(0.0, 6.0)),
+            Activation::Sigmoid => crate::cpu::vmath::sigmoid(data),
+            Activation::Tanh => crate::cpu::vmath::tanh(data),
+            Activation::Swish => crate::cpu::vmath::swish(data),
+            Activation::Exponential => crate::cpu::vmath::exp(data),
+            Activation::HardSigmoid => data
+                .iter_mut()
+                .for_each(|x| *x = (0.2 * *x + 0.5).clamp(0.0, 1.0)),
+            Activation::HardSigmoidKeras3 => data
+                .iter_mut()
+                .for_each(|x| *x = (*x / 6.0 + 0.5).clamp(0.0, 1.0)),
+            Activation::HardSilu => data
+                .iter_mut()
+                .for_each(|x| *x = *x * (*x + 3.0).clamp(0.0, 6.0) / 6.0),
             f => data
                 .iter_mut()
                 .for_each(|x| *x = f.scalar(*x as f64) as f32),

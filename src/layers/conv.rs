@@ -165,6 +165,14 @@ impl<'g> Im2col<'g> {
         }
     }
 
+    /// Whether each im2col row is one input pixel (1×1 kernel, stride 1, no padding): the
+    /// matrix is the input itself.
+    pub(super) fn is_identity(&self) -> bool {
+        self.row_len == self.cin
+            && self.g.strides.iter().all(|&s| s == 1)
+            && self.pads.iter().all(|&p| p == 0)
+    }
+
     /// Write row `r` (batch-major) of the im2col matrix of `x` into `row`.
     pub(super) fn fill(&self, x: &[f32], r: usize, row: &mut [f32]) {
         self.fill_with(x, r, row, 0.0);
@@ -384,12 +392,18 @@ impl Layer for Conv {
         }
         let cols = Im2col::new(&self.geometry, spatial, cin);
         let rows = (batch * cols.n_out, cols.row_len);
+        let fill = |r: usize, row: &mut [f32]| cols.fill(&x.data, r, row);
+        let source = if cols.is_identity() {
+            Rows::Direct(&x.data)
+        } else {
+            Rows::Fill(&fill)
+        };
         let result = lowered_product(
             &self.kernel_2d,
             self.bias.as_ref(),
             self.activation,
             rows,
-            |r, row| cols.fill(&x.data, r, row),
+            source,
         );
         let out = cols.out.clone();
         let shape = [batch].into_iter().chain(out).chain([f]).collect();
@@ -417,17 +431,30 @@ fn lowered_product(
     bias: Option<&Tensor>,
     activation: Activation,
     (rows, kk): (usize, usize),
-    fill: impl Fn(usize, &mut [f32]) + Sync,
+    source: Rows<'_>,
 ) -> Vec<f32> {
     let f = kernel_2d.shape[1];
     let mut out = vec![0.0f32; rows * f];
-    cpu::matmul_rows((rows, kk, f), &kernel_2d.data, &mut out, fill, |block| {
+    let finish = |block: &mut [f32]| {
         if let Some(b) = bias {
             cpu::add_bias(block, &b.data);
         }
         activation.apply(block, f);
-    });
+    };
+    let dims = (rows, kk, f);
+    match source {
+        Rows::Fill(fill) => cpu::matmul_rows(dims, &kernel_2d.data, &mut out, fill, finish),
+        Rows::Direct(a) => cpu::matmul_blocks(a, dims, &kernel_2d.data, &mut out, finish),
+    }
     out
+}
+
+/// Where a lowered convolution's im2col rows come from.
+pub(super) enum Rows<'a> {
+    /// Built on demand, block by block.
+    Fill(&'a (dyn Fn(usize, &mut [f32]) + Sync)),
+    /// The input itself (1×1 kernel, stride 1, no padding).
+    Direct(&'a [f32]),
 }
 
 /// The GPU form of a lowered convolution: gather by `map`, then the matmul (channels_first
@@ -650,20 +677,21 @@ impl Layer for ConvTranspose {
         let (rows_shape, map) = self.gather_map(&x.shape)?;
         let kk = rows_shape[1];
         let rows = (rows_shape[0], kk);
+        let fill = |r: usize, row: &mut [f32]| {
+            for (v, &i) in row.iter_mut().zip(&map[r * kk..(r + 1) * kk]) {
+                *v = if i == super::GATHER_PAD {
+                    0.0
+                } else {
+                    x.data[i as usize]
+                };
+            }
+        };
         let out = lowered_product(
             &self.kernel_2d,
             self.bias.as_ref(),
             self.activation,
             rows,
-            |r, row| {
-                for (v, &i) in row.iter_mut().zip(&map[r * kk..(r + 1) * kk]) {
-                    *v = if i == super::GATHER_PAD {
-                        0.0
-                    } else {
-                        x.data[i as usize]
-                    };
-                }
-            },
+            Rows::Fill(&fill),
         );
         let rank = x.rank();
         let spatial: Vec<usize> = (1..rank - 1)

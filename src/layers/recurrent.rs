@@ -161,37 +161,73 @@ impl Recurrent {
     ) -> (Vec<f32>, Vec<f32>) {
         let (u, g) = (self.units(), self.cell.gates());
         let mut hu = vec![0.0f32; b * g * u];
-        cpu::matmul(h, &self.recurrent.data, &mut hu, b, u, g * u);
+        // A step's product is small (batch rows): threads would cost more than they save.
+        let threads = if b * u * g * u >= 1 << 22 {
+            cpu::Threads::All
+        } else {
+            cpu::Threads::One
+        };
+        cpu::matmul_with(h, &self.recurrent.data, &mut hu, (b, u, g * u), threads);
         cpu::add_bias(&mut hu, &self.recurrent_bias.data);
-        let (act, gate) = (self.activation, self.gate_activation);
         let (mut nh, mut nc) = (vec![0.0f32; b * u], c.to_vec());
-        for r in 0..b {
-            let x = &xw[(r * t + step) * g * u..(r * t + step + 1) * g * u];
-            let hr = &hu[r * g * u..(r + 1) * g * u];
-            let hp = &h[r * u..(r + 1) * u];
-            for j in 0..u {
-                let z = |k: usize| x[k * u + j] + hr[k * u + j];
-                nh[r * u + j] = match self.cell {
-                    Cell::Simple => act.of(z(0)),
-                    Cell::Lstm => {
-                        let (i, f, o) = (gate.of(z(0)), gate.of(z(1)), gate.of(z(3)));
-                        let cj = f * c[r * u + j] + i * act.of(z(2));
-                        nc[r * u + j] = cj;
-                        o * act.of(cj)
-                    }
-                    Cell::Gru { reset_after: true } => {
-                        let (zg, rg) = (gate.of(z(0)), gate.of(z(1)));
-                        let hh = act.of(x[2 * u + j] + rg * hr[2 * u + j]);
-                        zg * hp[j] + (1.0 - zg) * hh
-                    }
-                    Cell::Gru { reset_after: false } => gate.of(z(1)), // r, finished below
-                };
-            }
-        }
         if let Cell::Gru { reset_after: false } = self.cell {
+            for (r, row) in nh.chunks_mut(u).enumerate() {
+                let x = &xw[(r * t + step) * g * u..][..g * u];
+                let z: Vec<f32> = (0..u).map(|j| x[u + j] + hu[r * g * u + u + j]).collect();
+                row.copy_from_slice(&z);
+                self.gate_activation.apply(row, u); // r, finished below
+            }
             self.gru_candidate(xw, step, t, h, &mut nh, &hu, b);
+            return (nh, nc);
+        }
+        for r in 0..b {
+            let x = &xw[(r * t + step) * g * u..][..g * u];
+            let z = &mut hu[r * g * u..][..g * u];
+            let rows = (&mut nh[r * u..][..u], &mut nc[r * u..][..u]);
+            self.cell_row(x, z, &h[r * u..][..u], rows);
         }
         (nh, nc)
+    }
+
+    /// One batch row of a SimpleRNN, LSTM or GRU (`reset_after`) step: `x` the row's input
+    /// projection, `z` its recurrent product (overwritten), `hp` the previous h; writes h (and c,
+    /// which holds the previous c on entry).
+    fn cell_row(&self, x: &[f32], z: &mut [f32], hp: &[f32], (h, c): (&mut [f32], &mut [f32])) {
+        let (act, gate, u) = (self.activation, self.gate_activation, self.units());
+        let add = |z: &mut [f32], x: &[f32]| z.iter_mut().zip(x).for_each(|(z, x)| *z += x);
+        match self.cell {
+            Cell::Simple => {
+                add(z, x);
+                act.apply(z, u);
+                h.copy_from_slice(z);
+            }
+            Cell::Lstm => {
+                add(z, x);
+                let (ifg, rest) = z.split_at_mut(2 * u);
+                let (cand, o) = rest.split_at_mut(u);
+                gate.apply(ifg, u);
+                act.apply(cand, u);
+                gate.apply(o, u);
+                for j in 0..u {
+                    c[j] = ifg[u + j] * c[j] + ifg[j] * cand[j];
+                }
+                h.copy_from_slice(c);
+                act.apply(h, u);
+                h.iter_mut().zip(o.iter()).for_each(|(h, o)| *h *= o);
+            }
+            Cell::Gru { .. } => {
+                let (zr, hr) = z.split_at_mut(2 * u);
+                add(zr, &x[..2 * u]);
+                gate.apply(zr, u);
+                for j in 0..u {
+                    hr[j] = x[2 * u + j] + zr[u + j] * hr[j];
+                }
+                act.apply(hr, u);
+                for j in 0..u {
+                    h[j] = zr[j] * hp[j] + (1.0 - zr[j]) * hr[j];
+                }
+            }
+        }
     }
 
     /// GRU without `reset_after`: `nh` holds r on entry; `hh = act(xh + (r*h)·U_h)`.

@@ -399,7 +399,6 @@ impl<'m> GpuModel<'m> {
         })
     }
 
-
     pub(crate) fn dispatch(
         &self,
         pass: &mut Recording,

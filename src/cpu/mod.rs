@@ -1,6 +1,8 @@
 //! Shared CPU kernels of the reference implementation: matrix multiply (the `gemm` crate, the
 //! SGEMM behind candle) and broadcasting.
 
+pub mod vmath;
+
 use rayon::prelude::*;
 
 /// How a matrix product may use threads.
@@ -139,16 +141,51 @@ pub fn matmul_rows(
     if n == 0 {
         return;
     }
+    thread_local! {
+        // Each worker's block of `A`, kept between calls: no allocation or zeroing per block
+        // (`fill` writes every value of its row).
+        static BLOCK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
     c[..m * n]
         .par_chunks_mut(ROW_BLOCK * n)
         .enumerate()
         .for_each(|(blk, out)| {
             let rows = out.len() / n;
-            let mut a = vec![0.0f32; rows * k];
-            for (r, row) in a.chunks_exact_mut(k.max(1)).enumerate().take(rows) {
-                fill(blk * ROW_BLOCK + r, row);
-            }
-            matmul_with(&a, b, out, (rows, k, n), Threads::One);
+            BLOCK.with_borrow_mut(|a| {
+                if a.len() < rows * k {
+                    a.resize(rows * k, 0.0);
+                }
+                let a = &mut a[..rows * k];
+                for (r, row) in a.chunks_exact_mut(k.max(1)).enumerate().take(rows) {
+                    fill(blk * ROW_BLOCK + r, row);
+                }
+                matmul_with(a, b, out, (rows, k, n), Threads::One);
+            });
+            finish(out);
+        });
+}
+
+/// `c[m×n] = a[m×k] · b[k×n]` in parallel blocks of rows, `finish(block_of_c)` running on each
+/// block while it is hot (a 1×1 convolution: its im2col is its input).
+pub fn matmul_blocks(
+    a: &[f32],
+    (m, k, n): (usize, usize, usize),
+    b: &[f32],
+    c: &mut [f32],
+    finish: impl Fn(&mut [f32]) + Sync,
+) {
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "matmul operand sizes"
+    );
+    if n == 0 || k == 0 {
+        return matmul_rows((m, k, n), b, c, |_, _| {}, finish);
+    }
+    c[..m * n]
+        .par_chunks_mut(ROW_BLOCK * n)
+        .zip(a[..m * k].par_chunks(ROW_BLOCK * k))
+        .for_each(|(out, a)| {
+            matmul_with(a, b, out, (out.len() / n, k, n), Threads::One);
             finish(out);
         });
 }
