@@ -355,6 +355,16 @@ impl Layer for Elementwise {
         t.data.iter_mut().for_each(|x| *x = self.op.apply(*x));
         Ok(t)
     }
+    fn forward_in_place(&self, x: &mut Tensor) -> Option<Result<()>> {
+        x.data.iter_mut().for_each(|v| *v = self.op.apply(*v));
+        Some(Ok(()))
+    }
+    fn row_epilogue(&self) -> Option<super::RowFn<'_>> {
+        let op = self.op;
+        Some(Box::new(move |block: &mut [f32]| {
+            block.iter_mut().for_each(|v| *v = op.apply(*v))
+        }))
+    }
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
         Some(super::GpuForm::Parametric(self.op))
     }
@@ -378,6 +388,16 @@ impl Layer for ActivationLayer {
         let last = t.shape.last().copied().unwrap_or(1);
         self.f.apply(&mut t.data, last);
         Ok(t)
+    }
+    fn forward_in_place(&self, x: &mut Tensor) -> Option<Result<()>> {
+        let last = x.shape.last().copied().unwrap_or(1);
+        self.f.apply(&mut x.data, last);
+        Some(Ok(()))
+    }
+    fn row_epilogue(&self) -> Option<super::RowFn<'_>> {
+        // Row-wise activations (softmax) need the row length, which the block does not carry.
+        let f = self.f;
+        (!f.is_row_wise()).then(|| Box::new(move |b: &mut [f32]| f.apply(b, 1)) as super::RowFn<'_>)
     }
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
         Some(super::GpuForm::Affine {

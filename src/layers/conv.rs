@@ -378,6 +378,25 @@ impl Layer for Conv {
     }
 
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        self.forward_with(inputs, None)
+    }
+    fn forward_then(&self, inputs: &[&Tensor], then: &super::RowFn<'_>) -> Option<Result<Tensor>> {
+        (!self.channels_first).then(|| self.forward_with(inputs, Some(then)))
+    }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        Some(lowered_gpu(
+            self.channels_first,
+            self,
+            &self.kernel_2d,
+            self.bias.as_ref(),
+            self.activation,
+        ))
+    }
+}
+
+impl Conv {
+    /// [`Layer::forward`], `then` run on each output block after the bias and activation.
+    fn forward_with(&self, inputs: &[&Tensor], then: Option<&super::RowFn<'_>>) -> Result<Tensor> {
         let x = to_channels_last(one(inputs, &self.name)?, self.channels_first);
         let rank = x.rank();
         let (batch, cin) = (x.shape[0], x.shape[rank - 1]);
@@ -404,21 +423,13 @@ impl Layer for Conv {
             self.activation,
             rows,
             source,
+            then,
         );
         let out = cols.out.clone();
         let shape = [batch].into_iter().chain(out).chain([f]).collect();
         Ok(from_channels_last(
             Tensor::new(shape, result)?,
             self.channels_first,
-        ))
-    }
-    fn gpu(&self) -> Option<super::GpuForm<'_>> {
-        Some(lowered_gpu(
-            self.channels_first,
-            self,
-            &self.kernel_2d,
-            self.bias.as_ref(),
-            self.activation,
         ))
     }
 }
@@ -432,6 +443,7 @@ fn lowered_product(
     activation: Activation,
     (rows, kk): (usize, usize),
     source: Rows<'_>,
+    then: Option<&super::RowFn<'_>>,
 ) -> Vec<f32> {
     let f = kernel_2d.shape[1];
     let mut out = vec![0.0f32; rows * f];
@@ -440,6 +452,9 @@ fn lowered_product(
             cpu::add_bias(block, &b.data);
         }
         activation.apply(block, f);
+        if let Some(then) = then {
+            then(block);
+        }
     };
     let dims = (rows, kk, f);
     match source {
@@ -692,6 +707,7 @@ impl Layer for ConvTranspose {
             self.activation,
             rows,
             Rows::Fill(&fill),
+            None,
         );
         let rank = x.rank();
         let spatial: Vec<usize> = (1..rank - 1)
@@ -763,7 +779,17 @@ pub(super) fn conv_transpose(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
 
 /// Depthwise convolution (1-D or 2-D, channels_last): kernel `[*k, in, m]`, output channel
 /// `c*m + j`.
-fn depthwise_forward(x: &Tensor, kernel: &Tensor, g: &Geometry) -> Result<Tensor> {
+/// Depthwise convolution of a channels_last `x` with `kernel` (`[*k, cin, m]`), in parallel over
+/// blocks of output pixels; `finish` runs on each block of the output while it is hot (bias and
+/// activation). Each output pixel accumulates, tap by tap, the input pixel under the tap times
+/// the tap's weights: contiguous runs of `cin·m` values, so the inner loop vectorizes.
+fn depthwise_forward(
+    x: &Tensor,
+    kernel: &Tensor,
+    g: &Geometry,
+    finish: impl Fn(&mut [f32]) + Sync,
+) -> Result<Tensor> {
+    use rayon::prelude::*;
     let rank = x.rank();
     let (batch, cin) = (x.shape[0], x.shape[rank - 1]);
     let spatial = &x.shape[1..rank - 1];
@@ -771,23 +797,52 @@ fn depthwise_forward(x: &Tensor, kernel: &Tensor, g: &Geometry) -> Result<Tensor
     let (out, pads) = g.output(spatial);
     let n_out: usize = out.iter().product();
     let n_in: usize = spatial.iter().product();
-    let mut result = vec![0.0f32; batch * n_out * cin * m];
-    for b in 0..batch {
-        let xb = &x.data[b * n_in * cin..];
-        let rb = &mut result[b * n_out * cin * m..];
-        for_each_tap(g, spatial, &out, &pads, |o, src, k| {
-            if let Some(s) = src {
-                for c in 0..cin {
-                    let v = xb[s * cin + c];
-                    for j in 0..m {
-                        rb[(o * cin + c) * m + j] += v * kernel.data[(k * cin + c) * m + j];
+    let window: usize = g.kernel.iter().product();
+    // taps[o · window + k]: the input pixel under tap k of output pixel o (PAD outside).
+    let mut taps = vec![super::GATHER_PAD; n_out * window];
+    for_each_tap(g, spatial, &out, &pads, |o, src, k| {
+        if let Some(s) = src {
+            taps[o * window + k] = s as u32;
+        }
+    });
+    let width = cin * m;
+    let mut result = vec![0.0f32; batch * n_out * width];
+    const PIXELS: usize = 64;
+    result
+        .par_chunks_mut(PIXELS * width.max(1))
+        .enumerate()
+        .for_each(|(blk, chunk)| {
+            for (i, acc) in chunk.chunks_exact_mut(width.max(1)).enumerate() {
+                let row = blk * PIXELS + i;
+                let (b, o) = (row / n_out, row % n_out);
+                let xb = &x.data[b * n_in * cin..(b + 1) * n_in * cin];
+                for (k, &s) in taps[o * window..(o + 1) * window].iter().enumerate() {
+                    if s != super::GATHER_PAD {
+                        let xs = &xb[s as usize * cin..][..cin];
+                        depthwise_tap(acc, xs, &kernel.data[k * width..][..width], m);
                     }
                 }
             }
+            finish(chunk);
         });
-    }
-    let shape = [batch].into_iter().chain(out).chain([cin * m]).collect();
+    let shape = [batch].into_iter().chain(out).chain([width]).collect();
     Tensor::new(shape, result)
+}
+
+/// `acc[c·m + j] += x[c] · w[c·m + j]`.
+#[inline]
+fn depthwise_tap(acc: &mut [f32], x: &[f32], w: &[f32], m: usize) {
+    if m == 1 {
+        for ((a, &v), &w) in acc.iter_mut().zip(x).zip(w) {
+            *a += v * w;
+        }
+        return;
+    }
+    for (c, &v) in x.iter().enumerate() {
+        for j in 0..m {
+            acc[c * m + j] += v * w[c * m + j];
+        }
+    }
 }
 
 struct Depthwise {
@@ -819,24 +874,10 @@ impl Layer for Depthwise {
     }
 
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
-        let x = to_channels_last(one(inputs, &self.name)?, self.channels_first);
-        let mut y = depthwise_forward(&x, &self.depthwise, &self.geometry)?;
-        if let Some(p) = &self.pointwise {
-            let r = p.rank();
-            let (k, f) = (p.shape[r - 2], p.shape[r - 1]);
-            let rows = y.data.len() / k.max(1);
-            let mut z = vec![0.0; rows * f];
-            cpu::matmul(&y.data, &p.data, &mut z, rows, k, f);
-            let mut shape = y.shape.clone();
-            *shape.last_mut().unwrap_or(&mut 0) = f;
-            y = Tensor::new(shape, z)?;
-        }
-        let c = *y.shape.last().unwrap_or(&1);
-        if let Some(bias) = &self.bias {
-            cpu::add_bias(&mut y.data, &bias.data);
-        }
-        self.activation.apply(&mut y.data, c);
-        Ok(from_channels_last(y, self.channels_first))
+        self.forward_with(inputs, None)
+    }
+    fn forward_then(&self, inputs: &[&Tensor], then: &super::RowFn<'_>) -> Option<Result<Tensor>> {
+        (!self.channels_first).then(|| self.forward_with(inputs, Some(then)))
     }
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
         Some(super::cf_wrap(
@@ -849,6 +890,45 @@ impl Layer for Depthwise {
                 activation: self.activation,
             },
         ))
+    }
+}
+
+impl Depthwise {
+    /// [`Layer::forward`], `then` run on each output block after the bias and activation.
+    fn forward_with(&self, inputs: &[&Tensor], then: Option<&super::RowFn<'_>>) -> Result<Tensor> {
+        let x = to_channels_last(one(inputs, &self.name)?, self.channels_first);
+        let r = self.depthwise.rank();
+        let width = self.depthwise.shape[r - 2] * self.depthwise.shape[r - 1];
+        let epilogue = |block: &mut [f32]| {
+            if self.pointwise.is_none() {
+                if let Some(bias) = &self.bias {
+                    cpu::add_bias(block, &bias.data);
+                }
+                self.activation.apply(block, width);
+                if let Some(then) = then {
+                    then(block);
+                }
+            }
+        };
+        let mut y = depthwise_forward(&x, &self.depthwise, &self.geometry, epilogue)?;
+        if let Some(p) = &self.pointwise {
+            let r = p.rank();
+            let (k, f) = (p.shape[r - 2], p.shape[r - 1]);
+            let rows = y.data.len() / k.max(1);
+            let mut z = vec![0.0; rows * f];
+            cpu::matmul(&y.data, &p.data, &mut z, rows, k, f);
+            let mut shape = y.shape.clone();
+            *shape.last_mut().unwrap_or(&mut 0) = f;
+            y = Tensor::new(shape, z)?;
+            if let Some(bias) = &self.bias {
+                cpu::add_bias(&mut y.data, &bias.data);
+            }
+            self.activation.apply(&mut y.data, f);
+            if let Some(then) = then {
+                then(&mut y.data);
+            }
+        }
+        Ok(from_channels_last(y, self.channels_first))
     }
 }
 

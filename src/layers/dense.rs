@@ -26,6 +26,23 @@ impl Layer for Dense {
     }
 
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        self.forward_with(inputs, None)
+    }
+    fn forward_then(&self, inputs: &[&Tensor], then: &super::RowFn<'_>) -> Option<Result<Tensor>> {
+        Some(self.forward_with(inputs, Some(then)))
+    }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        Some(super::GpuForm::MatMul {
+            kernel: &self.kernel,
+            bias: self.bias.as_ref(),
+            activation: self.activation,
+        })
+    }
+}
+
+impl Dense {
+    /// [`Layer::forward`], `then` run on the output after the bias and activation.
+    fn forward_with(&self, inputs: &[&Tensor], then: Option<&super::RowFn<'_>>) -> Result<Tensor> {
         let x = one(inputs, &self.name)?;
         let (k, n) = (self.kernel.shape[0], self.kernel.shape[1]);
         if x.shape.last() != Some(&k) {
@@ -42,17 +59,12 @@ impl Layer for Dense {
             cpu::add_bias(&mut out, &b.data);
         }
         self.activation.apply(&mut out, n);
+        if let Some(then) = then {
+            then(&mut out);
+        }
         let mut shape = x.shape.clone();
         *shape.last_mut().expect("rank ≥ 1") = n;
         Tensor::new(shape, out)
-    }
-
-    fn gpu(&self) -> Option<super::GpuForm<'_>> {
-        Some(super::GpuForm::MatMul {
-            kernel: &self.kernel,
-            bias: self.bias.as_ref(),
-            activation: self.activation,
-        })
     }
 }
 

@@ -42,6 +42,9 @@ use std::collections::HashSet;
 /// A symbolic shape: batch first, `None` for unknown dimensions.
 pub type Shape = Vec<Option<usize>>;
 
+/// A function over blocks of whole rows of a tensor, in place ([`Layer::row_epilogue`]).
+pub type RowFn<'a> = Box<dyn Fn(&mut [f32]) + Sync + 'a>;
+
 /// A built layer.
 pub trait Layer: Send + Sync {
     /// Output shape for these input shapes (batch included).
@@ -52,6 +55,24 @@ pub trait Layer: Send + Sync {
     /// Bidirectional), for these input shapes. Most layers have one output.
     fn extra_output_shapes(&self, _inputs: &[Shape]) -> Result<Vec<Shape>> {
         Ok(Vec::new())
+    }
+    /// Compute the output over the input's own values, for a one-input layer whose output has
+    /// the input's shape, when the CPU executor holds the input's last use (no copy). `None`:
+    /// the layer has no such form and [`Layer::forward`] runs instead.
+    fn forward_in_place(&self, _x: &mut Tensor) -> Option<Result<()>> {
+        None
+    }
+    /// This layer as a function applied in place to blocks of whole rows (the last axis) of its
+    /// one input, when it is one (BatchNormalization on the last axis, activations): the CPU
+    /// executor then runs it inside the epilogue of the layer producing that input instead of
+    /// as a pass of its own ([`Layer::forward_then`]).
+    fn row_epilogue(&self) -> Option<RowFn<'_>> {
+        None
+    }
+    /// [`Layer::forward`] with `then` applied to each block of whole output rows after the
+    /// layer's own bias and activation, while the block is in cache. `None`: no such form.
+    fn forward_then(&self, _inputs: &[&Tensor], _then: &RowFn<'_>) -> Option<Result<Tensor>> {
+        None
     }
     /// Run, returning the first output and the others ([`Layer::extra_output_shapes`]).
     fn forward_all(

@@ -8,8 +8,31 @@ use serde_json::Value;
 /// `y = x * a[c] + b[c]` per channel `c` along `axis` (BatchNormalization folded at build time).
 struct BatchNorm {
     axis: usize,
+    /// The input's rank (the axis is last when `axis + 1 == rank`).
+    rank: usize,
     mul: Vec<f32>,
     add: Vec<f32>,
+}
+
+impl BatchNorm {
+    /// `x ← x · mul[c] + add[c]`, a run of `inner` values per channel (1 when channels are last).
+    fn apply(&self, t: &mut Tensor) {
+        let inner: usize = t.shape[self.axis + 1..].iter().product::<usize>().max(1);
+        let (mul, add) = (&self.mul, &self.add);
+        let c = mul.len().max(1);
+        if inner == 1 {
+            for row in t.data.chunks_mut(c) {
+                for ((x, m), a) in row.iter_mut().zip(mul).zip(add) {
+                    *x = *x * m + a;
+                }
+            }
+            return;
+        }
+        for (i, run) in t.data.chunks_mut(inner).enumerate() {
+            let (m, a) = (mul[i % c], add[i % c]);
+            run.iter_mut().for_each(|x| *x = *x * m + a);
+        }
+    }
 }
 
 impl Layer for BatchNorm {
@@ -22,13 +45,24 @@ impl Layer for BatchNorm {
     }
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
         let mut t = one(inputs, "BatchNormalization")?.clone();
-        let inner: usize = t.shape[self.axis + 1..].iter().product();
-        let c = self.mul.len();
-        for (i, x) in t.data.iter_mut().enumerate() {
-            let ch = (i / inner.max(1)) % c;
-            *x = *x * self.mul[ch] + self.add[ch];
-        }
+        self.apply(&mut t);
         Ok(t)
+    }
+    fn forward_in_place(&self, x: &mut Tensor) -> Option<Result<()>> {
+        self.apply(x);
+        Some(Ok(()))
+    }
+    fn row_epilogue(&self) -> Option<super::RowFn<'_>> {
+        // Only on the last axis (channels last): a block of whole rows then starts at channel 0.
+        (self.axis + 1 == self.rank).then(|| {
+            Box::new(|block: &mut [f32]| {
+                for row in block.chunks_mut(self.mul.len().max(1)) {
+                    for ((x, m), a) in row.iter_mut().zip(&self.mul).zip(&self.add) {
+                        *x = *x * m + a;
+                    }
+                }
+            }) as super::RowFn<'_>
+        })
     }
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
         Some(super::GpuForm::Affine {
@@ -78,7 +112,12 @@ pub(super) fn batch_norm(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
             (beta.as_ref().map_or(0.0, |b| b.data[i] as f64) - mean.data[i] as f64 * m) as f32,
         );
     }
-    Ok(Box::new(BatchNorm { axis, mul, add }))
+    Ok(Box::new(BatchNorm {
+        axis,
+        rank,
+        mul,
+        add,
+    }))
 }
 
 /// Keras 3's Normalization (preprocessing): `(x - mean) / max(sqrt(variance), 1e-7)` per
@@ -131,7 +170,12 @@ pub(super) fn keras_normalization(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
         mul.push(a as f32);
         add.push(b as f32);
     }
-    Ok(Box::new(BatchNorm { axis, mul, add }))
+    Ok(Box::new(BatchNorm {
+        axis,
+        rank,
+        mul,
+        add,
+    }))
 }
 
 /// ConvNeXt's LayerScale (keras.applications): `x * gamma`, `gamma` of `projection_dim`
@@ -148,6 +192,7 @@ pub(super) fn layer_scale(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     let gamma = ctx.weight("gamma", &[c])?;
     Ok(Box::new(BatchNorm {
         axis: rank - 1,
+        rank,
         mul: gamma.data.into_vec(),
         add: vec![0.0; c],
     }))
@@ -271,6 +316,7 @@ mod tests {
         // (TF.js's CPU kernel instead cycles the parameters over the innermost axis.)
         let bn = BatchNorm {
             axis: 1,
+            rank: 4,
             mul: vec![2.0, 10.0],
             add: vec![0.0, 1.0],
         };

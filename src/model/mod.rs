@@ -230,44 +230,44 @@ impl Model {
         // Masks travel beside the tensors (`[batch, steps]`), from the layers that make them to
         // the recurrent layers that use them.
         let mut masks: Vec<Option<Tensor>> = vec![None; slots.len()];
-        for op in &self.plan.ops {
-            let args: Vec<&Tensor> = op
-                .inputs
-                .iter()
-                .map(|&s| slots[s].as_ref().expect("inputs computed before use"))
-                .collect();
-            let (class, name) = &self.plan.layer_info[op.layer];
-            let layer = &self.plan.layers[op.layer];
-            let mask = op.inputs.first().and_then(|&s| masks[s].as_ref());
-            let (out, extra) = layer
-                .forward_all(&args, mask)
-                .map_err(|e| Error::Model(format!("layer '{name}' ({class}): {e}")))?;
-            let input_masks: Vec<Option<&Tensor>> =
-                op.inputs.iter().map(|&s| masks[s].as_ref()).collect();
-            masks[op.output] = match args.first() {
-                Some(x) => layer
-                    .mask_rule()
-                    .combine(x, &input_masks)
-                    .map_err(|e| Error::Model(format!("layer '{name}' ({class}): {e}")))?,
-                None => None,
+        let ops = &self.plan.ops;
+        let mut i = 0;
+        while i < ops.len() {
+            let chain = if trace {
+                0
+            } else {
+                self.fusable_chain(i, &uses, &masks)
             };
-            if trace {
-                eprintln!(
-                    "{name} ({class}) {} {:?}",
-                    shape::show(&out.shape),
-                    &out.data[..out.data.len().min(4)]
-                );
-            }
-            for &s in &op.inputs {
+            let fused = match chain {
+                0 => None,
+                _ => self.run_fused(&ops[i..=i + chain], &slots)?,
+            };
+            let (op, (out, extra), skipped) = match fused {
+                Some(out) => (&ops[i + chain], (out, Vec::new()), chain),
+                None => {
+                    let op = &ops[i];
+                    (
+                        op,
+                        self.run_op(op, &mut slots, &mut masks, &uses, trace)?,
+                        0,
+                    )
+                }
+            };
+            for &s in &ops[i].inputs {
                 uses[s] -= 1;
                 if uses[s] == 0 {
                     slots[s] = None;
                 }
             }
+            // The outputs of the fused producer and the chain before the last: never made.
+            for inner in &ops[i..i + skipped] {
+                uses[inner.output] = 0;
+            }
             slots[op.output] = Some(out);
             for (&s, t) in op.extra.iter().zip(extra) {
                 slots[s] = Some(t);
             }
+            i += skipped + 1;
         }
         Ok(self
             .plan
@@ -275,6 +275,108 @@ impl Model {
             .iter()
             .map(|p| slots[p.slot].clone().expect("outputs computed"))
             .collect())
+    }
+
+    /// How many ops after `ops[i]` run inside its epilogue: each the only reader of the one
+    /// before, with a [`Layer::row_epilogue`], and no Keras mask anywhere in the chain.
+    fn fusable_chain(&self, i: usize, uses: &[usize], masks: &[Option<Tensor>]) -> usize {
+        let ops = &self.plan.ops;
+        if !ops[i].extra.is_empty() || ops[i].inputs.iter().any(|&s| masks[s].is_some()) {
+            return 0;
+        }
+        let mut n = 0;
+        while let Some(next) = ops.get(i + n + 1) {
+            let prev = ops[i + n].output;
+            let fits = next.inputs[..] == [prev] && uses[prev] == 1 && next.extra.is_empty();
+            if !fits || self.plan.layers[next.layer].row_epilogue().is_none() {
+                break;
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// `chain[0]` with `chain[1..]` in its epilogue ([`Layer::forward_then`]); `None` when the
+    /// producer has no such form (it then runs alone).
+    fn run_fused(&self, chain: &[graph::Op], slots: &[Option<Tensor>]) -> Result<Option<Tensor>> {
+        let layers = &self.plan.layers;
+        let fns: Vec<crate::layers::RowFn<'_>> = chain[1..]
+            .iter()
+            .filter_map(|op| layers[op.layer].row_epilogue())
+            .collect();
+        let then: crate::layers::RowFn<'_> = Box::new(move |block: &mut [f32]| {
+            fns.iter().for_each(|f| f(block));
+        });
+        let args: Vec<&Tensor> = chain[0]
+            .inputs
+            .iter()
+            .map(|&s| slots[s].as_ref().expect("inputs computed before use"))
+            .collect();
+        let (class, name) = &self.plan.layer_info[chain[0].layer];
+        match layers[chain[0].layer].forward_then(&args, &then) {
+            None => Ok(None),
+            Some(r) => r
+                .map(Some)
+                .map_err(|e| Error::Model(format!("layer '{name}' ({class}): {e}"))),
+        }
+    }
+
+    /// One op of [`Model::predict`]: its outputs, and its output's mask set in `masks`. A
+    /// one-input layer with an in-place form ([`Layer::forward_in_place`]) takes the input's
+    /// values when this op is their last reader.
+    fn run_op(
+        &self,
+        op: &graph::Op,
+        slots: &mut [Option<Tensor>],
+        masks: &mut [Option<Tensor>],
+        uses: &[usize],
+        trace: bool,
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        let (class, name) = &self.plan.layer_info[op.layer];
+        let layer = &self.plan.layers[op.layer];
+        let failed = |e: Error| Error::Model(format!("layer '{name}' ({class}): {e}"));
+        let out_mask = {
+            let input_masks: Vec<Option<&Tensor>> =
+                op.inputs.iter().map(|&s| masks[s].as_ref()).collect();
+            match op.inputs.first().and_then(|&s| slots[s].as_ref()) {
+                Some(x) => layer.mask_rule().combine(x, &input_masks).map_err(failed)?,
+                None => None,
+            }
+        };
+        let in_place = match op.inputs[..] {
+            [s] if uses[s] == 1 && op.extra.is_empty() => {
+                let mut x = slots[s].take().expect("inputs computed before use");
+                match layer.forward_in_place(&mut x) {
+                    Some(done) => Some(done.map(|()| (x, Vec::new())).map_err(failed)?),
+                    None => {
+                        slots[s] = Some(x);
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let (out, extra) = match in_place {
+            Some(done) => done,
+            None => {
+                let args: Vec<&Tensor> = op
+                    .inputs
+                    .iter()
+                    .map(|&s| slots[s].as_ref().expect("inputs computed before use"))
+                    .collect();
+                let mask = op.inputs.first().and_then(|&s| masks[s].as_ref());
+                layer.forward_all(&args, mask).map_err(failed)?
+            }
+        };
+        masks[op.output] = out_mask;
+        if trace {
+            eprintln!(
+                "{name} ({class}) {} {:?}",
+                shape::show(&out.shape),
+                &out.data[..out.data.len().min(4)]
+            );
+        }
+        Ok((out, extra))
     }
 
     pub(crate) fn check_inputs(&self, inputs: &[Tensor]) -> Result<()> {
