@@ -43,6 +43,14 @@ pub fn predict_memory(model: &Path, device: Option<&Device>) -> Result<Vec<Memor
 }
 
 fn measure(path: &'static str, run: impl FnOnce() -> Result<()>) -> Result<MemoryRow> {
+    // Hand the heap's free memory (kept by the allocator, see the CLI's `main`) back to the
+    // kernel first, so that one path's freed buffers neither inflate the baseline nor serve
+    // the next path without counting.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap pages.
+    unsafe {
+        libc::malloc_trim(0);
+    }
     if !reset_peak_rss() {
         return Err(Error::Usage(
             "--memory needs Linux's /proc/self/clear_refs to reset the peak".into(),
