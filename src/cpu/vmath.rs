@@ -29,7 +29,9 @@ fn exp1(v: f32) -> f32 {
     let e = p * r * r + r + 1.0;
     // 2^n through the exponent bits; n ∈ [-126, 128] after the clamp (128 only at the top,
     // where e < 1 keeps the product finite).
-    let n = n as i32;
+    // n as an integer without a saturating float→int cast (which does not vectorize): adding
+    // 1.5·2^23 puts n, two's complement, in the low mantissa bits.
+    let n = (n + 12_582_912.0).to_bits() as i32 - 0x4B40_0000;
     let half = n >> 1;
     let s1 = f32::from_bits(((half + 127) as u32) << 23);
     let s2 = f32::from_bits(((n - half + 127) as u32) << 23);

@@ -66,6 +66,21 @@ pub(crate) fn broadcast_to(t: &Tensor, shape: &[usize]) -> Result<Tensor> {
     if t.shape == shape {
         return Ok(t.clone());
     }
+    let n: usize = shape.iter().product();
+    let mut data = vec![0.0f32; n];
+    combine_broadcast(&mut data, shape, t, |_, y| y)?;
+    Tensor::new(shape.to_vec(), data)
+}
+
+/// `acc[i] = f(acc[i], t[broadcast i])` over `acc` of `shape`, `t` broadcast to it (aligned on
+/// the right, dimensions of 1 repeated). Runs over contiguous stretches: the trailing dimensions
+/// `t` shares with `shape` are read as one slice per outer index.
+pub(crate) fn combine_broadcast(
+    acc: &mut [f32],
+    shape: &[usize],
+    t: &Tensor,
+    f: impl Fn(f32, f32) -> f32 + Copy,
+) -> Result<()> {
     let ok = broadcast_shape(&t.shape, shape).is_some_and(|s| s == shape);
     if !ok {
         return Err(Error::Model(format!(
@@ -75,30 +90,36 @@ pub(crate) fn broadcast_to(t: &Tensor, shape: &[usize]) -> Result<Tensor> {
     }
     let rank = shape.len();
     let offset = rank - t.rank();
-    let src_strides = strides(&t.shape);
-    let n: usize = shape.iter().product();
-    let mut index = vec![0usize; rank];
-    let mut data = Vec::with_capacity(n);
-    for _ in 0..n {
-        let src: usize = (offset..rank)
-            .map(|d| {
-                if t.shape[d - offset] == 1 {
-                    0
-                } else {
-                    index[d] * src_strides[d - offset]
-                }
-            })
+    // t's shape padded on the left with 1s to the output's rank.
+    let ts: Vec<usize> = (0..rank)
+        .map(|d| d.checked_sub(offset).map_or(1, |e| t.shape[e]))
+        .collect();
+    let shared = (0..rank).rev().take_while(|&d| ts[d] == shape[d]).count();
+    let run: usize = shape[rank - shared..].iter().product();
+    let src_strides = strides(&ts);
+    let outer_dims = &shape[..rank - shared];
+    let mut index = vec![0usize; outer_dims.len()];
+    for chunk in acc.chunks_exact_mut(run.max(1)) {
+        let src: usize = index
+            .iter()
+            .enumerate()
+            .map(|(d, &i)| if ts[d] == 1 { 0 } else { i * src_strides[d] })
             .sum();
-        data.push(t.data[src]);
-        for d in (0..rank).rev() {
+        let from = &t.data[src..src + run];
+        if run == 1 {
+            chunk[0] = f(chunk[0], from[0]);
+        } else {
+            chunk.iter_mut().zip(from).for_each(|(x, &y)| *x = f(*x, y));
+        }
+        for d in (0..index.len()).rev() {
             index[d] += 1;
-            if index[d] < shape[d] {
+            if index[d] < outer_dims[d] {
                 break;
             }
             index[d] = 0;
         }
     }
-    Tensor::new(shape.to_vec(), data)
+    Ok(())
 }
 
 fn shape_err(name: &str, a: &Shape, b: &Shape) -> Error {
@@ -150,15 +171,13 @@ impl Layer for Elementwise {
             })?;
         let mut acc = broadcast_to(inputs[0], &shape)?;
         for t in &inputs[1..] {
-            let b = broadcast_to(t, &shape)?;
-            for (x, y) in acc.data.iter_mut().zip(&b.data) {
-                *x = match self.op {
-                    Op::Add | Op::Average => *x + y,
-                    Op::Multiply => *x * y,
-                    Op::Maximum => x.max(*y),
-                    Op::Minimum => x.min(*y),
-                    Op::Subtract => *x - y,
-                };
+            let a = &mut acc.data;
+            match self.op {
+                Op::Add | Op::Average => combine_broadcast(a, &shape, t, |x, y| x + y)?,
+                Op::Multiply => combine_broadcast(a, &shape, t, |x, y| x * y)?,
+                Op::Maximum => combine_broadcast(a, &shape, t, f32::max)?,
+                Op::Minimum => combine_broadcast(a, &shape, t, f32::min)?,
+                Op::Subtract => combine_broadcast(a, &shape, t, |x, y| x - y)?,
             }
         }
         if let Op::Average = self.op {

@@ -167,13 +167,16 @@ impl Layer for Global {
         let mut out = vec![if self.max { f32::NEG_INFINITY } else { 0.0 }; batch * c];
         let mut weight = vec![0.0f32; batch];
         for b in 0..batch {
+            let o = &mut out[b * c..(b + 1) * c];
             for p in 0..n {
                 let m = mask.map_or(1.0, |m| m.data[b * n + p]);
                 weight[b] += m;
-                for ch in 0..c {
-                    let v = x.data[(b * n + p) * c + ch] * m;
-                    let o = &mut out[b * c + ch];
-                    *o = if self.max { o.max(v) } else { *o + v };
+                let row = &x.data[(b * n + p) * c..][..c];
+                // One branch per row, not per value: the loops vectorize.
+                match (self.max, mask.is_some()) {
+                    (true, _) => o.iter_mut().zip(row).for_each(|(o, &v)| *o = o.max(v * m)),
+                    (false, false) => o.iter_mut().zip(row).for_each(|(o, &v)| *o += v),
+                    (false, true) => o.iter_mut().zip(row).for_each(|(o, &v)| *o += v * m),
                 }
             }
         }
