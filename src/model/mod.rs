@@ -213,9 +213,18 @@ impl Model {
 
     /// Run the model on the CPU reference backend. Inputs in the order of [`Model::inputs`].
     pub fn predict(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
-        self.check_inputs(inputs)?;
-        // LAYERCAKE_TRACE=1 prints every layer's output shape and first values.
+        // LAYERCAKE_TRACE=1 prints every layer's output shape and first values (unfused).
         let trace = std::env::var("LAYERCAKE_TRACE").is_ok_and(|v| v == "1");
+        self.run(inputs, trace, !trace)
+    }
+
+    /// [`Model::predict`] with every layer as a pass of its own (no fused epilogues).
+    pub(crate) fn predict_unfused(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        self.run(inputs, false, false)
+    }
+
+    fn run(&self, inputs: &[Tensor], trace: bool, fuse: bool) -> Result<Vec<Tensor>> {
+        self.check_inputs(inputs)?;
         let mut slots: Vec<Option<Tensor>> = vec![None; self.plan.slot_shapes.len()];
         let mut uses = vec![0usize; slots.len()];
         self.plan
@@ -233,7 +242,7 @@ impl Model {
         let ops = &self.plan.ops;
         let mut i = 0;
         while i < ops.len() {
-            let chain = if trace {
+            let chain = if !fuse {
                 0
             } else {
                 self.fusable_chain(i, &uses, &masks)
@@ -499,4 +508,76 @@ pub fn parse_bundle(v: &Value, key: &str, path: &Path) -> Result<Vec<Named>> {
 /// The tensor JSON form of outputs.
 pub fn bundle_json(key: &str, tensors: &[Named]) -> Value {
     json!({ key: tensors.iter().map(|t| json!({"name": t.name, "shape": t.tensor.shape, "dtype": t.dtype, "data": &t.tensor.data[..]})).collect::<Vec<_>>() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A channels-last net whose every BatchNormalization and activation can run inside the
+    /// epilogue of the convolution or Dense before it.
+    fn fusable_model() -> Model {
+        let bn = |name: &str| json!({"class_name": "BatchNormalization", "config": {"name": name, "epsilon": 1.0}});
+        let layers = json!([
+            {"class_name": "InputLayer", "config": {"name": "x", "batch_input_shape": [null, 7, 7, 3]}},
+            {"class_name": "Conv2D", "config": {"name": "c0", "filters": 4, "kernel_size": 3, "padding": "same"}},
+            bn("b0"),
+            {"class_name": "ReLU", "config": {"name": "r0", "max_value": 0.2}},
+            {"class_name": "DepthwiseConv2D", "config": {"name": "d1", "kernel_size": 3, "strides": 2, "padding": "same"}},
+            bn("b1"),
+            {"class_name": "Activation", "config": {"name": "a1", "activation": "swish"}},
+            {"class_name": "Conv2D", "config": {"name": "c2", "filters": 5, "kernel_size": 1}},
+            bn("b2"),
+            {"class_name": "Activation", "config": {"name": "a2", "activation": "sigmoid"}},
+            {"class_name": "Flatten", "config": {"name": "f"}},
+            {"class_name": "Dense", "config": {"name": "e", "units": 6}},
+            {"class_name": "Activation", "config": {"name": "a3", "activation": "tanh"}}
+        ]);
+        let topology =
+            json!({"class_name": "Sequential", "config": {"name": "m", "layers": layers}});
+        let mut weights: Vec<(String, Vec<usize>)> = vec![
+            ("c0/kernel".into(), vec![3, 3, 3, 4]),
+            ("c0/bias".into(), vec![4]),
+            ("d1/depthwise_kernel".into(), vec![3, 3, 4, 1]),
+            ("d1/bias".into(), vec![4]),
+            ("c2/kernel".into(), vec![1, 1, 4, 5]),
+            ("c2/bias".into(), vec![5]),
+            ("e/kernel".into(), vec![80, 6]),
+            ("e/bias".into(), vec![6]),
+        ];
+        for (b, c) in [("b0", 4), ("b1", 4), ("b2", 5)] {
+            for w in ["gamma", "beta", "moving_mean", "moving_variance"] {
+                weights.push((format!("{b}/{w}"), vec![c]));
+            }
+        }
+        let artifacts = crate::format::synthetic::with_topology(&weights, topology, 3).unwrap();
+        Model::from_artifacts(artifacts).unwrap()
+    }
+
+    #[test]
+    fn fused_epilogues_compute_what_the_separate_layers_do() {
+        let m = fusable_model();
+        let x = crate::verify::random_inputs(&m, 11, 3);
+        let fused = m.predict(&x).unwrap();
+        let apart = m.predict_unfused(&x).unwrap();
+        assert_eq!(fused[0].shape, vec![3, 6]);
+        for (a, b) in fused[0].data.iter().zip(&apart[0].data) {
+            assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{a} vs {b}");
+        }
+        // The chains really formed: conv+bn+relu, depthwise+bn+swish, conv+bn+sigmoid, dense+tanh.
+        let slots = m.plan.slot_shapes.len();
+        let (mut uses, masks) = (vec![0usize; slots], vec![None; slots]);
+        m.plan
+            .ops
+            .iter()
+            .flat_map(|op| &op.inputs)
+            .for_each(|&s| uses[s] += 1);
+        let chains: Vec<usize> = (0..m.plan.ops.len())
+            .map(|i| m.fusable_chain(i, &uses, &masks))
+            .collect();
+        assert_eq!(chains[0], 2, "{chains:?}");
+        assert_eq!(chains[3], 2, "{chains:?}");
+        assert_eq!(chains[6], 2, "{chains:?}");
+    }
 }
