@@ -219,6 +219,7 @@ impl Model {
     }
 
     /// [`Model::predict`] with every layer as a pass of its own (no fused epilogues).
+    #[cfg(test)]
     pub(crate) fn predict_unfused(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         self.run(inputs, false, false)
     }
