@@ -191,6 +191,15 @@ impl<'g> Im2col<'g> {
 
     /// [`Im2col::fill`] over any element type, `pad` in the padding.
     fn fill_with<T: Copy>(&self, x: &[T], r: usize, row: &mut [T], pad: T) {
+        if self.input.len() == 2 && self.g.dilation[..2] == [1, 1] {
+            self.fill_2d(x, r, row, pad);
+        } else {
+            self.fill_any(x, r, row, pad);
+        }
+    }
+
+    /// [`Im2col::fill_with`] for any spatial rank and dilation.
+    fn fill_any<T: Copy>(&self, x: &[T], r: usize, row: &mut [T], pad: T) {
         let rank = self.input.len();
         let (b, mut o) = (r / self.n_out, r % self.n_out);
         // Spatial rank is at most 3 (Conv3D): fixed arrays keep allocation out of the hot loop.
@@ -210,6 +219,45 @@ impl<'g> Im2col<'g> {
                 None => dst.fill(pad),
             }
             increment(k_idx, &self.g.kernel[..last]);
+        }
+    }
+
+    /// [`Im2col::fill_with`] for the common case (2-D, no dilation), with the index arithmetic
+    /// of the general walk done once per row.
+    fn fill_2d<T: Copy>(&self, x: &[T], r: usize, row: &mut [T], pad: T) {
+        let (h, w, c) = (self.input[0] as isize, self.input[1] as isize, self.cin);
+        let (kh, kw) = (self.g.kernel[0], self.g.kernel[1]);
+        let (b, o) = (r / self.n_out, r % self.n_out);
+        let (oy, ox) = (o / self.out[1], o % self.out[1]);
+        let y0 = (oy * self.g.strides[0]) as isize - self.pads[0] as isize;
+        let x0 = (ox * self.g.strides[1]) as isize - self.pads[1] as isize;
+        let xb = &x[b * self.n_in * c..(b + 1) * self.n_in * c];
+        let run = kw * c;
+        if run == 0 {
+            return;
+        }
+        let inside_x = x0 >= 0 && x0 + kw as isize <= w;
+        for (ky, dst) in row.chunks_exact_mut(run).take(kh).enumerate() {
+            let iy = y0 + ky as isize;
+            if iy < 0 || iy >= h {
+                dst.fill(pad);
+                continue;
+            }
+            let base = iy * w;
+            if inside_x {
+                let from = (base + x0) as usize * c;
+                dst.copy_from_slice(&xb[from..from + run]);
+                continue;
+            }
+            for (kx, d) in dst.chunks_exact_mut(c).enumerate() {
+                let ix = x0 + kx as isize;
+                if ix < 0 || ix >= w {
+                    d.fill(pad);
+                } else {
+                    let from = (base + ix) as usize * c;
+                    d.copy_from_slice(&xb[from..from + c]);
+                }
+            }
         }
     }
 
@@ -991,6 +1039,33 @@ pub(super) fn separable(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_2d_im2col_fill_matches_the_general_walk() {
+        let cases = [
+            ([3, 3], [1, 1], Padding::Same, [7, 6], 3),
+            ([3, 3], [2, 2], Padding::Same, [8, 7], 2),
+            ([5, 2], [2, 1], Padding::Valid, [9, 5], 4),
+            ([7, 7], [2, 2], Padding::Same, [10, 10], 1),
+            ([1, 3], [1, 3], Padding::Same, [4, 11], 5),
+        ];
+        for (kernel, strides, padding, input, cin) in cases {
+            let g = Geometry {
+                kernel: kernel.to_vec(),
+                strides: strides.to_vec(),
+                dilation: vec![1, 1],
+                padding,
+            };
+            let cols = Im2col::new(&g, &input, cin);
+            let x: Vec<i32> = (1..=(2 * input[0] * input[1] * cin) as i32).collect();
+            for r in 0..2 * cols.n_out {
+                let (mut fast, mut general) = (vec![-7; cols.row_len], vec![-7; cols.row_len]);
+                cols.fill_2d(&x, r, &mut fast, 0);
+                cols.fill_any(&x, r, &mut general, 0);
+                assert_eq!(fast, general, "{kernel:?} {strides:?} {input:?} row {r}");
+            }
+        }
+    }
 
     #[test]
     fn same_padding_puts_the_odd_pixel_at_the_end() {
