@@ -355,7 +355,7 @@ impl Layer for Elementwise {
         t.data.iter_mut().for_each(|x| *x = self.op.apply(*x));
         Ok(t)
     }
-    fn forward_in_place(&self, x: &mut Tensor) -> Option<Result<()>> {
+    fn forward_in_place(&self, x: &mut Tensor, _rest: &[&Tensor]) -> Option<Result<()>> {
         x.data.iter_mut().for_each(|v| *v = self.op.apply(*v));
         Some(Ok(()))
     }
@@ -389,7 +389,7 @@ impl Layer for ActivationLayer {
         self.f.apply(&mut t.data, last);
         Ok(t)
     }
-    fn forward_in_place(&self, x: &mut Tensor) -> Option<Result<()>> {
+    fn forward_in_place(&self, x: &mut Tensor, _rest: &[&Tensor]) -> Option<Result<()>> {
         let last = x.shape.last().copied().unwrap_or(1);
         self.f.apply(&mut x.data, last);
         Some(Ok(()))

@@ -170,7 +170,26 @@ impl Layer for Elementwise {
                 Error::Model(format!("layer '{}': inputs do not broadcast", self.name))
             })?;
         let mut acc = broadcast_to(inputs[0], &shape)?;
-        for t in &inputs[1..] {
+        self.merge_into(&mut acc, &inputs[1..])?;
+        Ok(acc)
+    }
+    fn forward_in_place(&self, x: &mut Tensor, rest: &[&Tensor]) -> Option<Result<()>> {
+        // Only when the first input already has the output's shape (nothing broadcasts into it).
+        let fits = rest
+            .iter()
+            .try_fold(x.shape.clone(), |s, t| broadcast_shape(&s, &t.shape))
+            .is_some_and(|s| s == x.shape);
+        fits.then(|| self.merge_into(x, rest))
+    }
+    fn gpu(&self) -> Option<super::GpuForm<'_>> {
+        Some(super::GpuForm::Binary(self.op))
+    }
+}
+impl Elementwise {
+    /// `acc ← acc (op) rest…`, `acc` of the output's shape, the others broadcast.
+    fn merge_into(&self, acc: &mut Tensor, rest: &[&Tensor]) -> Result<()> {
+        let shape = acc.shape.clone();
+        for t in rest {
             let a = &mut acc.data;
             match self.op {
                 Op::Add | Op::Average => combine_broadcast(a, &shape, t, |x, y| x + y)?,
@@ -181,15 +200,13 @@ impl Layer for Elementwise {
             }
         }
         if let Op::Average = self.op {
-            let n = inputs.len() as f32;
+            let n = (rest.len() + 1) as f32;
             acc.data.iter_mut().for_each(|x| *x /= n);
         }
-        Ok(acc)
-    }
-    fn gpu(&self) -> Option<super::GpuForm<'_>> {
-        Some(super::GpuForm::Binary(self.op))
+        Ok(())
     }
 }
+
 fn elementwise(ctx: &LayerCtx, op: Op) -> Result<Box<dyn Layer>> {
     if !ctx.constants().is_empty() {
         return with_constant(ctx, op);
@@ -543,4 +560,47 @@ pub(crate) fn dot_row_maps(
         }
     }
     (rows, k, am, bm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merging_in_place_matches_the_copying_merge() {
+        let t = |shape: Vec<usize>, k: f32| {
+            let n = shape.iter().product::<usize>();
+            Tensor::new(shape, (0..n).map(|i| (i as f32 * k).sin()).collect()).unwrap()
+        };
+        let (a, b, c) = (
+            t(vec![2, 3, 4], 0.7),
+            t(vec![2, 1, 4], 1.3),
+            t(vec![4], 2.1),
+        );
+        for op in [
+            Op::Add,
+            Op::Average,
+            Op::Multiply,
+            Op::Maximum,
+            Op::Minimum,
+            Op::Subtract,
+        ] {
+            let layer = Elementwise {
+                op,
+                name: "m".into(),
+                mask: crate::layers::MaskRule::Drop,
+            };
+            let copied = layer.forward(&[&a, &b, &c]).unwrap();
+            let mut x = a.clone();
+            layer.forward_in_place(&mut x, &[&b, &c]).unwrap().unwrap();
+            assert_eq!(x.data, copied.data, "{op:?}");
+        }
+        // The first input smaller than the output: no in-place form.
+        let layer = Elementwise {
+            op: Op::Add,
+            name: "m".into(),
+            mask: crate::layers::MaskRule::Drop,
+        };
+        assert!(layer.forward_in_place(&mut b.clone(), &[&a]).is_none());
+    }
 }

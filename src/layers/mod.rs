@@ -56,10 +56,10 @@ pub trait Layer: Send + Sync {
     fn extra_output_shapes(&self, _inputs: &[Shape]) -> Result<Vec<Shape>> {
         Ok(Vec::new())
     }
-    /// Compute the output over the input's own values, for a one-input layer whose output has
-    /// the input's shape, when the CPU executor holds the input's last use (no copy). `None`:
-    /// the layer has no such form and [`Layer::forward`] runs instead.
-    fn forward_in_place(&self, _x: &mut Tensor) -> Option<Result<()>> {
+    /// Compute the output over the first input's own values (`rest`: the other inputs), for a
+    /// layer whose output has that input's shape, when the CPU executor holds that value's last
+    /// use (no copy). `None`: the layer has no such form here and [`Layer::forward`] runs.
+    fn forward_in_place(&self, _x: &mut Tensor, _rest: &[&Tensor]) -> Option<Result<()>> {
         None
     }
     /// This layer as a function applied in place to blocks of whole rows (the last axis) of its

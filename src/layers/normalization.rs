@@ -48,7 +48,7 @@ impl Layer for BatchNorm {
         self.apply(&mut t);
         Ok(t)
     }
-    fn forward_in_place(&self, x: &mut Tensor) -> Option<Result<()>> {
+    fn forward_in_place(&self, x: &mut Tensor, _rest: &[&Tensor]) -> Option<Result<()>> {
         self.apply(x);
         Some(Ok(()))
     }

@@ -354,9 +354,13 @@ impl Model {
             }
         };
         let in_place = match op.inputs[..] {
-            [s] if uses[s] == 1 && op.extra.is_empty() => {
+            [s, ref rest @ ..] if uses[s] == 1 && !rest.contains(&s) && op.extra.is_empty() => {
                 let mut x = slots[s].take().expect("inputs computed before use");
-                match layer.forward_in_place(&mut x) {
+                let others: Vec<&Tensor> = rest
+                    .iter()
+                    .map(|&r| slots[r].as_ref().expect("inputs computed before use"))
+                    .collect();
+                match layer.forward_in_place(&mut x, &others) {
                     Some(done) => Some(done.map(|()| (x, Vec::new())).map_err(failed)?),
                     None => {
                         slots[s] = Some(x);
