@@ -21,16 +21,20 @@ impl BatchNorm {
         let (mul, add) = (&self.mul, &self.add);
         let c = mul.len().max(1);
         if inner == 1 {
-            for row in t.data.chunks_mut(c) {
-                for ((x, m), a) in row.iter_mut().zip(mul).zip(add) {
-                    *x = *x * m + a;
-                }
-            }
-            return;
+            return self.affine_rows(&mut t.data);
         }
         for (i, run) in t.data.chunks_mut(inner).enumerate() {
             let (m, a) = (mul[i % c], add[i % c]);
             run.iter_mut().for_each(|x| *x = *x * m + a);
+        }
+    }
+
+    /// `x ← x · mul[c] + add[c]` over whole rows whose last axis is the channels.
+    fn affine_rows(&self, data: &mut [f32]) {
+        for row in data.chunks_mut(self.mul.len().max(1)) {
+            for ((x, m), a) in row.iter_mut().zip(&self.mul).zip(&self.add) {
+                *x = *x * m + a;
+            }
         }
     }
 }
@@ -54,15 +58,8 @@ impl Layer for BatchNorm {
     }
     fn row_epilogue(&self) -> Option<super::RowFn<'_>> {
         // Only on the last axis (channels last): a block of whole rows then starts at channel 0.
-        (self.axis + 1 == self.rank).then(|| {
-            Box::new(|block: &mut [f32]| {
-                for row in block.chunks_mut(self.mul.len().max(1)) {
-                    for ((x, m), a) in row.iter_mut().zip(&self.mul).zip(&self.add) {
-                        *x = *x * m + a;
-                    }
-                }
-            }) as super::RowFn<'_>
-        })
+        (self.axis + 1 == self.rank)
+            .then(|| Box::new(|block: &mut [f32]| self.affine_rows(block)) as super::RowFn<'_>)
     }
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
         Some(super::GpuForm::Affine {

@@ -30,11 +30,11 @@ struct Uniform {
 /// apart.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct CopyBlock {
-    rows: u32,
-    cols: u32,
-    stride: u32,
-    first: u32,
+pub(crate) struct CopyBlock {
+    pub(crate) rows: u32,
+    pub(crate) cols: u32,
+    pub(crate) stride: u32,
+    pub(crate) first: u32,
 }
 
 /// A `[k, n]` matmul kernel (and its bias) on the GPU: one buffer, or, where it exceeds the
@@ -157,22 +157,14 @@ impl GpuModel<'_> {
         act: Activation,
         out: Arg<'_>,
     ) -> Result<()> {
-        let u = Uniform {
-            m: m as u32,
-            n: n as u32,
-            k: k as u32,
-            act: act_id(elementwise_part(act)),
-            has_bias: u32::from(bias.is_some()),
-            group_cols: kernels::matmul_group_cols(m, n),
-            lda: 0,
-            a_col: 0,
-        };
-        self.dispatch(
+        let elementwise = elementwise_part(act);
+        self.product(
             pass,
-            kernels::MATMUL,
-            bytemuck::bytes_of(&u),
-            &[a, kernel, bias.unwrap_or(self.dummy()), out.0],
-            kernels::matmul_groups(m, n),
+            (a, 0, 0),
+            (m, k, n),
+            (kernel, bias),
+            elementwise,
+            out.0,
         )?;
         self.softmax(pass, act, out)
     }
@@ -241,24 +233,40 @@ impl GpuModel<'_> {
             } else {
                 Activation::Linear
             };
-            let u = Uniform {
-                m: m as u32,
-                n: kernel.n as u32,
-                k: *rows as u32,
-                act: act_id(block_act),
-                has_bias: u32::from(bias.is_some()),
-                group_cols: kernels::matmul_group_cols(m, kernel.n),
-                lda: kernel.k as u32,
-                a_col: *first as u32 | u32::from(i > 0) << 31,
-            };
-            self.dispatch(
-                pass,
-                kernels::MATMUL,
-                bytemuck::bytes_of(&u),
-                &[a, w, bias.unwrap_or(self.dummy()), out.0],
-                kernels::matmul_groups(m, kernel.n),
-            )?;
+            let a = (a, kernel.k, *first as u32 | u32::from(i > 0) << 31);
+            let dims = (m, *rows, kernel.n);
+            self.product(pass, a, dims, (w, bias), block_act, out.0)?;
         }
         self.softmax(pass, act, out)
+    }
+
+    /// One matmul.wgsl dispatch: `c = act(a[:, a_col..][m×k] · kernel[k×n] + bias)`, rows of
+    /// `a` `lda` apart (0: k); with the top bit of `a_col`, `c` adds to its current values.
+    fn product(
+        &self,
+        pass: &mut Recording,
+        (a, lda, a_col): (&wgpu::Buffer, usize, u32),
+        (m, k, n): (usize, usize, usize),
+        (kernel, bias): (&wgpu::Buffer, Option<&wgpu::Buffer>),
+        act: Activation,
+        c: &wgpu::Buffer,
+    ) -> Result<()> {
+        let u = Uniform {
+            m: m as u32,
+            n: n as u32,
+            k: k as u32,
+            act: act_id(act),
+            has_bias: u32::from(bias.is_some()),
+            group_cols: kernels::matmul_group_cols(m, n),
+            lda: lda as u32,
+            a_col,
+        };
+        self.dispatch(
+            pass,
+            kernels::MATMUL,
+            bytemuck::bytes_of(&u),
+            &[a, kernel, bias.unwrap_or(self.dummy()), c],
+            kernels::matmul_groups(m, n),
+        )
     }
 }

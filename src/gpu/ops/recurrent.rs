@@ -272,9 +272,14 @@ impl GpuModel<'_> {
         let states = [self.temp("state", 2 * b * u), self.temp("state", 2 * b * u)];
         // Initial states ([h] or [h, c], each [b, u]) go into the first state buffer.
         for (k, s) in init.iter().enumerate().take(2) {
-            let params = [1u32, (b * u) as u32, (2 * b * u) as u32, (k * b * u) as u32];
+            let params = super::matmul::CopyBlock {
+                rows: 1,
+                cols: (b * u) as u32,
+                stride: (2 * b * u) as u32,
+                first: (k * b * u) as u32,
+            };
             let grid = self.grid(b * u)?;
-            let params = bytemuck::cast_slice(&params);
+            let params = bytemuck::bytes_of(&params);
             self.dispatch(pass, kernels::COPY_BLOCK, params, &[s, &states[0]], grid)?;
         }
         let mask = pass.mask.clone();
