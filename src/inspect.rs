@@ -3,6 +3,7 @@
 use crate::format::{Artifacts, Container};
 use crate::shape;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::fmt::Write;
 
 /// One layer of the topology (nested models' layers follow their model, one level deeper).
@@ -32,7 +33,7 @@ pub fn summarize(a: &Artifacts) -> Summary {
     let spec = &a.spec;
     let mut layers = Vec::new();
     if let Some(t) = spec.topology() {
-        walk_model(t, 0, &mut layers, a);
+        walk_model(t, 0, &mut layers, &params_by_prefix(a));
     }
     let weights: Vec<Value> = spec
         .weights
@@ -71,7 +72,19 @@ pub fn summarize(a: &Artifacts) -> Summary {
     Summary { json, layers }
 }
 
-fn walk_model(model: &Value, depth: usize, out: &mut Vec<LayerRow>, a: &Artifacts) {
+/// Parameter counts by layer-name prefix: every path prefix of every non-optimizer weight name
+/// (`a` and `a/b` for `a/b/kernel`), so a layer's count is one lookup.
+fn params_by_prefix(a: &Artifacts) -> HashMap<&str, u64> {
+    let mut by = HashMap::new();
+    for w in a.spec.weights.iter().filter(|w| !w.is_optimizer()) {
+        for (i, _) in w.name.match_indices('/') {
+            *by.entry(&w.name[..i]).or_insert(0) += w.numel() as u64;
+        }
+    }
+    by
+}
+
+fn walk_model(model: &Value, depth: usize, out: &mut Vec<LayerRow>, by: &HashMap<&str, u64>) {
     let model = model.get("model_config").unwrap_or(model);
     let config = model.get("config");
     let list = match config {
@@ -99,21 +112,14 @@ fn walk_model(model: &Value, depth: usize, out: &mut Vec<LayerRow>, a: &Artifact
             params: 0,
         });
         if matches!(class.as_str(), "Sequential" | "Model" | "Functional") {
-            walk_model(layer, depth + 1, out, a);
+            walk_model(layer, depth + 1, out, by);
             out[at].params = out[at + 1..]
                 .iter()
                 .filter(|l| l.depth == depth + 1)
                 .map(|l| l.params)
                 .sum();
         } else {
-            let prefix = format!("{name}/");
-            out[at].params = a
-                .spec
-                .weights
-                .iter()
-                .filter(|w| !w.is_optimizer() && w.name.starts_with(&prefix))
-                .map(|w| w.numel() as u64)
-                .sum();
+            out[at].params = by.get(name.as_str()).copied().unwrap_or(0);
         }
     }
 }

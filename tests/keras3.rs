@@ -267,7 +267,7 @@ fn fitted_keras3_model_keeps_its_optimizer_state_through_saves() {
         layercake::format::save(&dst, &a.spec, &a, Default::default()).unwrap();
         let b = layercake::open(&dst).unwrap();
         assert_same_weights(&a, &b, &dst.display().to_string());
-        let topology = |x: &layercake::Artifacts| x.spec.fields["modelTopology"].clone();
+        let topology = |x: &layercake::Artifacts| x.spec.topology().cloned();
         assert_eq!(topology(&a), topology(&b), "compile_config and all");
         let (inputs, want) = golden(&dir);
         let m = Model::from_artifacts(b).unwrap();

@@ -20,7 +20,7 @@ use std::time::Duration;
 /// Same weights (names, shapes, dtypes, decoded bytes) and the same topology.
 fn assert_same_model(a: &Artifacts, b: &Artifacts, what: &str) {
     assert_same_values(a, b, what);
-    let topology = |x: &Artifacts| x.spec.fields.get("modelTopology").cloned();
+    let topology = |x: &Artifacts| x.spec.topology().cloned();
     assert_eq!(topology(a), topology(b), "{what}: topology");
 }
 

@@ -136,13 +136,26 @@ impl WeightSpec {
 
     /// [`WeightSpec::from_json`], consuming the entry (no copies of its strings or keys).
     pub fn from_value(value: Value, file: &Path) -> Result<WeightSpec> {
-        let Value::Object(mut obj) = value else {
+        let Value::Object(obj) = value else {
             return Err(Error::format(
                 file,
                 "a weightsManifest entry is not an object",
             ));
         };
-        let name = match obj.shift_remove("name") {
+        Self::from_parts(EntryParts::from_map(obj), file)
+    }
+
+    /// Validate an entry already split into its known keys.
+    fn from_parts(parts: EntryParts, file: &Path) -> Result<WeightSpec> {
+        let EntryParts {
+            name,
+            shape,
+            dtype: dtype_value,
+            group,
+            quantization,
+            extra: obj,
+        } = parts;
+        let name = match name {
             Some(Value::String(s)) if !s.is_empty() => s,
             _ => {
                 return Err(Error::format(
@@ -152,18 +165,31 @@ impl WeightSpec {
             }
         };
         let err = |m: String| Error::weight(file, &name, m);
-        let shape = parse_shape(obj.shift_remove("shape").as_ref()).map_err(err)?;
-        let dtype_value = obj.shift_remove("dtype");
+        let shape = parse_shape(shape.as_ref()).map_err(err)?;
         let dtype_name = dtype_value.as_ref().and_then(Value::as_str).unwrap_or("");
         let dtype = DType::parse(dtype_name).ok_or_else(|| {
             err(format!("dtype '{dtype_name}' is not supported (layercake reads float32, int32 and bool weights)"))
         })?;
-        let group = match obj.shift_remove("group") {
+        let group = match group {
             None | Some(Value::Null) => None,
             Some(Value::String(g)) => Some(g),
             Some(_) => return Err(err("'group' is not a string".into())),
         };
-        let quantization = match obj.shift_remove("quantization") {
+        Self::checked(name, shape, dtype, group, quantization, obj, file)
+    }
+
+    /// The entry from its typed known keys: its quantization parsed, its byte size checked.
+    pub(crate) fn checked(
+        name: String,
+        shape: Vec<usize>,
+        dtype: DType,
+        group: Option<String>,
+        quantization: Option<Value>,
+        extra: Map<String, Value>,
+        file: &Path,
+    ) -> Result<WeightSpec> {
+        let err = |m: String| Error::weight(file, &name, m);
+        let quantization = match quantization {
             None | Some(Value::Null) => None,
             Some(q) => Some(parse_quantization(&q, dtype).map_err(err)?),
         };
@@ -183,8 +209,31 @@ impl WeightSpec {
             dtype,
             group,
             quantization,
-            extra: obj,
+            extra,
         })
+    }
+}
+
+/// A manifest entry split into its known keys (each as read) and the others.
+struct EntryParts {
+    name: Option<Value>,
+    shape: Option<Value>,
+    dtype: Option<Value>,
+    group: Option<Value>,
+    quantization: Option<Value>,
+    extra: Map<String, Value>,
+}
+
+impl EntryParts {
+    fn from_map(mut obj: Map<String, Value>) -> EntryParts {
+        EntryParts {
+            name: obj.shift_remove("name"),
+            shape: obj.shift_remove("shape"),
+            dtype: obj.shift_remove("dtype"),
+            group: obj.shift_remove("group"),
+            quantization: obj.shift_remove("quantization"),
+            extra: obj,
+        }
     }
 }
 
@@ -262,44 +311,68 @@ pub fn parse_manifest(value: Value, file: &Path) -> Result<(Vec<ManifestGroup>, 
     let mut out_groups = Vec::with_capacity(groups.len());
     let mut specs = Vec::new();
     for (g, group) in groups.into_iter().enumerate() {
-        let bad =
-            |what: &str| Error::format(file, format!("weightsManifest group {} {what}", g + 1));
         let Value::Object(mut obj) = group else {
-            return Err(bad("is not an object"));
+            return Err(group_error(file, g, "is not an object"));
         };
-        let paths = match obj.shift_remove("paths") {
-            Some(Value::Array(p)) => p
-                .into_iter()
-                .map(|s| match s {
-                    Value::String(s) => Some(s),
-                    _ => None,
-                })
-                .collect::<Option<Vec<_>>>(),
+        let paths = obj.shift_remove("paths");
+        let weights = match obj.shift_remove("weights") {
+            Some(Value::Array(w)) => Some(w.into_iter().map(|w| WeightSpec::from_value(w, file))),
             _ => None,
-        }
-        .ok_or_else(|| bad("has no list of string 'paths'"))?;
-        let Some(Value::Array(weights)) = obj.shift_remove("weights") else {
-            return Err(bad("has no 'weights' list"));
         };
-        let count = weights.len();
-        for w in weights {
-            specs.push(WeightSpec::from_value(w, file)?);
-        }
-        out_groups.push(ManifestGroup {
-            paths,
-            count,
-            extra: obj,
-        });
+        out_groups.push(group_from_parts(file, g, paths, weights, obj, &mut specs)?);
     }
-    let mut seen = std::collections::HashSet::with_capacity(specs.len());
-    if let Some(dup) = specs.iter().find(|s| !seen.insert(s.name.as_str())) {
-        return Err(Error::weight(
+    check_unique(file, &specs)?;
+    Ok((out_groups, specs))
+}
+
+fn group_error(file: &Path, g: usize, what: &str) -> Error {
+    Error::format(file, format!("weightsManifest group {} {what}", g + 1))
+}
+
+/// Group `g` from its `paths` and `weights` as read (`weights` already validated one by one),
+/// its entries appended to `specs`.
+pub(crate) fn group_from_parts(
+    file: &Path,
+    g: usize,
+    paths: Option<Value>,
+    weights: Option<impl Iterator<Item = Result<WeightSpec>>>,
+    extra: Map<String, Value>,
+    specs: &mut Vec<WeightSpec>,
+) -> Result<ManifestGroup> {
+    let paths = match paths {
+        Some(Value::Array(p)) => p
+            .into_iter()
+            .map(|s| match s {
+                Value::String(s) => Some(s),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>(),
+        _ => None,
+    }
+    .ok_or_else(|| group_error(file, g, "has no list of string 'paths'"))?;
+    let weights = weights.ok_or_else(|| group_error(file, g, "has no 'weights' list"))?;
+    let before = specs.len();
+    for w in weights {
+        specs.push(w?);
+    }
+    Ok(ManifestGroup {
+        paths,
+        count: specs.len() - before,
+        extra,
+    })
+}
+
+/// Refuse a name that appears twice.
+pub(crate) fn check_unique(file: &Path, specs: &[WeightSpec]) -> Result<()> {
+    let mut seen = foldhash::HashSet::with_capacity_and_hasher(specs.len(), Default::default());
+    match specs.iter().find(|s| !seen.insert(s.name.as_str())) {
+        Some(dup) => Err(Error::weight(
             file,
             &dup.name,
             "the name appears twice in the manifest",
-        ));
+        )),
+        None => Ok(()),
     }
-    Ok((out_groups, specs))
 }
 
 /// One group of a manifest: its files and how many of the flat weights it holds.

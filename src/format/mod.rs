@@ -6,6 +6,7 @@
 
 pub mod integrity;
 pub mod manifest;
+pub mod model_json;
 pub mod quant;
 pub mod safetensors;
 pub mod store;
@@ -19,6 +20,7 @@ use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use store::WeightStore;
 
 pub use manifest::Quantization;
@@ -114,12 +116,27 @@ pub struct ModelSpec {
     pub weights: Vec<WeightSpec>,
     /// Groups and files.
     pub layout: Layout,
+    /// `modelTopology` as read from model.json's text (its field in `fields` is then a Null
+    /// placeholder), parsed on first use and written back as read.
+    pub(crate) topology_text: Option<Arc<model_json::Topology>>,
 }
 
 impl ModelSpec {
-    /// The Keras topology (`modelTopology`).
+    /// The Keras topology (`modelTopology`): the field's value when set, else the topology read
+    /// from the source's text (parsed on first use).
     pub fn topology(&self) -> Option<&Value> {
-        self.fields.get("modelTopology")
+        match (self.fields.get("modelTopology"), &self.topology_text) {
+            (None | Some(Value::Null), Some(t)) => t.value().ok(),
+            (field, _) => field,
+        }
+    }
+
+    /// Why the topology read from the source does not parse, if it does not.
+    pub fn topology_error(&self) -> Option<&str> {
+        match (self.fields.get("modelTopology"), &self.topology_text) {
+            (None | Some(Value::Null), Some(t)) => t.value().err(),
+            _ => None,
+        }
     }
 
     /// A top-level string field such as `format` or `generatedBy`.
@@ -132,22 +149,40 @@ impl ModelSpec {
         self.weights.iter().map(|w| w.stored_len() as u64).sum()
     }
 
-    /// model.json's fields with `manifest` placed where the source had its weightsManifest.
-    pub fn model_json(&self, manifest: Value) -> Value {
-        let mut out = Map::new();
-        let mut placed = false;
+    /// model.json's fields with `manifest` placed where the source had its weightsManifest
+    /// (and the topology as the source wrote it).
+    pub fn model_json(&self, manifest: Value) -> ModelJson<'_> {
+        let mut fields = self.fields.clone();
+        fields.insert("weightsManifest".into(), manifest);
+        let topology = match fields.get("modelTopology") {
+            None | Some(Value::Null) => self.topology_text.as_deref().map(|t| t.text()),
+            _ => None,
+        };
+        if topology.is_some() {
+            fields.entry("modelTopology").or_insert(Value::Null);
+        }
+        ModelJson { fields, topology }
+    }
+}
+
+/// model.json's fields ready to write: [`ModelSpec::model_json`].
+pub struct ModelJson<'a> {
+    /// The fields in order (`modelTopology` a placeholder when `topology` holds its text).
+    pub fields: Map<String, Value>,
+    topology: Option<&'a serde_json::value::RawValue>,
+}
+
+impl serde::Serialize for ModelJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.fields.len()))?;
         for (k, v) in &self.fields {
-            if k == "weightsManifest" {
-                out.insert(k.clone(), manifest.clone());
-                placed = true;
-            } else {
-                out.insert(k.clone(), v.clone());
+            match (k.as_str(), self.topology) {
+                ("modelTopology", Some(raw)) => map.serialize_entry(k, raw)?,
+                _ => map.serialize_entry(k, v)?,
             }
         }
-        if !placed {
-            out.insert("weightsManifest".into(), manifest);
-        }
-        Value::Object(out)
+        map.end()
     }
 }
 

@@ -82,6 +82,7 @@ pub fn read_backing(path: &Path, backing: Backing, topology: Option<&Path>) -> R
             fields,
             weights,
             layout,
+            topology_text: None,
         },
         store: WeightStore::new(vec![backing], spans)?,
         origin: path.to_path_buf(),
@@ -372,8 +373,9 @@ fn header_bytes(
     out_specs: &[WeightSpec],
     infos: Vec<(String, TensorInfo)>,
 ) -> Result<Vec<u8>> {
-    let mut fields = spec.fields.clone();
-    fields.insert("weightsManifest".into(), Value::Null); // keeps its position, holds no copy
+    // The manifest keeps its position and holds no copy (the weights are described below).
+    let fields =
+        serde_json::to_value(spec.model_json(Value::Null)).map_err(|e| Error::json(dst, e))?;
     let layout = &spec.layout;
     let groups: Vec<Value> = layout
         .groups
@@ -382,7 +384,7 @@ fn header_bytes(
         .collect();
     let description = json!({
         "version": 1,
-        MODEL_JSON_KEY: Value::Object(fields),
+        MODEL_JSON_KEY: fields,
         WEIGHTS_KEY: out_specs.iter().map(WeightSpec::to_json).collect::<Vec<_>>(),
         LAYOUT_KEY: {"style": layout.style.to_string(), "groups": groups, "group_of": layout.group_of},
     });

@@ -94,6 +94,7 @@ fn build(named: &[(String, Vec<usize>)], topology: Value, seed: u64) -> Result<A
     Ok(Artifacts {
         spec: ModelSpec {
             fields,
+            topology_text: None,
             weights: specs,
             layout: Layout {
                 style: Style::Node,

@@ -1,6 +1,6 @@
 //! TF.js LayersModel artifacts: `model.json` + weight files in any of the three styles.
 
-use super::manifest::{parse_manifest, ManifestGroup};
+use super::manifest::ManifestGroup;
 use super::store::{Backing, Span, WeightStore};
 use super::{
     output_bytes, output_specs, Artifacts, Container, GroupLayout, Layout, ModelSpec,
@@ -51,8 +51,10 @@ pub fn read_from(src: &mut dyn ModelSource) -> Result<Artifacts> {
 pub struct Manifest {
     /// model.json's path or URL.
     pub json_path: PathBuf,
-    /// model.json's fields (the manifest left as Null in its place).
+    /// model.json's fields (the manifest, and the topology when held as text, left as Null in
+    /// their places).
     pub fields: Map<String, Value>,
+    topology: Option<std::sync::Arc<super::model_json::Topology>>,
     groups: Vec<ManifestGroup>,
     /// Every weight, in manifest order.
     pub weights: Vec<super::manifest::WeightSpec>,
@@ -62,13 +64,11 @@ pub struct Manifest {
 pub fn read_manifest(src: &mut dyn ModelSource) -> Result<Manifest> {
     let json_path = src.origin().to_path_buf();
     let bytes = src.model_json(MAX_MODEL_JSON_BYTES)?;
-    let mut fields = parse_model_json(&json_path, &bytes)?;
+    // The manifest comes out as weight specs (a Null stays in its place, so a re-save writes
+    // it there again).
+    let parsed = super::model_json::parse(&json_path, &bytes)?;
     drop(bytes);
-    // Take the manifest out (a Null stays in its place, so a re-save writes it there again).
-    let (groups, weights) = match fields.get_mut("weightsManifest").map(std::mem::take) {
-        None | Some(Value::Null) => (Vec::new(), Vec::new()),
-        Some(m) => parse_manifest(m, &json_path)?,
-    };
+    let (fields, groups, weights) = (parsed.fields, parsed.groups, parsed.weights);
     for entry in groups.iter().flat_map(|g| &g.paths) {
         check_entry(&json_path, entry)?;
     }
@@ -80,6 +80,7 @@ pub fn read_manifest(src: &mut dyn ModelSource) -> Result<Manifest> {
     Ok(Manifest {
         json_path,
         fields,
+        topology: parsed.topology,
         groups,
         weights,
     })
@@ -138,6 +139,7 @@ impl Manifest {
             },
             fields: self.fields,
             weights: self.weights,
+            topology_text: self.topology,
         })
     }
 }
@@ -780,9 +782,9 @@ pub fn write_to(
         );
     }
     let mut json = spec.model_json(Value::Array(manifest));
-    if let (true, Value::Object(fields)) = (opts.hashes, &mut json) {
+    if opts.hashes {
         let record = serde_json::json!({"algorithm": super::integrity::ALGORITHM, "files": hashes});
-        super::integrity::set_metadata(fields, "hashes", record);
+        super::integrity::set_metadata(&mut json.fields, "hashes", record);
     }
     let json_path = sink.origin().join("model.json");
     let text = serde_json::to_vec(&json).map_err(|e| Error::json(&json_path, e))?;

@@ -102,10 +102,14 @@ impl Model {
     /// Rebuild the graph of loaded artifacts.
     pub fn from_artifacts(artifacts: Artifacts) -> Result<Model> {
         let topology = artifacts.spec.topology().ok_or_else(|| {
-            Error::Model(format!(
-                "{}: the model has no modelTopology",
-                artifacts.origin.display()
-            ))
+            let why = artifacts.spec.topology_error();
+            Error::Model(match why {
+                Some(why) => format!("{}: modelTopology: {why}", artifacts.origin.display()),
+                None => format!(
+                    "{}: the model has no modelTopology",
+                    artifacts.origin.display()
+                ),
+            })
         })?;
         let weights = ArtifactWeights::new(&artifacts);
         let plan = graph::build(topology, &weights)
