@@ -213,6 +213,7 @@ fn keep_activation_memory() {
 
 fn main() -> ExitCode {
     keep_activation_memory();
+    layercake::gpu::quiet_display_probe();
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,

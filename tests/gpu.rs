@@ -49,3 +49,24 @@ fn a_lost_device_is_an_error_not_an_abort() {
     let err = read.expect_err("reading back from a lost device must fail");
     assert!(err.to_string().contains("lost"), "{err}");
 }
+
+/// On a machine without a desktop session the Vulkan loader's display probe (Mesa's
+/// device-select layer) must not print its `XDG_RUNTIME_DIR` error before every command.
+#[test]
+fn opening_the_gpu_without_a_session_prints_no_error_lines() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_layercake"))
+        .arg("device")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("NODEVICE_SELECT")
+        .env_remove("MESA_VK_DEVICE_SELECT")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(!stderr.contains("error"), "stderr: {stderr}");
+    assert!(!stdout.contains("error"), "stdout: {stdout}");
+}

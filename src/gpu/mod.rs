@@ -72,6 +72,27 @@ impl std::fmt::Debug for Device {
     }
 }
 
+/// Keep Mesa's implicit Vulkan layer `VK_LAYER_MESA_device_select` from probing for a
+/// display where none can be reached. The layer only orders adapters by the display's GPU
+/// (layercake orders them itself, by kind, and honours `LAYERCAKE_ADAPTER`), but on a machine
+/// without a session (`XDG_RUNTIME_DIR` unset or not a directory) its Wayland probe prints
+/// `error: XDG_RUNTIME_DIR is invalid or not set in the environment.` on every instance, which
+/// reads as a failure. Sets the layer's own off switch, `NODEVICE_SELECT=1`, in exactly that
+/// case, and leaves the environment alone where a user chose a device through the layer
+/// (`MESA_VK_DEVICE_SELECT`) or already set the switch.
+///
+/// It changes the process environment, so call it first thing in `main`, before any thread
+/// starts (the `layercake` command line does).
+pub fn quiet_display_probe() {
+    let session = std::env::var_os("XDG_RUNTIME_DIR")
+        .is_some_and(|d| std::path::Path::new(&d).is_dir());
+    let chosen = std::env::var_os("MESA_VK_DEVICE_SELECT").is_some()
+        || std::env::var_os("NODEVICE_SELECT").is_some();
+    if !session && !chosen {
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
+}
+
 fn backends_from_env() -> Result<wgpu::Backends> {
     match std::env::var("LAYERCAKE_BACKEND").ok().as_deref() {
         None | Some("") => Ok(wgpu::Backends::all()),
