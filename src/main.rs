@@ -127,6 +127,13 @@ struct ConvertArgs {
     /// Topology JSON for a plain safetensors weights file.
     #[arg(long)]
     topology: Option<PathBuf>,
+    /// safetensors output: keep uint8 / uint16-quantized weights as their raw integer codes
+    /// (scale and minimum only in layercake's __metadata__; layercake reads them back
+    /// byte-exact). By default the file holds the dequantized float32 / int32 values, which is
+    /// what Python's, Rust's and candle's safetensors readers expect; stock readers would take
+    /// the codes for the weights.
+    #[arg(long)]
+    keep_codes: bool,
     /// Where the weights go between load and save: through a GPU (load, read back, save) or
     /// straight on the CPU. `auto` takes a hardware GPU when there is one.
     #[arg(long, value_enum, default_value = "auto")]
@@ -296,6 +303,7 @@ fn convert_command(args: ConvertArgs) -> Result<(), Failure> {
         style,
         quantize,
         hashes: args.with_hashes,
+        keep_codes: args.keep_codes,
         ..Default::default()
     };
     convert(

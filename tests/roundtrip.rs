@@ -124,9 +124,14 @@ fn cross_style_and_safetensors_round_trips_keep_every_byte() {
                 assert_eq!(j0.get(key), j1.get(key), "{name} → {style}: {key}");
             }
         }
-        // tfjs → safetensors → tfjs in the source's own style gives the same files.
+        // tfjs → safetensors (quantized codes kept) → tfjs in the source's own style gives the
+        // same files.
         let st_path = out.path().join("model.safetensors");
-        save(&st_path, &original.spec, &original, SaveOptions::default()).unwrap();
+        let keep = SaveOptions {
+            keep_codes: true,
+            ..Default::default()
+        };
+        save(&st_path, &original.spec, &original, keep).unwrap();
         let from_st = layercake::open(&st_path).unwrap();
         assert_same_weights(&original, &from_st, &format!("{name} → safetensors"));
         let back = out.path().join("back");
@@ -183,7 +188,13 @@ fn optimizer_state_and_training_config_are_carried() {
 
 #[test]
 fn stock_safetensors_reader_reads_every_tensor() {
-    for name in ["cnn", "quant_uint8", "mlp_adam"] {
+    for name in [
+        "cnn",
+        "quant_uint8",
+        "quant_uint16",
+        "quant_float16",
+        "mlp_adam",
+    ] {
         let a = open_fixture(name);
         let out = tempfile::tempdir().unwrap();
         let path = out.path().join("m.safetensors");
@@ -194,9 +205,54 @@ fn stock_safetensors_reader_reads_every_tensor() {
         for (i, w) in a.spec.weights.iter().enumerate() {
             let t = file.tensor(&w.name).unwrap();
             assert_eq!(t.shape(), w.shape.as_slice());
-            assert_eq!(t.data(), &*a.store.stored(i), "{name}/{}", w.name);
+            // The default holds what the model computes with: the logical values for uint8 /
+            // uint16 codes; float16 stays F16 (exact), everything else as stored.
+            let expected = match w.encoding() {
+                layercake::Encoding::Affine { .. } => a.logical(i),
+                _ => a.store.stored(i),
+            };
+            assert_eq!(t.data(), &*expected, "{name}/{}", w.name);
+            assert!(
+                !matches!(t.dtype(), safetensors::Dtype::U8 | safetensors::Dtype::U16),
+                "{name}/{}: integer codes written by default",
+                w.name
+            );
         }
+        // The file reloads with the same logical values.
+        let b = layercake::open(&path).unwrap();
+        assert_same_values(&a, &b, &format!("{name} → safetensors"));
     }
+}
+
+#[test]
+fn quantized_codes_are_kept_in_safetensors_only_on_request() {
+    let a = open_fixture("quant_uint8");
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("m.safetensors");
+    let keep = SaveOptions {
+        keep_codes: true,
+        ..Default::default()
+    };
+    save(&path, &a.spec, &a, keep).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    for (i, w) in a.spec.weights.iter().enumerate() {
+        let t = file.tensor(&w.name).unwrap();
+        assert_eq!(t.data(), &*a.store.stored(i), "{}", w.name);
+    }
+    assert_same_weights(&a, &layercake::open(&path).unwrap(), "codes kept");
+    // Asking to quantize into safetensors without the flag is refused, naming the file.
+    let q = SaveOptions {
+        quantize: layercake::QuantizeChoice::To(layercake::QuantDType::Uint8),
+        ..Default::default()
+    };
+    let bad = out.path().join("q.safetensors");
+    let err = save(&bad, &a.spec, &a, q).unwrap_err().to_string();
+    assert!(
+        err.contains("q.safetensors") && err.contains("--keep-codes"),
+        "{err}"
+    );
+    assert!(!bad.exists());
 }
 
 #[test]
@@ -212,11 +268,19 @@ fn python_safetensors_reads_our_file() {
         eprintln!("skipped: python3 safetensors package not installed");
         return;
     }
-    let a = open_fixture("cnn");
+    for name in ["cnn", "quant_uint8", "quant_uint16"] {
+        python_reads(name);
+    }
+}
+
+/// Python's `safetensors.numpy` reads `name` saved as safetensors as float32 tensors with the
+/// model's logical values.
+fn python_reads(name: &str) {
+    let a = open_fixture(name);
     let out = tempfile::tempdir().unwrap();
     let path = out.path().join("m.safetensors");
     save(&path, &a.spec, &a, SaveOptions::default()).unwrap();
-    let script = "import sys, json\nfrom safetensors.numpy import load_file\nt = load_file(sys.argv[1])\nprint(json.dumps({k: [list(v.shape), float(v.astype('float64').sum())] for k, v in t.items()}))";
+    let script = "import sys, json\nfrom safetensors.numpy import load_file\nt = load_file(sys.argv[1])\nprint(json.dumps({k: [list(v.shape), str(v.dtype), float(v.astype('float64').sum())] for k, v in t.items()}))";
     let out = std::process::Command::new("python3")
         .args(["-c", script])
         .arg(&path)
@@ -227,10 +291,12 @@ fn python_safetensors_reads_our_file() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let seen: BTreeMap<String, (Vec<usize>, f64)> = serde_json::from_slice(&out.stdout).unwrap();
+    let seen: BTreeMap<String, (Vec<usize>, String, f64)> =
+        serde_json::from_slice(&out.stdout).unwrap();
     for (i, w) in a.spec.weights.iter().enumerate() {
-        let (shape, sum) = &seen[&w.name];
+        let (shape, dtype, sum) = &seen[&w.name];
         assert_eq!(shape, &w.shape);
+        assert_eq!(dtype, "float32", "{name}/{}", w.name);
         let ours: f64 = bytemuck::pod_collect_to_vec::<u8, f32>(&a.logical(i))
             .iter()
             .map(|&x| x as f64)

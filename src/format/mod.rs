@@ -359,6 +359,12 @@ pub struct SaveOptions {
     /// Record an xxh3 hash per weight file (TF.js) or per tensor (safetensors) in the metadata
     /// (see [`integrity`]); `layercake verify` checks them.
     pub hashes: bool,
+    /// safetensors only: store uint8 / uint16-quantized weights as their raw codes (`U8` /
+    /// `U16` tensors, with `min` and `scale` only in layercake's `__metadata__`), which layercake
+    /// reads back byte-exact. Off by default: the stock safetensors readers would take the
+    /// codes for the weights, so the file holds the logical values, dequantized exactly as
+    /// TF.js does. float16 weights are `F16` tensors either way (their values are exact).
+    pub keep_codes: bool,
 }
 
 impl Default for SaveOptions {
@@ -369,6 +375,7 @@ impl Default for SaveOptions {
             quantize: QuantizeChoice::Keep,
             durable: true,
             hashes: false,
+            keep_codes: false,
         }
     }
 }

@@ -8,8 +8,11 @@
 //! - `weights`: the manifest entries in order (dtype, group, quantization);
 //! - `layout`: the source's style, groups and file sizes, so a TF.js re-save can reproduce them.
 //!
-//! Quantized weights keep their compact bytes (U8 / U16 / F16 tensors). The stock safetensors
-//! readers read every tensor; parsing and validation use the `safetensors` crate.
+//! uint8 / uint16-quantized weights are written as their logical values (dequantized exactly as
+//! TF.js does), so the stock safetensors readers see the model's weights; with
+//! `SaveOptions::keep_codes` they keep their compact codes (U8 / U16 tensors, read back
+//! byte-exact). float16 weights are F16 tensors. Parsing and validation use the `safetensors`
+//! crate.
 
 use super::manifest::WeightSpec;
 use super::store::{Backing, Span, WeightStore};
@@ -309,7 +312,7 @@ pub fn write_stream(
     data: &dyn WeightBytes,
     opts: &super::SaveOptions,
 ) -> Result<u64> {
-    let out_specs = output_specs(spec, data, opts.quantize)?;
+    let out_specs = safetensors_specs(dst, spec, data, opts)?;
     let hashed;
     let spec = if opts.hashes {
         hashed = with_tensor_hashes(spec, &out_specs, data)?;
@@ -344,6 +347,35 @@ pub fn write_stream(
     }
     w.flush().map_err(io)?;
     Ok(offset as u64)
+}
+
+/// The specs the weights are written with: the save's quantization choice, with uint8 / uint16
+/// codes dequantized to their logical values unless `opts.keep_codes` (see
+/// [`super::SaveOptions::keep_codes`]).
+fn safetensors_specs(
+    dst: &Path,
+    spec: &ModelSpec,
+    data: &dyn WeightBytes,
+    opts: &super::SaveOptions,
+) -> Result<Vec<WeightSpec>> {
+    if let (false, super::QuantizeChoice::To(q @ (QuantDType::Uint8 | QuantDType::Uint16))) =
+        (opts.keep_codes, opts.quantize)
+    {
+        return Err(Error::Usage(format!(
+            "{}: quantizing to {q} for safetensors stores integer codes that the stock \
+             safetensors readers take for the weights; add --keep-codes to write them anyway",
+            dst.display()
+        )));
+    }
+    let mut out = output_specs(spec, data, opts.quantize)?;
+    if !opts.keep_codes {
+        for w in &mut out {
+            if matches!(w.encoding(), Encoding::Affine { .. }) {
+                w.quantization = None;
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `spec` with every tensor's stored-bytes hash recorded in its metadata (a pass over the data

@@ -84,8 +84,8 @@ impl std::fmt::Debug for Device {
 /// It changes the process environment, so call it first thing in `main`, before any thread
 /// starts (the `layercake` command line does).
 pub fn quiet_display_probe() {
-    let session = std::env::var_os("XDG_RUNTIME_DIR")
-        .is_some_and(|d| std::path::Path::new(&d).is_dir());
+    let session =
+        std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| std::path::Path::new(&d).is_dir());
     let chosen = std::env::var_os("MESA_VK_DEVICE_SELECT").is_some()
         || std::env::var_os("NODEVICE_SELECT").is_some();
     if !session && !chosen {
