@@ -15,7 +15,7 @@ fn bench(c: &mut Criterion) {
         predict::mlp().unwrap(),
         predict::cnn().unwrap(),
         predict::lstm().unwrap(),
-        predict::matmul1024().unwrap(),
+        predict::matmul(1024).unwrap(),
     ];
     let mut g = c.benchmark_group("predict");
     g.sample_size(10);

@@ -1,5 +1,7 @@
 //! `layercake bench` runs end to end and reports every row the issue asks for.
 
+mod common;
+
 use serde_json::Value;
 use std::process::Command;
 
@@ -54,7 +56,10 @@ fn bench_reports_load_save_and_limits() {
     }
     assert_eq!(json["tensors"], 10);
     assert!(json["weight_bytes"].as_u64().unwrap() > 1 << 20);
-    assert_eq!(json["ratios"].as_array().unwrap().len(), 4);
+    // The two GPU ratios are listed without a value on the CPU.
+    let ratios = json["ratios"].as_array().unwrap();
+    assert_eq!(ratios.len(), 6, "{ratios:?}");
+    assert_eq!(ratios.iter().filter(|r| r["value"].is_null()).count(), 2);
 }
 
 #[test]
@@ -105,4 +110,46 @@ fn bench_memory_shows_the_resident_flow_holding_one_copy() {
     assert!(ratio("CPU") < 1.3, "{out}");
     assert!(ratio("resident") < 2.3, "{out}");
     assert!(ratio("resident") + 0.5 < ratio("copied"), "{out}");
+}
+
+/// `tools/gpu-bench.sh --quick` runs every section on any adapter (lavapipe in CI): the upload
+/// and readback rows beside the plain wgpu transfers, the matrix product, and MobileNetV2 /
+/// ResNet50 on both backends where Keras can export them.
+#[test]
+fn gpu_bench_script_prints_every_figure() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    let models = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("gpu-bench-models");
+    let out = Command::new("bash")
+        .arg(format!("{root}/tools/gpu-bench.sh"))
+        .arg("--quick")
+        .arg(&models)
+        .env("LAYERCAKE", env!("CARGO_BIN_EXE_layercake"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "adapter: ",
+        "readback (resident weights → host)",
+        "limit: GPU write_buffer (same bytes)",
+        "limit: GPU copy back + map (same bytes)",
+        "upload / GPU write_buffer",
+        "matmul512        b512 gpu",
+    ] {
+        assert!(text.contains(want), "missing {want:?}:\n{text}");
+    }
+    let exported = common::keras_tools().is_some();
+    for m in ["mobilenet_v2", "resnet50"] {
+        for dev in ["gpu", "cpu"] {
+            let row = format!("{m:<16} b1   {dev}");
+            assert_eq!(text.contains(&row), exported, "{row:?}:\n{text}");
+        }
+    }
 }

@@ -2,6 +2,7 @@
 
     python3 tools/bench-predict.py [--layercake PATH] [--cases a,b,...] [--batch 1,8]
                                    [--repeat N] [--work DIR] [--json]
+    python3 tools/bench-predict.py --export-only --work DIR [--cases a,b,...]
 
 Each case is built by Keras 3 (weights drawn by Keras's initializers, BatchNormalization moving
 statistics re-drawn so that nothing folds to a no-op), saved as `.keras`, converted to a TF.js
@@ -119,6 +120,9 @@ def main():
     p.add_argument("--repeat", type=int, default=10)
     p.add_argument("--work", help="keep the converted models here")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--export-only", action="store_true",
+                   help="write the converted models under --work and time nothing "
+                        "(tools/gpu-bench.sh takes them to a GPU machine)")
     a = p.parse_args()
     work = a.work or tempfile.mkdtemp(prefix="bench-predict-")
     app_batches = [int(b) for b in a.batch.split(",")]
@@ -134,6 +138,9 @@ def main():
         out = os.path.join(work, name)
         if not os.path.exists(os.path.join(out, "model.json")):
             export(model, out)
+        if a.export_only:
+            print(out)
+            continue
         tf_ms = {b: time_keras(model, b, a.repeat, rng) for b in batches}
         lc = time_layercake(a.layercake, out, batches, a.repeat)
         for b in batches:

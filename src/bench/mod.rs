@@ -6,6 +6,7 @@
 //! files into freshly allocated memory and into a reused buffer, writing the same bytes from
 //! memory with and without fsync, and memcpy; beside them, the xxh3 hash of the same bytes.
 
+pub mod gpu_limits;
 pub mod memory;
 pub mod predict;
 
@@ -140,6 +141,16 @@ impl Report {
                 "save+fsync / write+fsync",
                 "save (fsync)",
                 "limit: write (fsync)",
+            ),
+            (
+                "upload / GPU write_buffer",
+                "  stage: read + upload (one copy)",
+                gpu_limits::WRITE_BUFFER,
+            ),
+            (
+                "readback / GPU copy back + map",
+                gpu_limits::READBACK,
+                gpu_limits::COPY_BACK,
             ),
         ]
         .iter()
@@ -337,6 +348,11 @@ pub fn run(
     }
     rows.extend(save_rows(path, device, &opts.scratch, repeat, bytes)?);
     rows.extend(limit_rows(&files, &opts.scratch, repeat, bytes)?);
+    if let Some(dev) = device {
+        let a = format::open(path)?;
+        let source = read_all(&files, &opts.scratch)?;
+        rows.extend(gpu_limits::rows(dev, &a, &source, repeat)?);
+    }
     Ok(Report {
         rows,
         peak_load_rss: peak,

@@ -5,7 +5,8 @@
 //! - a CNN of three 3×3 `same` relu convolutions (16, 32 and 64 filters; strides 1, 2, 2) on
 //!   batch 8 of 64×64×3;
 //! - an LSTM of 128 units over 200 steps of 32 features, batch 8 (throughput in steps per second);
-//! - one Dense layer computing a 1024×1024 by 1024×1024 product (the GPU matmul's GFLOP/s).
+//! - one Dense layer computing an n×n by n×n product (the GPU matmul's GFLOP/s; n = 1024 by
+//!   default, `layercake bench --predict --matmul N`).
 
 use super::Stat;
 use crate::error::Result;
@@ -20,8 +21,8 @@ use std::time::Instant;
 
 /// One benchmark case: a model with synthetic weights and its input.
 pub struct Case {
-    /// Short name (`mlp`, `cnn`, `matmul1024`).
-    pub name: &'static str,
+    /// Short name (`mlp`, `cnn`, `lstm`, `matmul1024`).
+    pub name: String,
     /// The model.
     pub model: Model,
     /// Its input batch.
@@ -87,7 +88,7 @@ pub fn mlp() -> Result<Case> {
         flops += 2.0 * 32.0 * (dims[i] * dims[i + 1]) as f64;
     }
     Ok(Case {
-        name: "mlp",
+        name: "mlp".into(),
         model: sequential("mlp", &[784], layers, &weights)?,
         input: input(vec![32, 784])?,
         flops,
@@ -108,7 +109,7 @@ pub fn cnn() -> Result<Case> {
         flops += 2.0 * (8 * side * side * 9 * cin * f) as f64;
     }
     Ok(Case {
-        name: "cnn",
+        name: "cnn".into(),
         model: sequential("cnn", &[64, 64, 3], layers, &weights)?,
         input: input(vec![8, 64, 64, 3])?,
         flops,
@@ -128,7 +129,7 @@ pub fn lstm() -> Result<Case> {
         ("lstm/bias".into(), vec![4 * units]),
     ];
     Ok(Case {
-        name: "lstm",
+        name: "lstm".into(),
         model: sequential("lstm", &[steps, features], layers, &weights)?,
         input: input(vec![batch, steps, features])?,
         flops: 2.0 * (batch * steps * (features + units) * 4 * units) as f64,
@@ -136,13 +137,12 @@ pub fn lstm() -> Result<Case> {
     })
 }
 
-/// One Dense layer: a 1024×1024 by 1024×1024 matrix product (plus bias).
-pub fn matmul1024() -> Result<Case> {
-    let n = 1024;
+/// One Dense layer: an n×n by n×n matrix product (plus bias).
+pub fn matmul(n: usize) -> Result<Case> {
     let layers = vec![json!({"class_name": "Dense", "config": {"name": "d", "units": n}})];
     let weights = [("d/kernel".into(), vec![n, n]), ("d/bias".into(), vec![n])];
     Ok(Case {
-        name: "matmul1024",
+        name: format!("matmul{n}"),
         model: sequential("matmul", &[n], layers, &weights)?,
         input: input(vec![n, n])?,
         flops: 2.0 * (n * n * n) as f64,
@@ -173,9 +173,14 @@ fn timing(case: &Case, backend: &'static str, secs: Stat) -> Timing {
 }
 
 /// Time every case on the CPU backend and, with `dev`, on the GPU (`repeat` predicts each after a
-/// warm-up; the 1024³ product is timed on the GPU only, with `gpu_repeat`).
-pub fn run(dev: Option<&Device>, repeat: usize, gpu_repeat: usize) -> Result<Vec<Timing>> {
-    let cases = [mlp()?, cnn()?, lstm()?, matmul1024()?];
+/// warm-up; the `matmul_n`³ product is timed on the GPU only, with `gpu_repeat`).
+pub fn run(
+    dev: Option<&Device>,
+    repeat: usize,
+    gpu_repeat: usize,
+    matmul_n: usize,
+) -> Result<Vec<Timing>> {
+    let cases = [mlp()?, cnn()?, lstm()?, matmul(matmul_n)?];
     let mut rows = Vec::new();
     for case in &cases[..3] {
         let x = std::slice::from_ref(&case.input);

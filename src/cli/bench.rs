@@ -45,6 +45,10 @@ pub struct BenchArgs {
     /// Keep the synthetic model in this directory (e.g. to measure TF.js on the same files).
     #[arg(long)]
     keep_model: Option<PathBuf>,
+    /// Side of the GPU matrix product `--predict` times (without `--model`): an N×N by N×N
+    /// product, e.g. 4096 on a discrete GPU.
+    #[arg(long, default_value_t = 1024)]
+    matmul: usize,
     /// Batch sizes for `--predict --model`, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
     batch: Vec<usize>,
@@ -161,7 +165,7 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
 /// `layercake bench --predict`: median milliseconds and GFLOP/s per case and backend.
 fn predict(dev: Option<&layercake::gpu::Device>, args: &BenchArgs) -> Result<(), Failure> {
     let gpu_repeat = args.repeat.min(3);
-    let rows = bench::predict::run(dev, args.repeat, gpu_repeat)?;
+    let rows = bench::predict::run(dev, args.repeat, gpu_repeat, args.matmul)?;
     print_timings(&rows, args.json);
     Ok(())
 }
