@@ -27,7 +27,7 @@ pub fn rows(dev: &Device, a: &Artifacts, source: &[u8], repeat: usize) -> Result
     let chunk = dev
         .limits
         .max_buffer_size
-        .min(u64::from(dev.limits.max_storage_buffer_binding_size))
+        .min(dev.limits.max_storage_buffer_binding_size)
         .min(256 << 20)
         & !3;
     let chunks: Vec<&[u8]> = source.chunks(chunk.max(4) as usize).collect();
@@ -102,7 +102,7 @@ fn buffer(dev: &Device, len: usize, usage: wgpu::BufferUsages) -> wgpu::Buffer {
 
 /// `write_buffer` needs a multiple of 4 bytes: only a short tail is ever copied.
 fn padded(c: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    if c.len() % 4 == 0 {
+    if c.len().is_multiple_of(4) {
         return c.into();
     }
     let mut v = c.to_vec();
