@@ -58,7 +58,7 @@ fn bench_reports_load_save_and_limits() {
     assert!(json["weight_bytes"].as_u64().unwrap() > 1 << 20);
     // The two GPU ratios are listed without a value on the CPU.
     let ratios = json["ratios"].as_array().unwrap();
-    assert_eq!(ratios.len(), 6, "{ratios:?}");
+    assert_eq!(ratios.len(), 7, "{ratios:?}");
     assert_eq!(ratios.iter().filter(|r| r["value"].is_null()).count(), 2);
 }
 

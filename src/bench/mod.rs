@@ -138,6 +138,11 @@ impl Report {
                 "limit: write (no fsync)",
             ),
             (
+                "save / write into reserved blocks",
+                "save (no fsync)",
+                "limit: write into reserved blocks (no fsync)",
+            ),
+            (
                 "save+fsync / write+fsync",
                 "save (fsync)",
                 "limit: write (fsync)",
@@ -391,7 +396,7 @@ fn save_rows(
         Some(dev) => Some(dev.upload(&a, &UploadOptions::default(), &mut |_, _| {})?),
         None => None,
     };
-    let mut samples: [Vec<f64>; 4] = Default::default();
+    let mut samples: [Vec<f64>; 5] = Default::default();
     for _ in 0..repeat {
         for (k, durable) in [false, true].into_iter().enumerate() {
             let opts = SaveOptions {
@@ -415,12 +420,20 @@ fn save_rows(
             samples[2 + k].push(secs(t.elapsed()));
             remove(&raw);
         }
+        // The same write into blocks reserved up front, as layercake's writers do.
+        let t = Instant::now();
+        let mut f = crate::atomic::create_sized(&raw, source.len() as u64)?;
+        f.write_all(&source).map_err(io(&raw))?;
+        drop(f);
+        samples[4].push(secs(t.elapsed()));
+        remove(&raw);
     }
     let names = [
         "save (no fsync)",
         "save (fsync)",
         "limit: write (no fsync)",
         "limit: write (fsync)",
+        "limit: write into reserved blocks (no fsync)",
     ];
     Ok(names
         .iter()

@@ -297,8 +297,12 @@ pub fn write(
     let mut written = 0;
     atomic::replace_file(dst, opts.durable, |tmp| {
         let file = File::create(tmp).map_err(|e| Error::io(tmp, e))?;
+        let reserve = file.try_clone().map_err(|e| Error::io(tmp, e))?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
-        written = write_stream(&mut w, dst, spec, data, opts)?;
+        // Once the header is known, the file's whole size is: reserve it (see
+        // `atomic::create_sized`).
+        let mut sized = |len| atomic::reserve(&reserve, len).map_err(|e| Error::io(tmp, e));
+        written = write_stream_sized(&mut w, dst, spec, data, opts, &mut sized)?;
         Ok(())
     })?;
     Ok(written)
@@ -311,6 +315,18 @@ pub fn write_stream(
     spec: &ModelSpec,
     data: &dyn WeightBytes,
     opts: &super::SaveOptions,
+) -> Result<u64> {
+    write_stream_sized(w, dst, spec, data, opts, &mut |_| Ok(()))
+}
+
+/// [`write_stream`], telling `sized` the file's total length before the first byte is written.
+fn write_stream_sized(
+    w: &mut dyn Write,
+    dst: &Path,
+    spec: &ModelSpec,
+    data: &dyn WeightBytes,
+    opts: &super::SaveOptions,
+    sized: &mut dyn FnMut(u64) -> Result<()>,
 ) -> Result<u64> {
     let out_specs = safetensors_specs(dst, spec, data, opts)?;
     let hashed;
@@ -336,6 +352,7 @@ pub fn write_stream(
         offset += len;
     }
     let header = header_bytes(dst, spec, &out_specs, infos)?;
+    sized(8 + header.len() as u64 + offset as u64)?;
     data.will_read(&order);
     let io = |e| Error::io(dst, e);
     w.write_all(&(header.len() as u64).to_le_bytes())

@@ -53,6 +53,12 @@ pub trait ModelSink {
     /// A new file of the model (`model.json` or a manifest path), written through the returned
     /// writer; it is complete once the writer is flushed and dropped.
     fn create(&mut self, name: &str) -> Result<Box<dyn Write + Send>>;
+    /// [`create`](Self::create) for a file that will hold exactly `len` bytes (weight files,
+    /// whose sizes the writer plans first): a file system sink reserves the space up front.
+    fn create_sized(&mut self, name: &str, len: u64) -> Result<Box<dyn Write + Send>> {
+        let _ = len;
+        self.create(name)
+    }
     /// Publish the model's files as a whole.
     fn commit(self: Box<Self>) -> Result<()>;
 }
