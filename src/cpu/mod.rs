@@ -1,6 +1,7 @@
 //! Shared CPU kernels of the reference implementation: matrix multiply (the `gemm` crate, the
 //! SGEMM behind candle) and broadcasting.
 
+pub mod rows;
 pub mod vmath;
 
 use rayon::prelude::*;
@@ -50,15 +51,7 @@ pub fn matmul_with(
         1
     };
     if strips > 1 {
-        let width = n.div_ceil(strips);
-        let dst = SharedMut(c.as_mut_ptr());
-        (0..strips).into_par_iter().for_each(|s| {
-            let (j0, j1) = (s * width, ((s + 1) * width).min(n));
-            // SAFETY: strips cover disjoint column ranges of `c`, so no element is written by
-            // two threads; `c` outlives the parallel loop.
-            unsafe { gemm_strided(a, (b, j0), dst.at(j0), (m, k, j1 - j0), n, 1) };
-        });
-        return;
+        return column_strips(a, b, c, (m, k, n), strips);
     }
     // SAFETY: `c` holds m×n elements (asserted above) and is exclusively borrowed.
     unsafe { gemm_strided(a, (b, 0), c.as_mut_ptr(), (m, k, n), n, threads) };
@@ -75,6 +68,73 @@ impl SharedMut {
     /// SAFETY: `offset` is within the allocation.
     unsafe fn at(self, offset: usize) -> *mut f32 {
         unsafe { self.0.add(offset) }
+    }
+}
+
+/// `c[m×n] = a[m×k] · b[k×n]` with the columns of `b` and `c` split into `strips` parts, each a
+/// one-thread product on its own core.
+fn column_strips(
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    (m, k, n): (usize, usize, usize),
+    strips: usize,
+) {
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "matmul operand sizes"
+    );
+    // Strips of a multiple of 16 columns (one AVX-512 register of f32) keep the kernels' full width.
+    let width = n.div_ceil(strips).next_multiple_of(16);
+    let dst = SharedMut(c.as_mut_ptr());
+    (0..n.div_ceil(width)).into_par_iter().for_each(|s| {
+        let (j0, j1) = (s * width, ((s + 1) * width).min(n));
+        // SAFETY: strips cover disjoint column ranges of `c`, so no element is written by two
+        // threads; `c` holds m×n elements (asserted above) and outlives the parallel loop.
+        unsafe { gemm_strided(a, (b, j0), dst.at(j0), (m, k, j1 - j0), n, 1) };
+    });
+}
+
+/// How a product of `m` rows is cut into parallel tasks: blocks of `rows` rows (at most
+/// [`ROW_BLOCK`], their count a multiple of the cores so that none idles at the end), each split
+/// into `strips` column strips when there are fewer blocks than cores (the few rows of a late
+/// convolution stage at batch 1: ResNet50's 7×7 and 14×14 maps are one block; splitting the
+/// columns lets each core pack only its part of the large kernel matrix).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Split {
+    rows: usize,
+    strips: usize,
+}
+
+fn split(m: usize, n: usize) -> Split {
+    let threads = rayon::current_num_threads().max(1);
+    let blocks = m.div_ceil(ROW_BLOCK).max(1);
+    if blocks < threads {
+        let strips = threads.div_ceil(blocks).min(n / 64).max(1);
+        return Split {
+            rows: m.div_ceil(blocks).max(1),
+            strips,
+        };
+    }
+    let blocks = blocks.next_multiple_of(threads);
+    Split {
+        rows: m.div_ceil(blocks).max(1),
+        strips: 1,
+    }
+}
+
+/// One block's product, `out[rows×n] = a[rows×k] · b[k×n]`, on `strips` cores.
+fn block_product(
+    a: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    (rows, k, n): (usize, usize, usize),
+    strips: usize,
+) {
+    if strips > 1 {
+        column_strips(a, b, out, (rows, k, n), strips);
+    } else {
+        matmul_with(a, b, out, (rows, k, n), Threads::One);
     }
 }
 
@@ -146,21 +206,33 @@ pub fn matmul_rows(
         // (`fill` writes every value of its row).
         static BLOCK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     }
+    let Split { rows, strips } = split(m, n);
+    let fill_block = |blk: usize, a: &mut [f32]| {
+        for (r, row) in a.chunks_exact_mut(k.max(1)).enumerate() {
+            fill(blk * rows + r, row);
+        }
+    };
     c[..m * n]
-        .par_chunks_mut(ROW_BLOCK * n)
+        .par_chunks_mut(rows * n)
         .enumerate()
         .for_each(|(blk, out)| {
             let rows = out.len() / n;
-            BLOCK.with_borrow_mut(|a| {
-                if a.len() < rows * k {
-                    a.resize(rows * k, 0.0);
-                }
-                let a = &mut a[..rows * k];
-                for (r, row) in a.chunks_exact_mut(k.max(1)).enumerate().take(rows) {
-                    fill(blk * ROW_BLOCK + r, row);
-                }
-                matmul_with(a, b, out, (rows, k, n), Threads::One);
-            });
+            if strips > 1 {
+                // The strips run in nested parallel tasks: while this thread waits for them it
+                // may run another block, so the block buffer cannot be the thread's own.
+                let mut a = vec![0.0f32; rows * k];
+                fill_block(blk, &mut a);
+                block_product(&a, b, out, (rows, k, n), strips);
+            } else {
+                BLOCK.with_borrow_mut(|a| {
+                    if a.len() < rows * k {
+                        a.resize(rows * k, 0.0);
+                    }
+                    let a = &mut a[..rows * k];
+                    fill_block(blk, a);
+                    matmul_with(a, b, out, (rows, k, n), Threads::One);
+                });
+            }
             finish(out);
         });
 }
@@ -181,21 +253,19 @@ pub fn matmul_blocks(
     if n == 0 || k == 0 {
         return matmul_rows((m, k, n), b, c, |_, _| {}, finish);
     }
+    let Split { rows, strips } = split(m, n);
     c[..m * n]
-        .par_chunks_mut(ROW_BLOCK * n)
-        .zip(a[..m * k].par_chunks(ROW_BLOCK * k))
+        .par_chunks_mut(rows * n)
+        .zip(a[..m * k].par_chunks(rows * k))
         .for_each(|(out, a)| {
-            matmul_with(a, b, out, (out.len() / n, k, n), Threads::One);
+            block_product(a, b, out, (out.len() / n, k, n), strips);
             finish(out);
         });
 }
 
 /// Add `bias[n]` to every row of `c[m×n]`.
 pub fn add_bias(c: &mut [f32], bias: &[f32]) {
-    let n = bias.len().max(1);
-    for row in c.chunks_mut(n) {
-        row.iter_mut().zip(bias).for_each(|(x, b)| *x += b);
-    }
+    rows::add_bias(c, bias);
 }
 
 #[cfg(test)]
@@ -255,5 +325,56 @@ mod tests {
         );
         let plus_one: Vec<f32> = whole.iter().map(|x| x + 1.0).collect();
         assert_eq!(blocked, plus_one);
+    }
+
+    #[test]
+    fn few_rows_split_into_column_strips_match_on_many_cores() {
+        // 4 cores, 2 row blocks: each block's columns are split between the cores, the block
+        // buffers are not shared between the nested tasks.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            assert_eq!(
+                split(49, 512),
+                Split {
+                    rows: 49,
+                    strips: 4
+                }
+            );
+            assert_eq!(
+                split(392, 512),
+                Split {
+                    rows: 196,
+                    strips: 2
+                }
+            );
+            assert_eq!(
+                split(2000, 64),
+                Split {
+                    rows: 250,
+                    strips: 1
+                }
+            );
+            for (m, k, n) in [(300, 37, 200), (49, 64, 512), (5, 3, 70)] {
+                let a: Vec<f32> = (0..m * k).map(|i| ((i % 13) as f32 - 6.0) / 4.0).collect();
+                let b: Vec<f32> = (0..k * n).map(|i| ((i % 7) as f32 - 3.0) / 2.0).collect();
+                let want = naive(&a, &b, (m, k, n));
+                let mut rows = vec![f32::NAN; m * n];
+                let fill = |r: usize, row: &mut [f32]| row.copy_from_slice(&a[r * k..(r + 1) * k]);
+                matmul_rows((m, k, n), &b, &mut rows, fill, |_| {});
+                let mut blocks = vec![f32::NAN; m * n];
+                matmul_blocks(&a, (m, k, n), &b, &mut blocks, |_| {});
+                for c in [&rows, &blocks] {
+                    let err = c
+                        .iter()
+                        .zip(&want)
+                        .map(|(x, y)| (x - y).abs())
+                        .fold(0.0, f32::max);
+                    assert!(err < 1e-3, "{m}×{k}×{n}: max error {err}");
+                }
+            }
+        });
     }
 }

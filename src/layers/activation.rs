@@ -229,8 +229,8 @@ impl Activation {
                 }
             }
             Activation::Sparsemax => data.chunks_mut(last.max(1)).for_each(sparsemax_row),
-            Activation::Relu => data.iter_mut().for_each(|x| *x = x.max(0.0)),
-            Activation::Relu6 => data.iter_mut().for_each(|x| *x = x.clamp(0.0, 6.0)),
+            Activation::Relu => crate::cpu::rows::relu(data),
+            Activation::Relu6 => crate::cpu::rows::clamp(data, 0.0, 6.0),
             Activation::Sigmoid => crate::cpu::vmath::sigmoid(data),
             Activation::Tanh => crate::cpu::vmath::tanh(data),
             Activation::Swish => crate::cpu::vmath::swish(data),
@@ -336,6 +336,15 @@ impl Parametric {
             }
         }
     }
+
+    /// [`Parametric::apply`] on every value of `data` (the clipped ReLU through the vectorized
+    /// row kernel; the match taken once, not per value).
+    pub fn apply_all(self, data: &mut [f32]) {
+        match self {
+            Parametric::ReluMax(m) => crate::cpu::rows::relu_max(data, m),
+            op => data.iter_mut().for_each(|x| *x = op.apply(*x)),
+        }
+    }
 }
 
 struct Elementwise {
@@ -352,18 +361,16 @@ impl Layer for Elementwise {
     }
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
         let mut t = one(inputs, "activation")?.clone();
-        t.data.iter_mut().for_each(|x| *x = self.op.apply(*x));
+        self.op.apply_all(&mut t.data);
         Ok(t)
     }
     fn forward_in_place(&self, x: &mut Tensor, _rest: &[&Tensor]) -> Option<Result<()>> {
-        x.data.iter_mut().for_each(|v| *v = self.op.apply(*v));
+        self.op.apply_all(&mut x.data);
         Some(Ok(()))
     }
     fn row_epilogue(&self) -> Option<super::RowFn<'_>> {
         let op = self.op;
-        Some(Box::new(move |block: &mut [f32]| {
-            block.iter_mut().for_each(|v| *v = op.apply(*v))
-        }))
+        Some(Box::new(move |block: &mut [f32]| op.apply_all(block)))
     }
     fn gpu(&self) -> Option<super::GpuForm<'_>> {
         Some(super::GpuForm::Parametric(self.op))

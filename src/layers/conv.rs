@@ -864,7 +864,12 @@ fn depthwise_forward(
                 let row = blk * PIXELS + i;
                 let (b, o) = (row / n_out, row % n_out);
                 let xb = &x.data[b * n_in * cin..(b + 1) * n_in * cin];
-                for (k, &s) in taps[o * window..(o + 1) * window].iter().enumerate() {
+                let taps = &taps[o * window..(o + 1) * window];
+                if m == 1 {
+                    cpu::rows::depthwise_pixel(acc, xb, &kernel.data, taps, super::GATHER_PAD);
+                    continue;
+                }
+                for (k, &s) in taps.iter().enumerate() {
                     if s != super::GATHER_PAD {
                         let xs = &xb[s as usize * cin..][..cin];
                         depthwise_tap(acc, xs, &kernel.data[k * width..][..width], m);
@@ -877,15 +882,10 @@ fn depthwise_forward(
     Tensor::new(shape, result)
 }
 
-/// `acc[c·m + j] += x[c] · w[c·m + j]`.
+/// `acc[c·m + j] += x[c] · w[c·m + j]` (depth multiplier `m` > 1; 1 is
+/// [`cpu::rows::depthwise_pixel`]).
 #[inline]
 fn depthwise_tap(acc: &mut [f32], x: &[f32], w: &[f32], m: usize) {
-    if m == 1 {
-        for ((a, &v), &w) in acc.iter_mut().zip(x).zip(w) {
-            *a += v * w;
-        }
-        return;
-    }
     for (c, &v) in x.iter().enumerate() {
         for j in 0..m {
             acc[c * m + j] += v * w[c * m + j];

@@ -31,11 +31,7 @@ impl BatchNorm {
 
     /// `x ← x · mul[c] + add[c]` over whole rows whose last axis is the channels.
     fn affine_rows(&self, data: &mut [f32]) {
-        for row in data.chunks_mut(self.mul.len().max(1)) {
-            for ((x, m), a) in row.iter_mut().zip(&self.mul).zip(&self.add) {
-                *x = *x * m + a;
-            }
-        }
+        crate::cpu::rows::affine(data, &self.mul, &self.add);
     }
 }
 

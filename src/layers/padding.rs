@@ -1,6 +1,7 @@
 //! Spatial layout layers: ZeroPadding2D, Cropping2D, UpSampling2D (nearest, and bilinear as
 //! TF.js's resizeBilinear without corner alignment, through [`super::resample`]).
 
+use super::conv::{from_channels_last, to_channels_last};
 use super::resample::{Resample, Sampling};
 use super::{one, Layer, LayerCtx, Shape};
 use crate::error::{Error, Result};
@@ -42,22 +43,6 @@ struct Pad2D {
     name: String,
 }
 
-fn to_nhwc(x: &Tensor, cf: bool) -> Tensor {
-    if cf {
-        x.permuted(&[0, 2, 3, 1])
-    } else {
-        x.clone()
-    }
-}
-
-fn from_nhwc(x: Tensor, cf: bool) -> Tensor {
-    if cf {
-        x.permuted(&[0, 3, 1, 2])
-    } else {
-        x
-    }
-}
-
 impl Pad2D {
     fn size(&self, h: usize, w: usize) -> Result<(usize, usize)> {
         let oh = h as isize + self.rows[0] + self.rows[1];
@@ -83,28 +68,29 @@ impl Layer for Pad2D {
     }
 
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
-        let x = to_nhwc(one(inputs, &self.name)?, self.channels_first);
+        use rayon::prelude::*;
+        let x = to_channels_last(one(inputs, &self.name)?, self.channels_first);
         let (b, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
         let (oh, ow) = self.size(h, w)?;
+        // Output columns [j0, j1) come from input columns [j0 - left, j1 - left).
+        let left = self.cols[0];
+        let j0 = left.clamp(0, ow as isize) as usize;
+        let j1 = (w as isize + left).clamp(j0 as isize, ow as isize) as usize;
         let mut out = vec![0.0; b * oh * ow * c];
-        for n in 0..b {
-            for i in 0..oh {
+        // One output row per task; rows outside the input stay zero.
+        out.par_chunks_mut((ow * c).max(1))
+            .enumerate()
+            .for_each(|(r, row)| {
+                let (n, i) = (r / oh.max(1), r % oh.max(1));
                 let si = i as isize - self.rows[0];
-                if si < 0 || si >= h as isize {
-                    continue;
+                if si < 0 || si >= h as isize || j0 == j1 {
+                    return;
                 }
-                for j in 0..ow {
-                    let sj = j as isize - self.cols[0];
-                    if sj < 0 || sj >= w as isize {
-                        continue;
-                    }
-                    let src = ((n * h + si as usize) * w + sj as usize) * c;
-                    let dst = ((n * oh + i) * ow + j) * c;
-                    out[dst..dst + c].copy_from_slice(&x.data[src..src + c]);
-                }
-            }
-        }
-        Ok(from_nhwc(
+                let sj0 = (j0 as isize - left) as usize;
+                let src = ((n * h + si as usize) * w + sj0) * c;
+                row[j0 * c..j1 * c].copy_from_slice(&x.data[src..src + (j1 - j0) * c]);
+            });
+        Ok(from_channels_last(
             Tensor::new(vec![b, oh, ow, c], out)?,
             self.channels_first,
         ))
@@ -168,11 +154,11 @@ impl Layer for UpSampling {
     }
 
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
-        let x = to_nhwc(one(inputs, &self.name)?, self.channels_first);
+        let x = to_channels_last(one(inputs, &self.name)?, self.channels_first);
         let (b, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
         if self.bilinear {
             let y = self.resample(h, w).apply(&x)?;
-            return Ok(from_nhwc(y, self.channels_first));
+            return Ok(from_channels_last(y, self.channels_first));
         }
         let (oh, ow) = (h * self.size[0], w * self.size[1]);
         let mut out = Vec::with_capacity(b * oh * ow * c);
@@ -184,7 +170,7 @@ impl Layer for UpSampling {
                 }
             }
         }
-        Ok(from_nhwc(
+        Ok(from_channels_last(
             Tensor::new(vec![b, oh, ow, c], out)?,
             self.channels_first,
         ))
