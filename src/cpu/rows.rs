@@ -44,6 +44,39 @@ pub fn clamp(data: &mut [f32], lo: f32, hi: f32) {
     data.iter_mut().for_each(|x| *x = x.clamp(lo, hi));
 }
 
+/// One output pixel of a pooling layer: the element-wise maximum (`max`) or mean of the channel
+/// rows under its window (`rows`: those inside the input; padded cells take no part, as in TF.js).
+/// An empty window gives -inf (max) or 0 (mean).
+pub fn pool_pixel<'a>(out: &mut [f32], rows: impl Iterator<Item = &'a [f32]>, max: bool) {
+    out.iter_mut()
+        .for_each(|v| *v = if max { f32::NEG_INFINITY } else { 0.0 });
+    let mut count = 0usize;
+    for row in rows {
+        if max {
+            max_into(out, row);
+        } else {
+            add_into(out, row);
+        }
+        count += 1;
+    }
+    if !max && count > 1 {
+        let inv = count as f32;
+        out.iter_mut().for_each(|v| *v /= inv);
+    }
+}
+
+/// `acc ← max(acc, x)` element-wise (NaN in `x` is skipped, as `f32::max`).
+#[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+fn max_into(acc: &mut [f32], x: &[f32]) {
+    acc.iter_mut().zip(x).for_each(|(a, &v)| *a = a.max(v));
+}
+
+/// `acc ← acc + x` element-wise.
+#[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+fn add_into(acc: &mut [f32], x: &[f32]) {
+    acc.iter_mut().zip(x).for_each(|(a, &v)| *a += v);
+}
+
 /// Channels per register block of [`depthwise_pixel`]: four AVX-512 registers of f32.
 const LANES: usize = 64;
 

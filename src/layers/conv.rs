@@ -825,8 +825,22 @@ pub(super) fn conv_transpose(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
     Ok(super::then_row(layer, after))
 }
 
-/// Depthwise convolution (1-D or 2-D, channels_last): kernel `[*k, in, m]`, output channel
-/// `c*m + j`.
+/// The output spatial shape of a windowed layer over `spatial`, and `taps[o · window + k]`: the
+/// input pixel under tap `k` of output pixel `o` ([`super::GATHER_PAD`] outside the input).
+/// Shared by the depthwise convolution and pooling.
+pub(super) fn pixel_taps(g: &Geometry, spatial: &[usize]) -> (Vec<usize>, Vec<u32>) {
+    let (out, pads) = g.output(spatial);
+    let n_out: usize = out.iter().product();
+    let window: usize = g.kernel.iter().product();
+    let mut taps = vec![super::GATHER_PAD; n_out * window];
+    for_each_tap(g, spatial, &out, &pads, |o, src, k| {
+        if let Some(s) = src {
+            taps[o * window + k] = s as u32;
+        }
+    });
+    (out, taps)
+}
+
 /// Depthwise convolution of a channels_last `x` with `kernel` (`[*k, cin, m]`), in parallel over
 /// blocks of output pixels; `finish` runs on each block of the output while it is hot (bias and
 /// activation). Each output pixel accumulates, tap by tap, the input pixel under the tap times
@@ -842,17 +856,10 @@ fn depthwise_forward(
     let (batch, cin) = (x.shape[0], x.shape[rank - 1]);
     let spatial = &x.shape[1..rank - 1];
     let m = kernel.shape[kernel.rank() - 1];
-    let (out, pads) = g.output(spatial);
+    let (out, taps) = pixel_taps(g, spatial);
     let n_out: usize = out.iter().product();
     let n_in: usize = spatial.iter().product();
     let window: usize = g.kernel.iter().product();
-    // taps[o · window + k]: the input pixel under tap k of output pixel o (PAD outside).
-    let mut taps = vec![super::GATHER_PAD; n_out * window];
-    for_each_tap(g, spatial, &out, &pads, |o, src, k| {
-        if let Some(s) = src {
-            taps[o * window + k] = s as u32;
-        }
-    });
     let width = cin * m;
     let mut result = vec![0.0f32; batch * n_out * width];
     const PIXELS: usize = 64;

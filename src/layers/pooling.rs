@@ -34,37 +34,28 @@ impl Layer for Pool {
     }
 
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        use rayon::prelude::*;
         let x = to_channels_last(one(inputs, &self.name)?, self.channels_first);
         let rank = x.rank();
         let (batch, c) = (x.shape[0], x.shape[rank - 1]);
-        let spatial = x.shape[1..rank - 1].to_vec();
-        let (out, pads) = self.geometry.output(&spatial);
+        let spatial = &x.shape[1..rank - 1];
+        let (out, taps) = super::conv::pixel_taps(&self.geometry, spatial);
         let n_out: usize = out.iter().product();
         let n_in: usize = spatial.iter().product();
-        let init = if self.max { f32::NEG_INFINITY } else { 0.0 };
-        let mut acc = vec![init; batch * n_out * c];
-        let mut count = vec![0u32; n_out];
-        for b in 0..batch {
-            let xb = &x.data[b * n_in * c..];
-            let ab = &mut acc[b * n_out * c..];
-            super::conv::for_each_tap(&self.geometry, &spatial, &out, &pads, |o, src, _| {
-                if let Some(s) = src {
-                    if b == 0 {
-                        count[o] += 1;
-                    }
-                    for ch in 0..c {
-                        let v = xb[s * c + ch];
-                        let a = &mut ab[o * c + ch];
-                        *a = if self.max { a.max(v) } else { *a + v };
-                    }
-                }
+        let window: usize = self.geometry.kernel.iter().product();
+        let mut acc = vec![0.0f32; batch * n_out * c];
+        // In parallel over output pixels; each pixel reduces the channel rows under its window.
+        acc.par_chunks_mut(c.max(1))
+            .enumerate()
+            .for_each(|(row, dst)| {
+                let (b, o) = (row / n_out, row % n_out);
+                let xb = &x.data[b * n_in * c..(b + 1) * n_in * c];
+                let inside = taps[o * window..(o + 1) * window]
+                    .iter()
+                    .filter(|&&s| s != super::GATHER_PAD)
+                    .map(|&s| &xb[s as usize * c..(s as usize + 1) * c]);
+                crate::cpu::rows::pool_pixel(dst, inside, self.max);
             });
-        }
-        if !self.max {
-            for (i, v) in acc.iter_mut().enumerate() {
-                *v /= count[(i / c) % n_out].max(1) as f32;
-            }
-        }
         let y = Tensor::new([batch].into_iter().chain(out).chain([c]).collect(), acc)?;
         Ok(from_channels_last(y, self.channels_first))
     }
