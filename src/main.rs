@@ -41,10 +41,14 @@ enum Command {
     Convert(ConvertArgs),
     /// The main job on a bundled model: load onto the device, check, save from it, reload, check.
     Demo {
-        /// `auto` uses any GPU adapter (the demo model is tiny, so a software adapter is quick
+        /// `auto` uses any GPU adapter (the demo model is small, so a software adapter is quick
         /// too) and falls back to the CPU without one.
         #[arg(long, value_enum, default_value = "auto")]
         device: DeviceArg,
+        /// Then run the same job on a model of this size made on the spot (a stack of Dense
+        /// layers, e.g. 256MiB), where the throughput figures mean something.
+        #[arg(long, value_name = "SIZE", num_args = 0..=1, default_missing_value = "256MiB")]
+        big: Option<String>,
     },
     /// Run a model on inputs from a tensor JSON file.
     Predict {
@@ -265,7 +269,7 @@ fn run(command: Command) -> Result<(), Failure> {
             };
             predict::verify(&model, &opts, json)
         }
-        Command::Demo { device } => demo::run(device),
+        Command::Demo { device, big } => demo::run(device, big.as_deref()),
         Command::Serve {
             dir,
             addr,

@@ -390,14 +390,24 @@ fn the_demo_runs_the_whole_job_on_each_device() {
         devices.push("gpu");
     }
     for device in devices {
-        let text = layercake_ok(&["demo".as_ref(), "--device".as_ref(), device.as_ref()]);
-        // Checked after loading and again after saving from the device and reloading.
+        // The bundled Keras MobileNetV2, then (--big) a model made on the spot: each checked
+        // after loading and again after saving from the device and reloading.
+        let args = ["demo", "--device", device, "--big", "8MiB"];
+        let text = layercake_ok(&args.map(std::ffi::OsStr::new));
         assert_eq!(
             text.matches("  all checks passed").count(),
-            2,
+            4,
             "{device}: {text}"
         );
-        assert!(text.contains("recorded hashes match"), "{text}");
-        assert!(text.contains("throughput"), "{text}");
+        assert!(text.contains("vs Keras's predictions"), "{text}");
+        assert!(text.contains("predictions: golden        pass"), "{text}");
+        assert_eq!(text.matches("recorded hashes match").count(), 2, "{text}");
+        assert_eq!(
+            text.matches("this machine reads the files").count(),
+            2,
+            "{text}"
+        );
+        assert!(text.contains("16 Dense(362, tanh) layers"), "{text}");
+        assert!(!text.contains("error:"), "{device}: no error lines: {text}");
     }
 }

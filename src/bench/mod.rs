@@ -410,15 +410,7 @@ fn save_rows(
             };
             samples[k].push(secs(t.elapsed()));
             remove(&dst);
-            let t = Instant::now();
-            let mut f = std::fs::File::create(&raw).map_err(io(&raw))?;
-            f.write_all(&source).map_err(io(&raw))?;
-            if durable {
-                f.sync_all().map_err(io(&raw))?;
-            }
-            drop(f);
-            samples[2 + k].push(secs(t.elapsed()));
-            remove(&raw);
+            samples[2 + k].push(plain_write(&raw, &source, durable)?);
         }
         // The same write into blocks reserved up front, as layercake's writers do.
         let t = Instant::now();
@@ -468,21 +460,42 @@ fn io(p: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::io(p, e)
 }
 
+/// Seconds to read `files` (`bytes` in all) into one fresh allocation of their size: above the
+/// allocator's mmap threshold, so its pages are new and first-touch faults are paid, as a
+/// loader's destination pays them. This machine's own file-read limit.
+pub fn fresh_read(files: &[PathBuf], bytes: u64) -> Result<f64> {
+    let t = Instant::now();
+    let mut all = Vec::with_capacity(bytes as usize);
+    for f in files {
+        std::fs::File::open(f)
+            .and_then(|mut h| h.read_to_end(&mut all))
+            .map_err(io(f))?;
+    }
+    std::hint::black_box(&all);
+    Ok(secs(t.elapsed()))
+}
+
+/// Seconds to write `bytes` from memory into a new file at `path` (then fsync'd when `durable`);
+/// the file is removed afterwards, untimed. This machine's own file-write limit.
+pub fn plain_write(path: &Path, bytes: &[u8], durable: bool) -> Result<f64> {
+    let t = Instant::now();
+    let mut f = std::fs::File::create(path).map_err(io(path))?;
+    f.write_all(bytes).map_err(io(path))?;
+    if durable {
+        f.sync_all().map_err(io(path))?;
+    }
+    drop(f);
+    let took = secs(t.elapsed());
+    remove(path);
+    Ok(took)
+}
+
 fn limit_rows(files: &[PathBuf], scratch: &Path, repeat: usize, bytes: u64) -> Result<Vec<Row>> {
     let mut fresh = Vec::new();
     let mut reused_t = Vec::new();
     let mut reused = vec![0u8; 8 << 20];
     for _ in 0..repeat {
-        // One allocation of the model's size: above the allocator's mmap threshold, so its pages
-        // are new and first-touch faults are paid, as a loader's destination pays them.
-        let t = Instant::now();
-        let mut all = Vec::with_capacity(bytes as usize);
-        for f in files {
-            std::fs::File::open(f)
-                .and_then(|mut h| h.read_to_end(&mut all))
-                .map_err(io(f))?;
-        }
-        fresh.push(secs(t.elapsed()));
+        fresh.push(fresh_read(files, bytes)?);
         let t = Instant::now();
         for f in files {
             let mut h = std::fs::File::open(f).map_err(io(f))?;

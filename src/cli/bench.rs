@@ -67,7 +67,7 @@ enum FormatArg {
 }
 
 /// Parse `256MiB`, `1GiB`, `64MB`, `4096` into bytes.
-fn parse_size(s: &str) -> Result<u64, Failure> {
+pub(super) fn parse_size(s: &str) -> Result<u64, Failure> {
     let s = s.trim();
     let split = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')

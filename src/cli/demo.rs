@@ -1,30 +1,40 @@
-//! `layercake demo`: the main job on a bundled fixture model (a small CNN saved by real
-//! TF.js 4.22), end to end: pick a device, load the model onto it, check it, save it from the
-//! device, reload the saved copy and check it again, and report throughput.
+//! `layercake demo`: the main job, end to end, on a real model — a MobileNetV2 built and run by
+//! Keras 3.15 (bundled with Keras's own predictions): pick a device, load the model onto it,
+//! check it, save it from the device, reload the saved copy and check it again, and report
+//! throughput beside this machine's own file-read and file-write speed. `--big SIZE` then runs
+//! the same job on a SIZE model made on the spot, where the throughput figures mean something.
 
 use super::{DeviceArg, Failure};
+use indicatif::ProgressBar;
 use layercake::gpu::residency::UploadOptions;
 use layercake::gpu::Device;
 use layercake::verify::VerifyOptions;
 use layercake::{SaveOptions, WeightBytes};
-use std::path::Path;
+use serde_json::json;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// The bundled model: tests/fixtures/cnn (browser-downloads style) and TF.js's predictions.
+/// The bundled model: tests/fixtures/keras3/app_mobilenet_v2 — `keras.applications.MobileNetV2`
+/// (α 0.35, 32×32×3 inputs, 10 classes, 155 layers), converted by tensorflowjs_converter 4.22,
+/// with the predictions Keras made on two inputs (tools/keras3-fixtures/apps.py).
 const FILES: [(&str, &[u8]); 3] = [
     (
         "model.json",
-        include_bytes!("../../tests/fixtures/cnn/model.json"),
+        include_bytes!("../../tests/fixtures/keras3/app_mobilenet_v2/model.json"),
     ),
     (
-        "model.weights.bin",
-        include_bytes!("../../tests/fixtures/cnn/model.weights.bin"),
+        "group1-shard1of1.bin",
+        include_bytes!("../../tests/fixtures/keras3/app_mobilenet_v2/group1-shard1of1.bin"),
     ),
     (
         "expected.json",
-        include_bytes!("../../tests/fixtures/cnn/expected.json"),
+        include_bytes!("../../tests/fixtures/keras3/app_mobilenet_v2/expected.json"),
     ),
 ];
+
+/// Dense layers of the `--big` model.
+const BIG_LAYERS: usize = 16;
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> Failure + '_ {
     move |e| layercake::Error::io(path, e).into()
@@ -44,14 +54,19 @@ fn pick(arg: DeviceArg) -> Result<Option<Device>, Failure> {
     }
 }
 
-fn gbps(bytes: u64, secs: f64) -> String {
-    format!("{:.3} GB/s", bytes as f64 / secs.max(1e-9) / 1e9)
+fn gbps(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 / secs.max(1e-9) / 1e9
 }
 
-/// Run every post-load check on `model` against TF.js's predictions; prints the table.
-fn checks(model: &Path, expected: &Path, dev: Option<&Device>) -> Result<bool, Failure> {
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+}
+
+/// Run every post-load check on `model` (against `expected` predictions when given); prints
+/// the table.
+fn checks(model: &Path, expected: Option<&Path>, dev: Option<&Device>) -> Result<bool, Failure> {
     let opts = VerifyOptions {
-        expect: Some(expected.to_path_buf()),
+        expect: expected.map(Path::to_path_buf),
         gpu: dev.cloned(),
         seed: 7,
         ..Default::default()
@@ -63,81 +78,201 @@ fn checks(model: &Path, expected: &Path, dev: Option<&Device>) -> Result<bool, F
     Ok(report.passed())
 }
 
-/// Run the demo.
-pub fn run(arg: DeviceArg) -> Result<(), Failure> {
-    let work = tempfile::tempdir().map_err(io(Path::new("temporary directory")))?;
-    let src = work.path().join("cnn");
-    std::fs::create_dir(&src).map_err(io(&src))?;
-    for (name, bytes) in FILES {
-        std::fs::write(src.join(name), bytes).map_err(io(&src))?;
-    }
-    println!("layercake demo: a small CNN saved by TensorFlow.js 4.22\n");
-    println!("1. device");
-    let dev = pick(arg)?;
-    match &dev {
-        Some(d) => println!("  GPU: {}", d.describe()),
-        None => println!("  CPU"),
-    }
+/// Weight bytes read through to `inner`, advancing a progress bar by each weight's size.
+struct Counted<'a> {
+    inner: &'a dyn WeightBytes,
+    bar: &'a ProgressBar,
+}
 
-    println!("2. load");
+impl WeightBytes for Counted<'_> {
+    fn stored(&self, i: usize) -> Option<Cow<'_, [u8]>> {
+        let bytes = self.inner.stored(i);
+        if let Some(b) = &bytes {
+            self.bar.inc(b.len() as u64);
+        }
+        bytes
+    }
+    fn logical(&self, i: usize) -> layercake::Result<Cow<'_, [u8]>> {
+        let bytes = self.inner.logical(i)?;
+        self.bar.inc(bytes.len() as u64);
+        Ok(bytes)
+    }
+    fn will_read(&self, order: &[usize]) {
+        self.inner.will_read(order)
+    }
+}
+
+/// One model's job: load onto the device, check, save from the device, check the saved copy,
+/// throughput beside this machine's limits. Returns whether every check passed.
+fn job(
+    src: &Path,
+    expected: Option<&Path>,
+    dev: Option<&Device>,
+    work: &Path,
+) -> Result<bool, Failure> {
+    println!("load");
     let t = Instant::now();
-    let a = layercake::open(&src)?;
+    let a = layercake::open(src)?;
     let parse = t.elapsed().as_secs_f64();
     let bytes = a.spec.stored_bytes();
     let summary = layercake::inspect::summarize(&a);
     println!(
-        "  {} layers, {} weights, {} bytes, parsed and validated in {:.2} ms",
+        "  {} layers, {} weights, {}, parsed and validated in {:.2} ms",
         summary.layers.len(),
         a.spec.weights.len(),
-        bytes,
+        mib(bytes),
         parse * 1e3
     );
-    let t = Instant::now();
-    let resident = match &dev {
-        Some(d) => Some(d.upload(&a, &UploadOptions::default(), &mut |_, _| {})?),
+    let resident = match dev {
+        Some(d) => {
+            let bar = super::progress_bar(bytes, "load");
+            let gw = d.upload(&a, &UploadOptions::default(), &mut |done, _| {
+                bar.set_position(done)
+            })?;
+            bar.finish_and_clear();
+            println!(
+                "  resident on the GPU in {} buffers ({:?} upload)",
+                gw.stats.buffers, gw.path
+            );
+            Some(gw)
+        }
         None => None,
     };
-    let load = parse + t.elapsed().as_secs_f64();
-    if let Some(gw) = &resident {
-        println!(
-            "  resident on the GPU in {} buffers ({:?} upload)",
-            gw.stats.buffers, gw.path
-        );
-    }
+    let load = t.elapsed().as_secs_f64();
 
-    println!("3. predict and check (weights scanned on the device, GPU copy hashed, predictions vs TF.js and the CPU)");
-    let expected = src.join("expected.json");
-    let first = checks(&src, &expected, dev.as_ref())?;
+    let against = expected.map_or("the CPU", |_| "Keras's predictions and the CPU");
+    println!("predict and check (weights scanned on the device, the device copy hashed, predictions vs {against})");
+    let first = checks(src, expected, dev)?;
 
-    println!("4. save from the device (with per-file hashes), reload, check again");
+    println!("save from the device (with per-file hashes), reload, check again");
     let reader = match &resident {
         Some(gw) => Some(gw.reader(64 << 20)?),
         None => None,
     };
-    let data: &dyn WeightBytes = match &reader {
-        Some(r) => r,
-        None => &a,
+    let bar = super::progress_bar(bytes, "save");
+    let data = Counted {
+        inner: match &reader {
+            Some(r) => r,
+            None => &a,
+        },
+        bar: &bar,
     };
-    let dst = work.path().join("saved");
+    let dst = work.join(format!(
+        "{}-saved",
+        src.file_name().unwrap_or_default().to_string_lossy()
+    ));
     let t = Instant::now();
     let opts = SaveOptions {
         hashes: true,
         ..Default::default()
     };
-    layercake::save(&dst, &a.spec, data, opts)?;
+    layercake::save(&dst, &a.spec, &data, opts)?;
     let save = t.elapsed().as_secs_f64();
+    bar.finish_and_clear();
     println!("  saved to {} in {:.2} ms", dst.display(), save * 1e3);
-    let second = checks(&dst, &expected, dev.as_ref())?;
+    let second = checks(&dst, expected, dev)?;
+    throughput(&a, bytes, (load, save), work)?;
+    Ok(first && second)
+}
 
-    println!("5. throughput (a tiny model: dominated by fixed costs; see `cargo bench`)");
+/// Load and save throughput beside this machine's own file read (into fresh memory) and file
+/// write (+ fsync) of the same bytes, measured now.
+fn throughput(
+    a: &layercake::Artifacts,
+    bytes: u64,
+    (load, save): (f64, f64),
+    work: &Path,
+) -> Result<(), Failure> {
+    let files = layercake::bench::weight_files(a);
+    let read = layercake::bench::fresh_read(&files, bytes)?;
+    let mut source = Vec::with_capacity(bytes as usize);
+    for f in &files {
+        source.extend(std::fs::read(f).map_err(io(f))?);
+    }
+    let write = layercake::bench::plain_write(&work.join("limit-write.bin"), &source, true)?;
     println!(
-        "  load {:.2} ms ({}), save {:.2} ms ({}, fsync + atomic switch)",
+        "throughput ({} of weights, files in the page cache)",
+        mib(bytes)
+    );
+    println!(
+        "  load  {:8.2} ms {:6.2} GB/s   this machine reads the files into fresh memory at {:.2} GB/s: layercake {:.2}× that",
         load * 1e3,
         gbps(bytes, load),
-        save * 1e3,
-        gbps(bytes, save)
+        gbps(bytes, read),
+        read / load
     );
-    if !(first && second) {
+    println!(
+        "  save  {:8.2} ms {:6.2} GB/s   fsync + atomic switch; this machine writes the same bytes + fsync at {:.2} GB/s: layercake {:.2}× that",
+        save * 1e3,
+        gbps(bytes, save),
+        gbps(bytes, write),
+        write / save
+    );
+    if bytes < 8 << 20 {
+        println!("  (a small model: fixed costs dominate; `layercake demo --big 256MiB` shows the job where the figures mean something)");
+    }
+    Ok(())
+}
+
+/// Write the `--big` model into `work`: a stack of [`BIG_LAYERS`] square Dense layers with
+/// tanh, seeded weights summing to about `size`.
+fn make_big(work: &Path, size: u64) -> Result<PathBuf, Failure> {
+    let d = ((size / 4 / BIG_LAYERS as u64) as f64).sqrt().max(1.0) as usize;
+    let mut named = Vec::new();
+    let mut layers = Vec::new();
+    for k in 1..=BIG_LAYERS {
+        named.push((format!("dense_{k}/kernel"), vec![d, d]));
+        named.push((format!("dense_{k}/bias"), vec![d]));
+        let mut config = json!({"units": d, "activation": "tanh", "use_bias": true, "name": format!("dense_{k}"), "trainable": true, "dtype": "float32"});
+        if k == 1 {
+            config["batch_input_shape"] = json!([null, d]);
+        }
+        layers.push(json!({"class_name": "Dense", "config": config}));
+    }
+    let topology = json!({"class_name": "Sequential", "config": {"name": "demo_big", "layers": layers}, "keras_version": "tfjs-layers 4.22.0", "backend": "tensor_flow.js"});
+    // Weights of standard deviation 0.5/√d: each layer contracts, so the predictions are stable
+    // (random weights of order 1 make a deep tanh stack chaotic).
+    let scale = 3f32.sqrt() / (d as f32).sqrt();
+    let a = layercake::format::synthetic::with_topology_scaled(&named, topology, 7, scale)?;
+    let dir = work.join("big");
+    let opts = SaveOptions {
+        durable: false,
+        ..Default::default()
+    };
+    layercake::save(&dir, &a.spec, &a, opts)?;
+    println!(
+        "  {BIG_LAYERS} Dense({d}, tanh) layers, {} of seeded weights, written to {} (untimed)",
+        mib(a.spec.stored_bytes()),
+        dir.display()
+    );
+    Ok(dir)
+}
+
+/// Run the demo; `big` is the size of the extra synthetic model (e.g. `256MiB`).
+pub fn run(arg: DeviceArg, big: Option<&str>) -> Result<(), Failure> {
+    let big = big.map(super::bench::parse_size).transpose()?;
+    let work = tempfile::tempdir().map_err(io(Path::new("temporary directory")))?;
+    let src = work.path().join("mobilenet_v2");
+    std::fs::create_dir(&src).map_err(io(&src))?;
+    for (name, bytes) in FILES {
+        std::fs::write(src.join(name), bytes).map_err(io(&src))?;
+    }
+    println!("layercake demo\n");
+    println!("device");
+    let dev = pick(arg)?;
+    match &dev {
+        Some(d) => println!("  GPU: {}", d.describe()),
+        None => println!("  CPU"),
+    }
+    println!("\n== MobileNetV2 (Keras 3.15 keras.applications, α 0.35, 32×32×3 → 10 classes), converted by tensorflowjs_converter 4.22");
+    let expected = src.join("expected.json");
+    let mut ok = job(&src, Some(&expected), dev.as_ref(), work.path())?;
+    if let Some(size) = big {
+        println!("\n== a {} model (--big)", mib(size));
+        let dir = make_big(work.path(), size)?;
+        ok &= job(&dir, None, dev.as_ref(), work.path())?;
+    }
+    if !ok {
         return Err(Failure {
             code: 1,
             message: "demo checks failed".into(),

@@ -21,6 +21,7 @@ pub fn from_shapes(shapes: &[Vec<usize>], seed: u64) -> Result<Artifacts> {
         &named,
         json!({"class_name": "Sequential", "config": {"name": "synthetic", "layers": []}}),
         seed,
+        1.0,
     )
 }
 
@@ -46,7 +47,7 @@ pub fn mlp(total_bytes: u64, tensors: usize) -> Result<Artifacts> {
         configs.push(json!({"class_name": "Dense", "config": config}));
     }
     let topology = json!({"class_name": "Sequential", "config": {"name": "synthetic", "layers": configs}, "keras_version": "tfjs-layers 4.22.0", "backend": "tensor_flow.js"});
-    build(&named, topology, 1)
+    build(&named, topology, 1, 1.0)
 }
 
 /// A model with this `topology` and seeded float32 weights of these names and shapes.
@@ -55,10 +56,26 @@ pub fn with_topology(
     topology: Value,
     seed: u64,
 ) -> Result<Artifacts> {
-    build(named, topology, seed)
+    build(named, topology, seed, 1.0)
 }
 
-fn build(named: &[(String, Vec<usize>)], topology: Value, seed: u64) -> Result<Artifacts> {
+/// [`with_topology`] with the values scaled by `scale` (uniform in `[-scale/2, scale/2)`): e.g.
+/// `1.7/√fan_in` keeps a deep stack's activations of order 1, and its predictions stable.
+pub fn with_topology_scaled(
+    named: &[(String, Vec<usize>)],
+    topology: Value,
+    seed: u64,
+    scale: f32,
+) -> Result<Artifacts> {
+    build(named, topology, seed, scale)
+}
+
+fn build(
+    named: &[(String, Vec<usize>)],
+    topology: Value,
+    seed: u64,
+    scale: f32,
+) -> Result<Artifacts> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut next = move || {
         // xorshift64*: fast, seeded, good enough for test data.
@@ -74,7 +91,7 @@ fn build(named: &[(String, Vec<usize>)], topology: Value, seed: u64) -> Result<A
     for (i, (name, shape)) in named.iter().enumerate() {
         let spec = WeightSpec::new(name.clone(), shape.clone(), DType::Float32);
         let data: Vec<u8> = (0..spec.numel())
-            .flat_map(|_| next().to_le_bytes())
+            .flat_map(|_| (next() * scale).to_le_bytes())
             .collect();
         spans.push(vec![Span {
             buffer: i,
