@@ -1,6 +1,7 @@
 //! A summary of a model's artifacts: format, style, layers and weights.
 
 use crate::format::{Artifacts, Container};
+use crate::model::{ParamTotals, SummaryRow};
 use crate::shape;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -26,6 +27,33 @@ pub struct Summary {
     pub json: Value,
     /// Layers, in topology order.
     pub layers: Vec<LayerRow>,
+    /// The rebuilt graph's rows, once [`Summary::add_graph`] has them.
+    pub rows: Option<Vec<SummaryRow>>,
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Bytes as Keras's summary writes them: 1024-based units, two decimals (`1.61 MB`).
+fn memory_size(bytes: u64) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.2} {}", units[u])
 }
 
 /// Summarize `a`.
@@ -66,10 +94,22 @@ pub fn summarize(a: &Artifacts) -> Summary {
             "optimizer_values": count(&optimizer),
             "stored_bytes": spec.stored_bytes(),
         },
+        "model_name": spec.topology().and_then(model_name),
+        "model_class": spec.topology().map(|t| t.get("model_config").unwrap_or(t)).and_then(|m| m.get("class_name")).and_then(Value::as_str),
         "trainingConfig": spec.fields.get("trainingConfig").is_some(),
         "userDefinedMetadata": spec.fields.get("userDefinedMetadata").is_some(),
     });
-    Summary { json, layers }
+    Summary {
+        json,
+        layers,
+        rows: None,
+    }
+}
+
+/// The top model's name (`config.name`, Keras 2 and 3; TF.js's older list configs have none).
+fn model_name(topology: &Value) -> Option<&str> {
+    let m = topology.get("model_config").unwrap_or(topology);
+    m.pointer("/config/name").and_then(Value::as_str)
 }
 
 /// Parameter counts by layer-name prefix: every path prefix of every non-optimizer weight name
@@ -125,17 +165,81 @@ fn walk_model(model: &Value, depth: usize, out: &mut Vec<LayerRow>, by: &HashMap
 }
 
 impl Summary {
-    /// Add the rebuilt graph: every layer call with its inferred output shape, or why the graph
-    /// could not be rebuilt (an unsupported layer, a missing weight, …).
-    pub fn add_graph(&mut self, graph: std::result::Result<Vec<(String, String, String)>, String>) {
+    /// Add the rebuilt graph (every input and layer call with its output shape, parameters and
+    /// inputs, as Keras's `model.summary()` lists them), or why it could not be rebuilt (an
+    /// unsupported layer, a missing weight, …).
+    pub fn add_graph(&mut self, graph: std::result::Result<Vec<SummaryRow>, String>) {
         match graph {
-            Ok(calls) => {
-                self.json["graph"] = calls
+            Ok(rows) => {
+                let totals = ParamTotals::of(&rows);
+                self.json["graph"] = rows
                     .iter()
-                    .map(|(c, n, s)| json!({"class": c, "name": n, "output_shape": s}))
+                    .map(|r| {
+                        json!({"class": r.class, "name": r.name, "output_shape": r.output_shape,
+                               "params": r.params, "trainable_params": r.trainable,
+                               "connected_to": r.connected_to})
+                    })
                     .collect();
+                self.json["params"] = json!({
+                    "total": totals.total,
+                    "trainable": totals.trainable,
+                    "non_trainable": totals.total - totals.trainable,
+                });
+                self.rows = Some(rows);
             }
             Err(e) => self.json["graph_error"] = json!(e),
+        }
+    }
+
+    /// The Keras-style table of the rebuilt graph and its parameter totals.
+    fn render_graph(&self, rows: &[SummaryRow], s: &mut String) {
+        let j = &self.json;
+        let functional = j["model_class"].as_str() != Some("Sequential");
+        let _ = writeln!(
+            s,
+            "\nModel: \"{}\" ({})",
+            j["model_name"].as_str().unwrap_or("?"),
+            j["model_class"].as_str().unwrap_or("?")
+        );
+        let head = format!(
+            "  {:<56} {:<22} {:>10}",
+            "Layer (type)", "Output Shape", "Param #"
+        );
+        let _ = writeln!(
+            s,
+            "{head}{}",
+            if functional { "  Connected to" } else { "" }
+        );
+        for r in rows {
+            let layer = format!("{} ({})", r.name, r.class);
+            let _ = write!(
+                s,
+                "  {layer:<56} {:<22} {:>10}",
+                r.output_shape,
+                thousands(r.params)
+            );
+            if functional {
+                let to = if r.connected_to.is_empty() {
+                    "-".into()
+                } else {
+                    r.connected_to.join(", ")
+                };
+                let _ = write!(s, "  {to}");
+            }
+            s.push('\n');
+        }
+        let t = ParamTotals::of(rows);
+        for (what, n) in [
+            ("Total", t.total),
+            ("Trainable", t.trainable),
+            ("Non-trainable", t.total - t.trainable),
+        ] {
+            let _ = writeln!(
+                s,
+                " {what} params: {} ({})",
+                thousands(n),
+                memory_size(n * 4)
+            );
         }
     }
 
@@ -161,26 +265,15 @@ impl Summary {
                 .map(|c| format!(", converted by {c}"))
                 .unwrap_or_default()
         );
-        let _ = writeln!(s, "\nlayers ({}):", self.layers.len());
-        let _ = writeln!(s, "  {:<40} {:<24} {:>12}", "name", "class", "params");
-        for l in &self.layers {
-            let name = format!("{}{}", "  ".repeat(l.depth), l.name);
-            let _ = writeln!(s, "  {name:<40} {:<24} {:>12}", l.class, l.params);
-        }
-        if let Some(calls) = j["graph"].as_array() {
-            let _ = writeln!(
-                s,
-                "\ngraph ({} layer calls, output shapes inferred):",
-                calls.len()
-            );
-            for c in calls {
-                let _ = writeln!(
-                    s,
-                    "  {:<40} {:<24} {}",
-                    c["name"].as_str().unwrap_or(""),
-                    c["class"].as_str().unwrap_or(""),
-                    c["output_shape"].as_str().unwrap_or("")
-                );
+        match &self.rows {
+            Some(rows) => self.render_graph(rows, &mut s),
+            None => {
+                let _ = writeln!(s, "\nlayers ({}):", self.layers.len());
+                let _ = writeln!(s, "  {:<40} {:<24} {:>12}", "name", "class", "params");
+                for l in &self.layers {
+                    let name = format!("{}{}", "  ".repeat(l.depth), l.name);
+                    let _ = writeln!(s, "  {name:<40} {:<24} {:>12}", l.class, l.params);
+                }
             }
         }
         if let Some(e) = j["graph_error"].as_str() {

@@ -426,7 +426,7 @@ fn inspect(model: &Path, json: bool, topology: Option<&Path>) -> Result<(), Fail
     let artifacts = open(model, topology)?;
     let mut summary = layercake::inspect::summarize(&artifacts);
     let graph =
-        layercake::model::Model::from_artifacts(open(model, topology)?).map(|m| m.summary());
+        layercake::model::Model::from_artifacts(open(model, topology)?).map(|m| m.summary_rows());
     summary.add_graph(graph.map_err(|e| e.to_string()));
     if json {
         println!(

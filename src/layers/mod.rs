@@ -37,7 +37,6 @@ use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use serde_json::Value;
 use std::cell::RefCell;
-use std::collections::HashSet;
 
 /// A symbolic shape: batch first, `None` for unknown dimensions.
 pub type Shape = Vec<Option<usize>>;
@@ -594,8 +593,9 @@ pub struct LayerCtx<'a> {
     pub inputs: &'a [Shape],
     /// Weight source.
     pub weights: &'a dyn WeightSource,
-    /// Weights taken so far (for the unused-weight report).
-    pub taken: &'a RefCell<HashSet<String>>,
+    /// Weights taken so far, in order, each with the role the layer took it as (`kernel`,
+    /// `moving_mean`, …): for the unused-weight report and the per-layer parameter counts.
+    pub taken: &'a RefCell<Vec<(String, String)>>,
     /// The model was written by Keras 3 (`keras_version` 3.x): Keras 3 semantics apply.
     pub keras3: bool,
     /// Keras 3: the layer's h5 path (`layers/dense_1`). Its weights are `<path>/vars/<i>`, `i`
@@ -704,7 +704,7 @@ impl<'a> LayerCtx<'a> {
             )));
         }
         let source = Some(std::sync::Arc::from(name.as_str()));
-        self.taken.borrow_mut().insert(name);
+        self.taken.borrow_mut().push((name, short.to_string()));
         Ok(Some(Tensor {
             shape,
             data,

@@ -51,6 +51,11 @@ pub struct Plan {
     pub slot_shapes: Vec<Shape>,
     /// Weight names the layers took.
     pub taken: HashSet<String>,
+    /// Per layer (as [`Plan::layers`]): the weights it took, each with its role (`kernel`,
+    /// `moving_mean`, …).
+    pub layer_weights: Vec<Vec<(String, String)>>,
+    /// Per layer: its config's `trainable` flag (true when absent).
+    pub layer_trainable: Vec<bool>,
 }
 
 const MODEL_CLASSES: [&str; 4] = ["Sequential", "Model", "Functional", "LayersModel"];
@@ -60,7 +65,9 @@ struct Builder<'a> {
     keras3: bool,
     /// Keras 3 only: each layer's h5 path (`layers/dense_1`), the scope of its weights.
     h5: HashMap<String, String>,
-    taken: RefCell<HashSet<String>>,
+    taken: RefCell<Vec<(String, String)>>,
+    layer_weights: Vec<Vec<(String, String)>>,
+    layer_trainable: Vec<bool>,
     layers: Vec<Box<dyn Layer>>,
     info: Vec<(String, String)>,
     by_name: HashMap<String, usize>,
@@ -327,6 +334,7 @@ impl<'a> Builder<'a> {
                 let build = layers::builder(class, &name)?;
                 let null = Value::Null;
                 let read = Cell::new(false);
+                let before = self.taken.borrow().len();
                 let ctx = LayerCtx {
                     class,
                     name: &name,
@@ -347,6 +355,10 @@ impl<'a> Builder<'a> {
                     )));
                 }
                 self.layers.push(layer);
+                self.layer_weights
+                    .push(self.taken.borrow()[before..].to_vec());
+                let trainable = entry.pointer("/config/trainable").and_then(Value::as_bool);
+                self.layer_trainable.push(trainable.unwrap_or(true));
                 self.info.push((class.to_string(), name.clone()));
                 self.by_name.insert(name.clone(), self.layers.len() - 1);
                 self.layers.len() - 1
@@ -676,6 +688,8 @@ pub fn build(topology: &Value, weights: &dyn WeightSource) -> Result<Plan> {
         keras3,
         h5,
         taken: RefCell::default(),
+        layer_weights: Vec::new(),
+        layer_trainable: Vec::new(),
         layers: Vec::new(),
         info: Vec::new(),
         by_name: HashMap::new(),
@@ -713,7 +727,9 @@ pub fn build(topology: &Value, weights: &dyn WeightSource) -> Result<Plan> {
         inputs,
         outputs,
         slot_shapes: b.slots,
-        taken: b.taken.into_inner(),
+        taken: b.taken.into_inner().into_iter().map(|(n, _)| n).collect(),
+        layer_weights: b.layer_weights,
+        layer_trainable: b.layer_trainable,
     })
 }
 

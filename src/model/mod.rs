@@ -2,6 +2,9 @@
 
 pub mod gpu;
 pub mod graph;
+pub mod summary;
+
+pub use summary::{ParamTotals, SummaryRow};
 
 use crate::error::{Error, Result};
 use crate::format::{self, Artifacts};
