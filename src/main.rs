@@ -54,10 +54,14 @@ enum Command {
     Predict {
         /// model.json, a directory holding one, or a .safetensors file.
         model: PathBuf,
-        /// `{"inputs": [{"name", "shape", "dtype", "data"}]}` (other keys ignored).
+        /// `{"inputs": [{"name", "shape", "dtype", "data"}]}` (other keys ignored); or a NumPy
+        /// `.npy` (the one input of a single-input model) or `.npz` (arrays named as the
+        /// inputs, or `np.savez`'s `arr_0`, `arr_1`, … in input order), any real, integer or
+        /// bool dtype, cast to float32.
         #[arg(long)]
         inputs: PathBuf,
-        /// Write `{"outputs": [...]}` here instead of stdout.
+        /// Write `{"outputs": [...]}` here instead of stdout; `.npy` (one output) or `.npz`
+        /// (one float32 array per output name) writes NumPy files.
         #[arg(long)]
         output: Option<PathBuf>,
         /// Where to run.

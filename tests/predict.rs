@@ -295,3 +295,115 @@ fn every_tfjs_layer_class_and_activation_is_known() {
         "{layers} layers, {activations} activations listed"
     );
 }
+
+/// Python with NumPy, or a skip (a failure when tools are required).
+fn numpy() -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok || !tools_required(),
+        "LAYERCAKE_REQUIRE_TOOLS=1 but NumPy is missing"
+    );
+    if !ok {
+        eprintln!("skipped: python3 with numpy not found");
+    }
+    ok
+}
+
+fn python(script: &str, dir: &std::path::Path) {
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn predict_reads_and_writes_numpy_files() {
+    if !numpy() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let two = fixtures_dir().join("keras3/shared_two_io");
+    let cnn = fixtures_dir().join("cnn");
+    // NumPy writes the fixtures' inputs: float64 .npy for the one-input CNN, an .npz by input
+    // name and one by np.savez's positional names (float32) for the two-input model.
+    let script = format!(
+        r#"
+import json, numpy as np
+cnn = json.load(open({cnn:?}))
+x = cnn["inputs"][0]
+np.save("cnn.npy", np.array(x["data"], dtype=np.float64).reshape(x["shape"]))
+two = json.load(open({two:?}))
+arrs = {{t["name"]: np.array(t["data"], dtype=np.float32).reshape(t["shape"]) for t in two["inputs"]}}
+np.savez("named.npz", **arrs)
+np.savez("positional.npz", *[arrs[t["name"]] for t in two["inputs"]])
+"#,
+        cnn = cnn.join("expected.json"),
+        two = two.join("expected.json"),
+    );
+    python(&script, work.path());
+    let run = |model: &std::path::Path, inputs: &str, output: &str| {
+        let out = cli(&[
+            "predict".as_ref(),
+            model.as_os_str(),
+            "--inputs".as_ref(),
+            work.path().join(inputs).as_os_str(),
+            "--output".as_ref(),
+            work.path().join(output).as_os_str(),
+            "--device".as_ref(),
+            "cpu".as_ref(),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&cnn, "cnn.npy", "cnn_out.npy");
+    run(&two, "named.npz", "named_out.npz");
+    run(&two, "positional.npz", "positional_out.npz");
+    // NumPy reads what layercake wrote; the values are TF.js's / Keras's predictions.
+    let check = format!(
+        r#"
+import json, numpy as np
+def close(got, t):
+    want = np.array(t["data"], dtype=np.float32).reshape(t["shape"])
+    assert got.dtype == np.float32 and got.shape == want.shape, (got.dtype, got.shape, want.shape)
+    assert np.allclose(got, want, atol=1e-5, rtol=1e-4), np.abs(got - want).max()
+close(np.load("cnn_out.npy"), json.load(open({cnn:?}))["outputs"][0])
+for f in ["named_out.npz", "positional_out.npz"]:
+    z = np.load(f)
+    want = json.load(open({two:?}))["outputs"]
+    assert len(z.files) == len(want), z.files
+    # One array per model output, named as the output, in output order.
+    for name, t in zip(z.files, want):
+        close(z[name], t)
+"#,
+        cnn = cnn.join("expected.json"),
+        two = two.join("expected.json"),
+    );
+    python(&check, work.path());
+    // A .npy for a two-input model is a usage error naming the inputs.
+    let out = cli(&[
+        "predict".as_ref(),
+        two.as_os_str(),
+        "--inputs".as_ref(),
+        work.path().join("cnn.npy").as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cnn.npy") && err.contains("2 inputs (a, b)"),
+        "{err}"
+    );
+}

@@ -4,7 +4,7 @@ use super::Failure;
 use layercake::gpu::residency::UploadOptions;
 use layercake::gpu::Device;
 use layercake::model::gpu::GpuModel;
-use layercake::model::{bundle_json, read_bundle, Model, Named};
+use layercake::model::{bundle_json, npy, read_bundle, Model, Named};
 use layercake::verify::VerifyOptions;
 use layercake::Error;
 use std::path::{Path, PathBuf};
@@ -79,8 +79,16 @@ pub fn predict(
     device: PredictDevice,
 ) -> Result<(), Failure> {
     let model = Model::from_artifacts(super::open(model, None)?)?;
-    let ran = run(&model, &read_bundle(inputs, "inputs")?, device)?;
+    let given = if npy::is_numpy(inputs) {
+        npy::read_inputs(inputs, &model)?
+    } else {
+        read_bundle(inputs, "inputs")?
+    };
+    let ran = run(&model, &given, device)?;
     eprintln!("predicted on the {}", ran.device);
+    if let Some(path) = output.filter(|p| npy::is_numpy(p)) {
+        return Ok(npy::write_outputs(path, &ran.outputs)?);
+    }
     let text = serde_json::to_string(&bundle_json("outputs", &ran.outputs)).unwrap_or_default();
     match output {
         Some(path) => std::fs::write(path, text).map_err(|e| Error::io(path, e))?,

@@ -2,6 +2,7 @@
 
 pub mod gpu;
 pub mod graph;
+pub mod npy;
 pub mod summary;
 
 pub use summary::{ParamTotals, SummaryRow};
