@@ -58,8 +58,24 @@ enum Command {
         /// `.npy` (the one input of a single-input model) or `.npz` (arrays named as the
         /// inputs, or `np.savez`'s `arr_0`, `arr_1`, … in input order), any real, integer or
         /// bool dtype, cast to float32.
+        #[arg(long, required_unless_present = "image", conflicts_with = "image")]
+        inputs: Option<PathBuf>,
+        /// A PNG or JPEG picture as the input of an image model (one input `[batch, h, w, 1 or
+        /// 3]`): decoded, fitted to the input size with TF.js's `resizeBilinear`, scaled by
+        /// `--scale`; the top classes are printed.
         #[arg(long)]
-        inputs: PathBuf,
+        image: Option<PathBuf>,
+        /// How pixels (0..255) are scaled for `--image`: `0..1`, `-1..1` (MobileNet,
+        /// Teachable Machine) or `0..255`.
+        #[arg(long, default_value = "-1..1", value_parser = ["0..1", "-1..1", "0..255"])]
+        scale: String,
+        /// With `--image`: how many classes to print, largest first.
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        /// With `--image`: class names (Teachable Machine's metadata.json, a JSON list, or one
+        /// name per line).
+        #[arg(long)]
+        labels: Option<PathBuf>,
         /// Write `{"outputs": [...]}` here instead of stdout; `.npy` (one output) or `.npz`
         /// (one float32 array per output name) writes NumPy files.
         #[arg(long)]
@@ -252,9 +268,28 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Predict {
             model,
             inputs,
+            image,
+            scale,
+            top,
+            labels,
             output,
             device,
-        } => predict::predict(&model, &inputs, output.as_ref(), device),
+        } => {
+            let source = match (inputs, image) {
+                (Some(file), _) => predict::Source::File(file),
+                (None, Some(image)) => predict::Source::Image {
+                    image,
+                    scale: layercake::model::image::PixelScale::parse(&scale)
+                        .unwrap_or(layercake::model::image::PixelScale::Signed),
+                    top,
+                    labels,
+                },
+                (None, None) => {
+                    return Err(Error::Usage("give --inputs FILE or --image FILE".into()).into())
+                }
+            };
+            predict::predict(&model, &source, output.as_ref(), device)
+        }
         Command::Verify {
             model,
             expect,

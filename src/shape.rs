@@ -16,6 +16,15 @@ pub fn show(shape: &[usize]) -> String {
     format!("[{}]", dims.join(", "))
 }
 
+/// [`show`] for a shape with free dimensions, written `?` (`[?, 32, 32, 3]`).
+pub fn show_opt(shape: &[Option<usize>]) -> String {
+    let dims: Vec<String> = shape
+        .iter()
+        .map(|d| d.map_or("?".into(), |d| d.to_string()))
+        .collect();
+    format!("[{}]", dims.join(", "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -407,3 +407,90 @@ for f in ["named_out.npz", "positional_out.npz"]:
         "{err}"
     );
 }
+
+#[test]
+fn predict_runs_an_image_model_on_a_picture() {
+    let work = tempfile::tempdir().unwrap();
+    let model_dir = fixtures_dir().join("teachable");
+    let model = Model::load(&model_dir).unwrap();
+    // An 8×8 picture (the model's input size) and a 16×12 one (resized as TF.js's
+    // resizeBilinear does, the same resampling the Resizing layer is checked with against TF.js).
+    for (w, h) in [(8u32, 8u32), (16, 12)] {
+        let picture = image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([
+                (x * 29 % 256) as u8,
+                (y * 53 % 256) as u8,
+                ((x + y) * 17 % 256) as u8,
+            ])
+        });
+        let png = work.path().join(format!("picture{w}x{h}.png"));
+        picture.save(&png).unwrap();
+        let labels = work.path().join("metadata.json");
+        std::fs::write(&labels, r#"{"labels": ["cat", "dog", "bird"]}"#).unwrap();
+        let out_json = work.path().join("out.json");
+        let out = cli(&[
+            "predict".as_ref(),
+            model_dir.as_os_str(),
+            "--image".as_ref(),
+            png.as_os_str(),
+            "--labels".as_ref(),
+            labels.as_os_str(),
+            "--top".as_ref(),
+            "2".as_ref(),
+            "--output".as_ref(),
+            out_json.as_os_str(),
+            "--device".as_ref(),
+            "cpu".as_ref(),
+        ]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The same input built here: pixels scaled to -1..1, fitted to 8×8.
+        let raw: Vec<f32> = picture.into_raw().into_iter().map(f32::from).collect();
+        let mut x = Tensor::new(vec![1, h as usize, w as usize, 3], raw).unwrap();
+        if (w, h) != (8, 8) {
+            x = layercake::layers::resize_bilinear(&x, 8, 8).unwrap();
+        }
+        let data: Vec<f32> = x.data.iter().map(|v| v / 127.5 - 1.0).collect();
+        let want = model
+            .predict(&[Tensor::new(x.shape.clone(), data).unwrap()])
+            .unwrap();
+        let got = read_bundle(&out_json, "outputs").unwrap();
+        let err = got[0]
+            .tensor
+            .data
+            .iter()
+            .zip(want[0].data.iter())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(err < 1e-6, "{w}×{h}: max error {err}");
+        let best = layercake::model::image::top(&want[0], 1)[0].0;
+        let name = ["cat", "dog", "bird"][best];
+        assert!(
+            stdout.contains(&format!("1. {name} (class {best})")),
+            "{stdout}"
+        );
+        assert_eq!(
+            stdout
+                .lines()
+                .filter(|l| l.trim_start().starts_with(char::is_numeric))
+                .count(),
+            2
+        );
+    }
+    // A picture for a model without an image input is a usage error naming the input.
+    let png = work.path().join("picture8x8.png");
+    let mlp = fixtures_dir().join("keras3/dense");
+    let out = cli(&[
+        "predict".as_ref(),
+        mlp.as_os_str(),
+        "--image".as_ref(),
+        png.as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an image input"));
+}

@@ -4,6 +4,7 @@ use super::Failure;
 use layercake::gpu::residency::UploadOptions;
 use layercake::gpu::Device;
 use layercake::model::gpu::GpuModel;
+use layercake::model::image::{self, PixelScale};
 use layercake::model::{bundle_json, npy, read_bundle, Model, Named};
 use layercake::verify::VerifyOptions;
 use layercake::Error;
@@ -71,21 +72,40 @@ fn run(model: &Model, inputs: &[Named], device: PredictDevice) -> Result<Ran, Fa
     })
 }
 
-/// `layercake predict MODEL --inputs FILE [--output FILE]`.
+/// What `predict` runs on.
+pub enum Source {
+    /// A tensor JSON or NumPy file.
+    File(PathBuf),
+    /// A picture for an image model, and how to report its classes.
+    Image {
+        image: PathBuf,
+        scale: PixelScale,
+        top: usize,
+        labels: Option<PathBuf>,
+    },
+}
+
+/// `layercake predict MODEL (--inputs FILE | --image FILE) [--output FILE]`.
 pub fn predict(
     model: &Path,
-    inputs: &Path,
+    source: &Source,
     output: Option<&PathBuf>,
     device: PredictDevice,
 ) -> Result<(), Failure> {
     let model = Model::from_artifacts(super::open(model, None)?)?;
-    let given = if npy::is_numpy(inputs) {
-        npy::read_inputs(inputs, &model)?
-    } else {
-        read_bundle(inputs, "inputs")?
+    let given = match source {
+        Source::File(f) if npy::is_numpy(f) => npy::read_inputs(f, &model)?,
+        Source::File(f) => read_bundle(f, "inputs")?,
+        Source::Image { image, scale, .. } => image::read_image(image, &model, *scale)?,
     };
     let ran = run(&model, &given, device)?;
     eprintln!("predicted on the {}", ran.device);
+    if let Source::Image { top, labels, .. } = source {
+        print_top(&ran.outputs, *top, labels.as_deref())?;
+        if output.is_none() {
+            return Ok(());
+        }
+    }
     if let Some(path) = output.filter(|p| npy::is_numpy(p)) {
         return Ok(npy::write_outputs(path, &ran.outputs)?);
     }
@@ -93,6 +113,23 @@ pub fn predict(
     match output {
         Some(path) => std::fs::write(path, text).map_err(|e| Error::io(path, e))?,
         None => println!("{text}"),
+    }
+    Ok(())
+}
+
+/// The `n` top classes of the first output, with their names when `labels` gives them.
+fn print_top(outputs: &[Named], n: usize, labels: Option<&Path>) -> Result<(), Failure> {
+    let names = labels
+        .map(image::read_labels)
+        .transpose()?
+        .unwrap_or_default();
+    let Some(first) = outputs.first() else {
+        return Ok(());
+    };
+    println!("top {n} of '{}':", first.name);
+    for (rank, (class, value)) in image::top(&first.tensor, n).into_iter().enumerate() {
+        let name = names.get(class).map_or(String::new(), |l| format!("{l} "));
+        println!("  {}. {name}(class {class}) {value:.4}", rank + 1);
     }
     Ok(())
 }

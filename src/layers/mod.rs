@@ -873,3 +873,14 @@ pub fn one<'a>(inputs: &[&'a Tensor], layer: &str) -> Result<&'a Tensor> {
         ))),
     }
 }
+
+/// `x` (`[b, h, w, c]`) resized to `out_h × out_w` as TF.js's `tf.image.resizeBilinear` does by
+/// default (no corner alignment, no half-pixel centers): how TF.js code fits a picture to an
+/// image model's input.
+pub fn resize_bilinear(x: &Tensor, out_h: usize, out_w: usize) -> Result<Tensor> {
+    resample::Resample {
+        sampling: resample::Sampling::Bilinear { align: false },
+        out: [out_h, out_w],
+    }
+    .apply(x)
+}

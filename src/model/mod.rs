@@ -2,6 +2,7 @@
 
 pub mod gpu;
 pub mod graph;
+pub mod image;
 pub mod npy;
 pub mod summary;
 

@@ -2,6 +2,7 @@
 //! parameter count and the layers it reads, and the trainable / non-trainable totals.
 
 use super::Model;
+use crate::shape::show_opt as show;
 use std::collections::HashMap;
 
 /// Weight roles Keras creates as non-trainable variables (BatchNormalization's moving
@@ -49,14 +50,6 @@ impl ParamTotals {
             trainable: rows.iter().map(|r| r.trainable).sum(),
         }
     }
-}
-
-fn show(shape: &[Option<usize>]) -> String {
-    let dims: Vec<String> = shape
-        .iter()
-        .map(|d| d.map_or("?".into(), |d| d.to_string()))
-        .collect();
-    format!("[{}]", dims.join(", "))
 }
 
 impl Model {
