@@ -312,20 +312,6 @@ fn numpy() -> bool {
     ok
 }
 
-fn python(script: &str, dir: &std::path::Path) {
-    let out = std::process::Command::new("python3")
-        .args(["-c", script])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn predict_reads_and_writes_numpy_files() {
     if !numpy() {
@@ -350,7 +336,7 @@ np.savez("positional.npz", *[arrs[t["name"]] for t in two["inputs"]])
         cnn = cnn.join("expected.json"),
         two = two.join("expected.json"),
     );
-    python(&script, work.path());
+    python_script(&script, work.path());
     let run = |model: &std::path::Path, inputs: &str, output: &str| {
         let out = cli(&[
             "predict".as_ref(),
@@ -392,7 +378,7 @@ for f in ["named_out.npz", "positional_out.npz"]:
         cnn = cnn.join("expected.json"),
         two = two.join("expected.json"),
     );
-    python(&check, work.path());
+    python_script(&check, work.path());
     // A .npy for a two-input model is a usage error naming the inputs.
     let out = cli(&[
         "predict".as_ref(),

@@ -28,10 +28,7 @@ pub fn matmul_with(
     (m, k, n): (usize, usize, usize),
     threads: Threads,
 ) {
-    assert!(
-        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
-        "matmul operand sizes"
-    );
+    check_sizes(a, b, c, (m, k, n));
     if m == 0 || n == 0 {
         return;
     }
@@ -57,6 +54,14 @@ pub fn matmul_with(
     unsafe { gemm_strided(a, (b, 0), c.as_mut_ptr(), (m, k, n), n, threads) };
 }
 
+/// Panics unless `a`, `b` and `c` hold an `m×k`, a `k×n` and an `m×n` matrix.
+fn check_sizes(a: &[f32], b: &[f32], c: &[f32], (m, k, n): (usize, usize, usize)) {
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "matmul operand sizes"
+    );
+}
+
 /// A raw pointer into a result that threads write in disjoint parts.
 #[derive(Clone, Copy)]
 struct SharedMut(*mut f32);
@@ -80,10 +85,7 @@ fn column_strips(
     (m, k, n): (usize, usize, usize),
     strips: usize,
 ) {
-    assert!(
-        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
-        "matmul operand sizes"
-    );
+    check_sizes(a, b, c, (m, k, n));
     // Strips of a multiple of 16 columns (one AVX-512 register of f32) keep the kernels' full width.
     let width = n.div_ceil(strips).next_multiple_of(16);
     let dst = SharedMut(c.as_mut_ptr());
@@ -246,10 +248,7 @@ pub fn matmul_blocks(
     c: &mut [f32],
     finish: impl Fn(&mut [f32]) + Sync,
 ) {
-    assert!(
-        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
-        "matmul operand sizes"
-    );
+    check_sizes(a, b, c, (m, k, n));
     if n == 0 || k == 0 {
         return matmul_rows((m, k, n), b, c, |_, _| {}, finish);
     }

@@ -84,6 +84,21 @@ pub fn node(tools: &Path, script: &str, args: &[&std::ffi::OsStr]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Run the Python `script` in `dir` and assert it succeeds.
+pub fn python_script(script: &str, dir: &Path) {
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// True when the tests must not skip for lack of an external tool (set by .ci/run).
 pub fn tools_required() -> bool {
     std::env::var("LAYERCAKE_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
