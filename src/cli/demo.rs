@@ -10,7 +10,6 @@ use layercake::gpu::residency::UploadOptions;
 use layercake::gpu::Device;
 use layercake::verify::VerifyOptions;
 use layercake::{SaveOptions, WeightBytes};
-use serde_json::json;
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -215,25 +214,10 @@ fn throughput(
 }
 
 /// Write the `--big` model into `work`: a stack of [`BIG_LAYERS`] square Dense layers with
-/// tanh, seeded weights summing to about `size`.
+/// tanh, seeded weights summing to about `size`, drawn so that each layer contracts.
 fn make_big(work: &Path, size: u64) -> Result<PathBuf, Failure> {
-    let d = ((size / 4 / BIG_LAYERS as u64) as f64).sqrt().max(1.0) as usize;
-    let mut named = Vec::new();
-    let mut layers = Vec::new();
-    for k in 1..=BIG_LAYERS {
-        named.push((format!("dense_{k}/kernel"), vec![d, d]));
-        named.push((format!("dense_{k}/bias"), vec![d]));
-        let mut config = json!({"units": d, "activation": "tanh", "use_bias": true, "name": format!("dense_{k}"), "trainable": true, "dtype": "float32"});
-        if k == 1 {
-            config["batch_input_shape"] = json!([null, d]);
-        }
-        layers.push(json!({"class_name": "Dense", "config": config}));
-    }
-    let topology = json!({"class_name": "Sequential", "config": {"name": "demo_big", "layers": layers}, "keras_version": "tfjs-layers 4.22.0", "backend": "tensor_flow.js"});
-    // Weights of standard deviation 0.5/√d: each layer contracts, so the predictions are stable
-    // (random weights of order 1 make a deep tanh stack chaotic).
-    let scale = 3f32.sqrt() / (d as f32).sqrt();
-    let a = layercake::format::synthetic::with_topology_scaled(&named, topology, 7, scale)?;
+    let a = layercake::format::synthetic::dense_stack(size, 2 * BIG_LAYERS, "tanh", true)?;
+    let d = a.spec.weights.first().map_or(0, |w| w.shape[0]);
     let dir = work.join("big");
     let opts = SaveOptions {
         durable: false,

@@ -29,6 +29,18 @@ pub fn from_shapes(shapes: &[Vec<usize>], seed: u64) -> Result<Artifacts> {
 /// `[d]`) with `tensors` weights summing to about `total_bytes`: a model real TF.js loads, with
 /// the realistic mix of large kernels and small biases. An odd `tensors` drops the last bias.
 pub fn mlp(total_bytes: u64, tensors: usize) -> Result<Artifacts> {
+    dense_stack(total_bytes, tensors, "linear", false)
+}
+
+/// [`mlp`] with `activation` on every layer; `contracting` draws the weights with standard
+/// deviation 0.5/√d, so that each layer contracts and a deep stack's predictions stay stable
+/// (weights of order 1 make a deep tanh stack chaotic).
+pub fn dense_stack(
+    total_bytes: u64,
+    tensors: usize,
+    activation: &str,
+    contracting: bool,
+) -> Result<Artifacts> {
     let tensors = tensors.max(1);
     let layers = tensors.div_ceil(2);
     let d = ((total_bytes / 4 / layers as u64) as f64).sqrt().max(1.0) as usize;
@@ -40,14 +52,20 @@ pub fn mlp(total_bytes: u64, tensors: usize) -> Result<Artifacts> {
         if bias {
             named.push((format!("dense_{k}/bias"), vec![d]));
         }
-        let mut config = json!({"units": d, "activation": "linear", "use_bias": bias, "name": format!("dense_{k}"), "trainable": true, "dtype": "float32"});
+        let mut config = json!({"units": d, "activation": activation, "use_bias": bias, "name": format!("dense_{k}"), "trainable": true, "dtype": "float32"});
         if k == 1 {
             config["batch_input_shape"] = json!([null, d]);
         }
         configs.push(json!({"class_name": "Dense", "config": config}));
     }
     let topology = json!({"class_name": "Sequential", "config": {"name": "synthetic", "layers": configs}, "keras_version": "tfjs-layers 4.22.0", "backend": "tensor_flow.js"});
-    build(&named, topology, 1, 1.0)
+    // Uniform in [-scale/2, scale/2): standard deviation scale/√12.
+    let scale = if contracting {
+        3f32.sqrt() / (d as f32).sqrt()
+    } else {
+        1.0
+    };
+    build(&named, topology, 1, scale)
 }
 
 /// A model with this `topology` and seeded float32 weights of these names and shapes.
@@ -57,17 +75,6 @@ pub fn with_topology(
     seed: u64,
 ) -> Result<Artifacts> {
     build(named, topology, seed, 1.0)
-}
-
-/// [`with_topology`] with the values scaled by `scale` (uniform in `[-scale/2, scale/2)`): e.g.
-/// `1.7/√fan_in` keeps a deep stack's activations of order 1, and its predictions stable.
-pub fn with_topology_scaled(
-    named: &[(String, Vec<usize>)],
-    topology: Value,
-    seed: u64,
-    scale: f32,
-) -> Result<Artifacts> {
-    build(named, topology, seed, scale)
 }
 
 fn build(
