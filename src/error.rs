@@ -59,6 +59,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// An HDF5 object (group, dataset or attribute) of a Keras `.keras` / `.h5` file that cannot
+    /// be read safely or has no meaning for the model.
+    #[error("{path}: HDF5 object '{object}': {message}")]
+    Hdf5 {
+        /// The HDF5 file (for a `.keras` archive: the archive joined with its member's name).
+        path: PathBuf,
+        /// The object's path inside the HDF5 file (`/` for the file itself).
+        object: String,
+        /// What is wrong with it.
+        message: String,
+    },
+
     /// The caller asked for something that cannot be done (bad option, bad destination).
     #[error("{0}")]
     Usage(String),
@@ -96,6 +108,15 @@ impl Error {
             path: path.as_ref().to_path_buf(),
             weight: weight.to_string(),
             message: message.into(),
+        }
+    }
+
+    /// A problem with the HDF5 object `object` of the HDF5 file `path`.
+    pub fn hdf5(path: impl AsRef<Path>, object: &str, message: impl std::fmt::Display) -> Self {
+        Error::Hdf5 {
+            path: path.as_ref().to_path_buf(),
+            object: object.to_string(),
+            message: message.to_string(),
         }
     }
 

@@ -81,7 +81,7 @@ pub fn summarize(a: &Artifacts) -> Summary {
     let count = |ws: &[&crate::WeightSpec]| ws.iter().map(|w| w.numel() as u64).sum::<u64>();
     let json = json!({
         "path": a.origin.display().to_string(),
-        "container": match a.container { Container::Tfjs => "tfjs", Container::Safetensors => "safetensors" },
+        "container": match a.container { Container::Tfjs => "tfjs", Container::Safetensors => "safetensors", Container::Keras => "keras" },
         "format": spec.string_field("format"),
         "generatedBy": spec.string_field("generatedBy"),
         "convertedBy": spec.string_field("convertedBy"),

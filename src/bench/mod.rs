@@ -216,10 +216,15 @@ fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-/// The files holding `a`'s weights (the weight files of a TF.js model, or the .safetensors file).
+/// The files holding `a`'s weights (the weight files of a TF.js model, the .safetensors, .keras
+/// or .h5 file, or an unzipped .keras directory's weights file).
 pub fn weight_files(a: &Artifacts) -> Vec<PathBuf> {
     match a.container {
         format::Container::Safetensors => vec![a.origin.clone()],
+        format::Container::Keras if a.origin.is_dir() => {
+            vec![a.origin.join(format::keras::WEIGHTS_H5)]
+        }
+        format::Container::Keras => vec![a.origin.clone()],
         format::Container::Tfjs => {
             let dir = a.origin.parent().unwrap_or(Path::new("."));
             a.spec

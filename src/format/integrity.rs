@@ -201,7 +201,7 @@ fn check_record(a: &Artifacts, rec: &Value) -> Result<Vec<HashResult>> {
                 });
             }
         }
-        Container::Safetensors => {
+        Container::Safetensors | Container::Keras => {
             for (name, want) in entries("tensors")? {
                 out.push(HashResult {
                     item: name.clone(),

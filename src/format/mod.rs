@@ -5,6 +5,7 @@
 //! and switches the whole model into place atomically.
 
 pub mod integrity;
+pub mod keras;
 pub mod manifest;
 pub mod model_json;
 pub mod quant;
@@ -103,6 +104,8 @@ pub enum Container {
     Tfjs,
     /// One `.safetensors` file.
     Safetensors,
+    /// A Keras `.keras` archive (or unzipped directory) or legacy `.h5` file.
+    Keras,
 }
 
 /// Everything about a saved model except the weight bytes: model.json's fields, the weight
@@ -238,16 +241,24 @@ impl WeightBytes for Artifacts {
     }
 }
 
-/// Open a model: a path to model.json, a directory holding model.json, or a `.safetensors` file.
+/// Open a model: a path to model.json, a directory holding model.json, a `.safetensors` file, a
+/// Keras `.keras` / `.h5` file, or an unzipped `.keras` directory.
 pub fn open(path: &Path) -> Result<Artifacts> {
     if is_safetensors_path(path) {
         return safetensors::read(path, None);
+    }
+    let unzipped = path.is_dir() && !path.join("model.json").exists() && keras::is_keras_dir(path);
+    if keras::is_keras_path(path) || unzipped {
+        return keras::read(path);
     }
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
         let json = path.join("model.json");
         if !json.is_file() {
-            return Err(Error::format(path, "directory holds no model.json"));
+            return Err(Error::format(
+                path,
+                "directory holds no model.json (nor a Keras config.json + model.weights.h5)",
+            ));
         }
         return tfjs::read(&json);
     }

@@ -207,7 +207,8 @@ fn plain_weights(
     Ok((specs, spans))
 }
 
-fn default_layout(n: usize) -> Layout {
+/// One group, one `weights.bin`: the layout of a model that comes without one.
+pub(super) fn default_layout(n: usize) -> Layout {
     Layout {
         style: Style::Node,
         groups: vec![GroupLayout {

@@ -80,6 +80,16 @@ impl WeightStore {
     /// A store over `buffers`, with `spans[i]` locating weight `i`. Spans must lie inside their
     /// buffers (checked).
     pub fn new(buffers: Vec<Backing>, spans: Vec<Vec<Span>>) -> Result<WeightStore> {
+        let buffers = buffers.into_iter().map(std::sync::Arc::new).collect();
+        Self::from_shared(buffers, spans)
+    }
+
+    /// [`WeightStore::new`] over buffers already shared (a Keras archive's map, which its HDF5
+    /// parser read from before the spans were known).
+    pub fn from_shared(
+        buffers: Vec<std::sync::Arc<Backing>>,
+        spans: Vec<Vec<Span>>,
+    ) -> Result<WeightStore> {
         for (i, s) in spans.iter().flatten().enumerate() {
             let ok = buffers
                 .get(s.buffer)
@@ -91,7 +101,6 @@ impl WeightStore {
                 )));
             }
         }
-        let buffers = buffers.into_iter().map(std::sync::Arc::new).collect();
         Ok(WeightStore { buffers, spans })
     }
 

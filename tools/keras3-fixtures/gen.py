@@ -8,7 +8,8 @@ Needs `pip install tensorflow-cpu` and `pip install --no-deps tensorflowjs==4.22
 The converter's package imports modules the layers path never uses (TensorFlow Decision Forests,
 TensorFlow Hub, JAX); stand-ins for them are installed in sys.modules before the import.
 
-Each case directory gets model.json + group1-shard1of1.bin (as the converter wrote them) and
+Each case directory gets model.json + group1-shard1of1.bin (as the converter wrote them), the
+model.keras Keras saved (which layercake also loads directly), and
 expected.json: {"generator", "inputs": [...], "outputs": [...]}, each tensor
 {"name", "shape", "dtype", "data"} — the same bundle format as the TF.js fixtures.
 """
@@ -454,6 +455,7 @@ def write_case(out_root, name, build, randomized):
         path = os.path.join(tmp, "model.keras")
         model.save(path)
         converter.convert(["--input_format=keras_keras", "--output_format=tfjs_layers_model", path, out])
+        shutil.copy(path, os.path.join(out, "model.keras"))  # layercake reads it directly too
     expected = {
         "generator": f"keras {keras.__version__} (tensorflow backend) predict; tensorflowjs_converter 4.22.0",
         "inputs": bundle([t.name for t in model.inputs], inputs),

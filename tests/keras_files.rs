@@ -1,0 +1,258 @@
+//! Keras files loaded directly: every Keras 3 fixture's `model.keras` (saved by Keras 3.15 next
+//! to the converter's model.json, tools/keras3-fixtures/gen.py) gives the converter's weights
+//! under the converter's names and Keras's own predictions; an unzipped directory and a
+//! deflated archive read the same; damaged archives get one error naming the file and the
+//! object.
+
+mod common;
+
+use common::*;
+use layercake::model::gpu::GpuModel;
+use layercake::model::{read_bundle, Model};
+use layercake::tensor::Tensor;
+use layercake::Artifacts;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+fn keras_fixtures() -> Vec<PathBuf> {
+    let root = fixtures_dir().join("keras3");
+    let mut dirs: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("model.keras").is_file())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 20, "model.keras fixtures missing: {dirs:?}");
+    dirs
+}
+
+fn golden(dir: &Path) -> (Vec<Tensor>, Vec<Tensor>) {
+    let bundle = |key| {
+        read_bundle(&dir.join("expected.json"), key)
+            .unwrap()
+            .into_iter()
+            .map(|n| n.tensor)
+            .collect()
+    };
+    (bundle("inputs"), bundle("outputs"))
+}
+
+/// The same weights by name: shape, dtype and decoded bytes (the converter's order is its own).
+fn assert_same_by_name(keras: &Artifacts, tfjs: &Artifacts, what: &str) {
+    let mut a: Vec<&str> = keras.spec.weights.iter().map(|w| w.name.as_str()).collect();
+    let mut b: Vec<&str> = tfjs.spec.weights.iter().map(|w| w.name.as_str()).collect();
+    a.sort_unstable();
+    b.sort_unstable();
+    assert_eq!(a, b, "{what}: weight names");
+    for (i, w) in keras.spec.weights.iter().enumerate() {
+        let j = tfjs.find(&w.name).unwrap();
+        let v = &tfjs.spec.weights[j];
+        assert_eq!(
+            (&w.shape, w.dtype),
+            (&v.shape, v.dtype),
+            "{what}: {}",
+            w.name
+        );
+        assert!(
+            keras.logical(i) == tfjs.logical(j),
+            "{what}: {} bytes",
+            w.name
+        );
+    }
+}
+
+fn assert_close(what: &str, got: &[Tensor], want: &[Tensor]) {
+    assert_eq!(got.len(), want.len(), "{what}: output count");
+    for (k, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!(g.shape, w.shape, "{what}: output {k} shape");
+        for (i, (a, b)) in g.data.iter().zip(&w.data).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-4 + 1e-4 * b.abs(),
+                "{what}: output {k} element {i}: {a} vs Keras {b}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_keras3_fixture_loads_from_its_keras_file_like_its_converted_model() {
+    for dir in keras_fixtures() {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let keras =
+            layercake::open(&dir.join("model.keras")).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let tfjs = layercake::open(&dir).unwrap();
+        assert_same_by_name(&keras, &tfjs, &name);
+        let (inputs, want) = golden(&dir);
+        let from_keras = Model::from_artifacts(keras).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let from_json = Model::from_artifacts(tfjs).unwrap();
+        let got = from_keras
+            .predict(&inputs)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_close(&format!("{name} from .keras"), &got, &want);
+        let same = from_json.predict(&inputs).unwrap();
+        for (g, s) in got.iter().zip(&same) {
+            assert_eq!(
+                g.data, s.data,
+                "{name}: .keras and model.json predict alike, bit for bit"
+            );
+        }
+    }
+}
+
+#[test]
+fn keras_file_weights_go_to_the_gpu_in_place_and_predict_there() {
+    let Some(dev) = gpu() else { return };
+    for name in ["conv_bn", "embed_lstm", "fitted", "app_mobilenet_v2"] {
+        let dir = fixtures_dir().join("keras3").join(name);
+        let keras = layercake::open(&dir.join("model.keras")).unwrap();
+        let size = std::fs::metadata(dir.join("model.keras")).unwrap().len() as usize;
+        assert_eq!(keras.store.buffer(0).map(<[u8]>::len), Some(size), "{name}: the archive's map");
+        for (i, w) in keras.spec.weights.iter().enumerate() {
+            if w.dtype == layercake::DType::Float32 {
+                let runs: Vec<_> = keras.store.source_ranges(i, 0, w.stored_len()).collect();
+                assert!(runs.iter().all(|r| r.0 == 0), "{name}: {} read in place", w.name);
+            }
+        }
+        let m = Model::from_artifacts(keras).unwrap();
+        let g = GpuModel::new(&dev, &m).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (inputs, want) = golden(&dir);
+        assert_close(
+            &format!("{name} .keras on the GPU"),
+            &g.predict(&inputs).unwrap(),
+            &want,
+        );
+    }
+}
+
+/// The members of `archive`, as (name, bytes).
+fn members(archive: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(archive).unwrap()).unwrap();
+    (0..zip.len())
+        .map(|i| {
+            let mut f = zip.by_index(i).unwrap();
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut v).unwrap();
+            (f.name().to_string(), v)
+        })
+        .collect()
+}
+
+fn write_zip(path: &Path, members: &[(String, Vec<u8>)], method: zip::CompressionMethod) {
+    let mut w = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let opts = zip::write::FileOptions::default().compression_method(method);
+    for (name, bytes) in members {
+        w.start_file(name, opts).unwrap();
+        w.write_all(bytes).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+#[test]
+fn unzipped_and_deflated_keras_files_read_the_same() {
+    let dir = fixtures_dir().join("keras3/nested");
+    let want = layercake::open(&dir.join("model.keras")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let files = members(&dir.join("model.keras"));
+    let unzipped = tmp.path().join("unzipped");
+    std::fs::create_dir(&unzipped).unwrap();
+    for (name, bytes) in &files {
+        std::fs::write(unzipped.join(name), bytes).unwrap();
+    }
+    let deflated = tmp.path().join("deflated.keras");
+    write_zip(&deflated, &files, zip::CompressionMethod::Deflated);
+    for path in [unzipped, deflated] {
+        let got = layercake::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_same_values(&want, &got, &path.display().to_string());
+    }
+}
+
+/// `layercake inspect PATH` fails with exit 2 and a one-line message containing `needles`.
+fn assert_refused(path: &Path, needles: &[&str]) {
+    let err = layercake::open(path)
+        .err()
+        .unwrap_or_else(|| panic!("{} loaded", path.display()))
+        .to_string();
+    for n in needles {
+        assert!(err.contains(n), "{}: '{err}' lacks '{n}'", path.display());
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_layercake"))
+        .arg("inspect")
+        .arg(path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn damaged_keras_files_are_refused_naming_the_file_and_object() {
+    let src = fixtures_dir().join("keras3/conv_bn/model.keras");
+    let bytes = std::fs::read(&src).unwrap();
+    let files = members(&src);
+    let tmp = tempfile::tempdir().unwrap();
+    let at = |n: &str| tmp.path().join(n);
+    // Cut short: the zip's central directory is gone.
+    std::fs::write(at("short.keras"), &bytes[..bytes.len() / 2]).unwrap();
+    assert_refused(&at("short.keras"), &["short.keras", "zip"]);
+    // No config.json.
+    let no_config: Vec<_> = files
+        .iter()
+        .filter(|(n, _)| n != "config.json")
+        .cloned()
+        .collect();
+    write_zip(
+        &at("noconfig.keras"),
+        &no_config,
+        zip::CompressionMethod::Stored,
+    );
+    assert_refused(&at("noconfig.keras"), &["noconfig.keras", "config.json"]);
+    // The weights file cut in half inside a well-formed archive.
+    let cut: Vec<_> = files
+        .iter()
+        .map(|(n, b)| match n.as_str() {
+            "model.weights.h5" => (n.clone(), b[..b.len() / 2].to_vec()),
+            _ => (n.clone(), b.clone()),
+        })
+        .collect();
+    write_zip(&at("cut.keras"), &cut, zip::CompressionMethod::Stored);
+    assert_refused(&at("cut.keras"), &["cut.keras", "model.weights.h5"]);
+    // Not HDF5 at all.
+    let garbage: Vec<_> = files
+        .iter()
+        .map(|(n, b)| match n.as_str() {
+            "model.weights.h5" => (n.clone(), vec![7u8; b.len()]),
+            _ => (n.clone(), b.clone()),
+        })
+        .collect();
+    write_zip(
+        &at("garbage.keras"),
+        &garbage,
+        zip::CompressionMethod::Stored,
+    );
+    assert_refused(
+        &at("garbage.keras"),
+        &["garbage.keras/model.weights.h5", "HDF5"],
+    );
+    // A config that is not JSON.
+    let bad_json: Vec<_> = files
+        .iter()
+        .map(|(n, b)| match n.as_str() {
+            "config.json" => (n.clone(), b"{\"class_name\": ".to_vec()),
+            _ => (n.clone(), b.clone()),
+        })
+        .collect();
+    write_zip(&at("json.keras"), &bad_json, zip::CompressionMethod::Stored);
+    assert_refused(&at("json.keras"), &["json.keras/config.json"]);
+    // An .h5 that is not a whole model.
+    std::fs::write(
+        at("plain.h5"),
+        &files
+            .iter()
+            .find(|(n, _)| n == "model.weights.h5")
+            .unwrap()
+            .1,
+    )
+    .unwrap();
+    assert_refused(&at("plain.h5"), &["plain.h5", "model_config"]);
+}
