@@ -1,7 +1,8 @@
 //! keras.applications architectures (MobileNet V1/V2/V3, EfficientNetB0, ResNet50 V1/V2,
 //! DenseNet121, Xception, NASNetMobile, InceptionV3, ConvNeXtTiny) built by Keras 3 with seeded
 //! weights, converted by the real `tensorflowjs_converter` (tools/keras3-fixtures/apps.py) and
-//! compared with Keras's own `predict` on the CPU and the GPU. Generated where Python has
+//! compared with Keras's own `predict` on the CPU and the GPU; the `model.keras` Keras saved is
+//! also loaded directly and must predict exactly as the converted model. Generated where Python has
 //! TensorFlow (CI installs it), cached under `target/` by the generator's content; MobileNet and
 //! MobileNetV2 are also committed (tests/fixtures/keras3/app_*), so they run everywhere.
 
@@ -95,6 +96,17 @@ fn keras_applications_match_keras_on_cpu_and_gpu() {
         let (inputs, want) = (bundle(&dir, "inputs"), bundle(&dir, "outputs"));
         let cpu = m.predict(&inputs).unwrap_or_else(|e| panic!("{app}: {e}"));
         assert_close(&format!("{app} (CPU)"), &cpu, &want);
+        let keras =
+            Model::load(&dir.join("model.keras")).unwrap_or_else(|e| panic!("{app}.keras: {e}"));
+        let direct = keras
+            .predict(&inputs)
+            .unwrap_or_else(|e| panic!("{app}.keras: {e}"));
+        for (a, b) in direct.iter().zip(&cpu) {
+            assert_eq!(
+                a.data, b.data,
+                "{app}: model.keras read directly predicts as its model.json"
+            );
+        }
         if let Some(dev) = &dev {
             let g = GpuModel::new(dev, &m).unwrap_or_else(|e| panic!("{app}: {e}"));
             let got = g.predict(&inputs).unwrap_or_else(|e| panic!("{app}: {e}"));

@@ -106,11 +106,19 @@ fn keras_file_weights_go_to_the_gpu_in_place_and_predict_there() {
         let dir = fixtures_dir().join("keras3").join(name);
         let keras = layercake::open(&dir.join("model.keras")).unwrap();
         let size = std::fs::metadata(dir.join("model.keras")).unwrap().len() as usize;
-        assert_eq!(keras.store.buffer(0).map(<[u8]>::len), Some(size), "{name}: the archive's map");
+        assert_eq!(
+            keras.store.buffer(0).map(<[u8]>::len),
+            Some(size),
+            "{name}: the archive's map"
+        );
         for (i, w) in keras.spec.weights.iter().enumerate() {
             if w.dtype == layercake::DType::Float32 {
                 let runs: Vec<_> = keras.store.source_ranges(i, 0, w.stored_len()).collect();
-                assert!(runs.iter().all(|r| r.0 == 0), "{name}: {} read in place", w.name);
+                assert!(
+                    runs.iter().all(|r| r.0 == 0),
+                    "{name}: {} read in place",
+                    w.name
+                );
             }
         }
         let m = Model::from_artifacts(keras).unwrap();
@@ -255,4 +263,25 @@ fn damaged_keras_files_are_refused_naming_the_file_and_object() {
     )
     .unwrap();
     assert_refused(&at("plain.h5"), &["plain.h5", "model_config"]);
+}
+
+#[test]
+fn legacy_h5_models_from_tf_keras_load_like_their_converted_models() {
+    let root = fixtures_dir().join("keras2_h5");
+    let mut dirs: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 5, "keras2_h5 fixtures missing: {dirs:?}");
+    for dir in dirs {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let h5 = layercake::open(&dir.join("model.h5")).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let tfjs = layercake::open(&dir.join("model.json")).unwrap();
+        assert_same_by_name(&h5, &tfjs, &name);
+        let (inputs, want) = golden(&dir);
+        let m = Model::from_artifacts(h5).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let got = m.predict(&inputs).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_close(&format!("{name} from .h5"), &got, &want);
+    }
 }

@@ -675,43 +675,56 @@ fn string_list(
     key: &str,
 ) -> Result<Vec<String>> {
     let attrs = group.attrs().map_err(|e| Error::hdf5(path, object, e))?;
-    let list = |v: &hdf5_pure::AttrValue| match v {
-        hdf5_pure::AttrValue::StringArray(s) => Some(s.clone()),
-        other => attr_string(other).map(|s| vec![s]),
+    let not_strings = |k: &str, v: &hdf5_pure::AttrValue| {
+        let shown: String = format!("{v:?}").chars().take(60).collect();
+        Error::hdf5(
+            path,
+            object,
+            format!("attribute '{k}' is not a list of strings ({shown})"),
+        )
     };
     if let Some(v) = attrs.get(key) {
-        return list(v).ok_or_else(|| {
-            Error::hdf5(
-                path,
-                object,
-                format!("attribute '{key}' is not a list of strings"),
-            )
-        });
+        return attr_strings(v).ok_or_else(|| not_strings(key, v));
     }
     let mut out = Vec::new();
-    for i in 0.. {
-        let Some(v) = attrs.get(&format!("{key}{i}")) else {
-            break;
-        };
-        out.extend(list(v).ok_or_else(|| {
-            Error::hdf5(
-                path,
-                object,
-                format!("attribute '{key}{i}' is not a list of strings"),
-            )
-        })?);
+    let mut i = 0;
+    while let Some(v) = attrs.get(&format!("{key}{i}")) {
+        out.extend(attr_strings(v).ok_or_else(|| not_strings(&format!("{key}{i}"), v))?);
+        i += 1;
     }
-    match out.is_empty() && !attrs.contains_key(&format!("{key}0")) {
-        true => Err(Error::hdf5(path, object, format!("no '{key}' attribute"))),
-        false => Ok(out),
+    match i {
+        0 => Err(Error::hdf5(path, object, format!("no '{key}' attribute"))),
+        _ => Ok(out),
+    }
+}
+
+/// The strings of a string or string-array attribute, whatever its HDF5 string type.
+fn attr_strings(v: &hdf5_pure::AttrValue) -> Option<Vec<String>> {
+    use hdf5_pure::AttrValue as A;
+    match v {
+        A::String(s) | A::AsciiString(s) | A::VarLenString(s) | A::VarLenAsciiString(s) => {
+            Some(vec![s.clone()])
+        }
+        A::StringSized { value, .. } | A::AsciiStringSized { value, .. } => {
+            Some(vec![value.clone()])
+        }
+        A::StringArray(s)
+        | A::AsciiStringArray(s)
+        | A::VarLenStringArray(s)
+        | A::VarLenAsciiStringArray(s)
+        | A::VarLenAsciiCharArray(s) => Some(s.clone()),
+        A::StringArraySized { values, .. } | A::AsciiStringArraySized { values, .. } => {
+            Some(values.clone())
+        }
+        // h5py writes an empty list (a layer without weights) as an empty float64 array.
+        A::F64Array(v) if v.is_empty() => Some(Vec::new()),
+        A::F32Array(v) if v.is_empty() => Some(Vec::new()),
+        _ => None,
     }
 }
 
 fn attr_string(v: &hdf5_pure::AttrValue) -> Option<String> {
-    match v {
-        hdf5_pure::AttrValue::String(s) => Some(s.clone()),
-        hdf5_pure::AttrValue::StringSized { value, .. } => Some(value.clone()),
-        hdf5_pure::AttrValue::StringArray(s) if s.len() == 1 => Some(s[0].clone()),
-        _ => None,
-    }
+    attr_strings(v)
+        .filter(|s| s.len() == 1)
+        .map(|mut s| s.remove(0))
 }

@@ -1,0 +1,136 @@
+"""Legacy Keras 2 `.h5` fixtures from tf_keras (the Keras 2 line TensorFlow still ships): builds
+models, draws seeded weights, saves `model.h5` with `model.save(..., save_format="h5")`, converts
+it with the real tensorflowjs_converter (--input_format=keras) and records tf_keras's own predictions.
+
+    python3 tools/keras2-fixtures/gen_h5.py [OUT_DIR [CASE...]]   # default tests/fixtures/keras2_h5
+
+Needs `pip install tensorflow-cpu` and `pip install --no-deps tensorflowjs==4.22.0 tf_keras`.
+Each case directory gets model.h5, the converter's model.json + group1-shard1of1.bin, and
+expected.json ({"generator", "inputs", "outputs"}: the bundle format of the other fixtures).
+"""
+import json
+import os
+import shutil
+import sys
+import types
+import zlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+for name in ["tensorflow_decision_forests", "tensorflow_hub", "tensorflowjs.converters.jax_conversion"]:
+    sys.modules[name] = types.ModuleType(name)
+sys.modules["tensorflowjs.converters.jax_conversion"].convert_jax = None
+
+import numpy as np  # noqa: E402
+import tf_keras as keras  # noqa: E402
+from tf_keras import layers  # noqa: E402
+from tensorflowjs.converters import converter  # noqa: E402
+
+RNG = np.random.default_rng(0)
+
+
+def dense():
+    m = keras.Sequential([
+        keras.Input((6,)),
+        layers.Dense(8, activation="relu", name="hidden"),
+        layers.Dropout(0.5),
+        layers.Dense(3, activation="softmax", name="probs"),
+    ])
+    return m, [RNG.normal(size=(3, 6))]
+
+
+def conv_bn():
+    i = keras.Input((12, 12, 3), name="image")
+    x = layers.Conv2D(6, 3, padding="same", use_bias=False)(i)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU(6.0)(x)
+    x = layers.DepthwiseConv2D(3, strides=2, padding="same")(x)
+    y = layers.Conv2D(6, 1)(x)
+    x = layers.Add()([x, y])
+    x = layers.GlobalAveragePooling2D()(x)
+    o = layers.Dense(4, activation="softmax")(x)
+    return keras.Model(i, o), [RNG.normal(size=(2, 12, 12, 3))]
+
+
+def recurrent():
+    i = keras.Input((7,), dtype="int32", name="tokens")
+    x = layers.Embedding(20, 5, mask_zero=True)(i)
+    x = layers.Bidirectional(layers.LSTM(4, return_sequences=True))(x)
+    x = layers.GRU(3)(x)
+    o = layers.Dense(2)(x)
+    tokens = RNG.integers(1, 20, size=(3, 7))
+    tokens[1, 4:] = 0
+    return keras.Model(i, o), [tokens]
+
+
+def nested_two_io():
+    inner = keras.Sequential([keras.Input((4,)), layers.Dense(4, activation="tanh"), layers.LayerNormalization()], name="inner")
+    a = keras.Input((4,), name="a")
+    b = keras.Input((4,), name="b")
+    shared = layers.Dense(4, name="shared")
+    x = layers.Concatenate()([inner(shared(a)), shared(b)])
+    return keras.Model([a, b], [layers.Dense(2, name="out1")(x), layers.Dense(1, name="out2")(x)]), [
+        RNG.normal(size=(2, 4)), RNG.normal(size=(2, 4))]
+
+
+def fitted():
+    m = keras.Sequential([keras.Input((4,)), layers.Dense(5, activation="relu"), layers.Dense(2)])
+    m.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    x = RNG.normal(size=(16, 4))
+    m.fit(x, RNG.normal(size=(16, 2)), epochs=2, batch_size=8, verbose=0)
+    return m, [x[:3]]
+
+
+CASES = {"dense": (dense, True), "conv_bn": (conv_bn, True), "recurrent": (recurrent, True),
+         "nested_two_io": (nested_two_io, True), "fitted": (fitted, False)}
+
+
+def randomize(model):
+    for w in model.weights:
+        values = RNG.normal(0.0, 0.5, size=w.shape).astype(w.dtype.as_numpy_dtype)
+        if "variance" in w.name:
+            values = np.abs(values) + 0.5
+        w.assign(values)
+
+
+def bundle(names, arrays):
+    return [{"name": n, "shape": list(a.shape), "dtype": "int32" if a.dtype.kind in "iu" else "float32",
+             "data": [float(v) for v in a.reshape(-1)]} for n, a in zip(names, arrays)]
+
+
+def write_case(root, name):
+    global RNG
+    RNG = np.random.default_rng(zlib.crc32(name.encode()))
+    keras.utils.set_random_seed(zlib.crc32(name.encode()) % (1 << 31))
+    build, randomized = CASES[name]
+    model, inputs = build()
+    if randomized:
+        randomize(model)
+    inputs = [np.asarray(i, dtype="int32" if np.asarray(i).dtype.kind in "iu" else "float32") for i in inputs]
+    outputs = model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    out = os.path.join(root, name)
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    path = os.path.join(out, "model.h5")
+    model.save(path, save_format="h5")
+    converter.convert(["--input_format=keras", "--output_format=tfjs_layers_model", path, out])
+    expected = {
+        "generator": f"tf_keras {keras.__version__} predict; tensorflowjs_converter 4.22.0",
+        "inputs": bundle([t.name.split(":")[0] for t in model.inputs], inputs),
+        "outputs": bundle([f"output_{i}" for i in range(len(outputs))], [np.asarray(o) for o in outputs]),
+    }
+    with open(os.path.join(out, "expected.json"), "w") as f:
+        json.dump(expected, f)
+    print(f"{name}: {[o.shape for o in outputs]}")
+
+
+def main():
+    root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+        os.path.dirname(__file__), "..", "..", "tests", "fixtures", "keras2_h5")
+    for name in sys.argv[2:] or list(CASES):
+        write_case(root, name)
+
+
+if __name__ == "__main__":
+    main()
