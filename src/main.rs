@@ -132,9 +132,9 @@ enum Command {
 
 #[derive(Args)]
 struct ConvertArgs {
-    /// model.json, a directory holding one, or a .safetensors file.
+    /// model.json, a directory holding one, a .safetensors file, or a Keras .keras / .h5 file.
     src: PathBuf,
-    /// A directory (TF.js) or a path ending in .safetensors.
+    /// A directory (TF.js), or a path ending in .safetensors or .keras.
     dst: PathBuf,
     /// Output container (default: from DST).
     #[arg(long, value_enum)]
@@ -188,6 +188,8 @@ enum DeviceArg {
 enum ToArg {
     Tfjs,
     Safetensors,
+    /// A Keras 3 `.keras` archive (config.json + model.weights.h5).
+    Keras,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -340,6 +342,7 @@ fn convert_command(args: ConvertArgs) -> Result<(), Failure> {
     let target = args.to.map(|t| match t {
         ToArg::Tfjs => Target::Tfjs,
         ToArg::Safetensors => Target::Safetensors,
+        ToArg::Keras => Target::Keras,
     });
     let opts = SaveOptions {
         target,
@@ -579,6 +582,7 @@ fn convert(
     let secs = started.elapsed().as_secs_f64();
     let what = match (report.target, report.style) {
         (Target::Safetensors, _) => "safetensors".to_string(),
+        (Target::Keras, _) => "keras".to_string(),
         (Target::Tfjs, Some(s)) => format!("tfjs ({s} style)"),
         (Target::Tfjs, None) => "tfjs".to_string(),
     };

@@ -285,3 +285,77 @@ fn legacy_h5_models_from_tf_keras_load_like_their_converted_models() {
         assert_close(&format!("{name} from .h5"), &got, &want);
     }
 }
+
+/// Every Keras 3 fixture written as `.keras` by layercake: from the converter's model.json (its
+/// config has lost its `module` keys, which the writer restores) on the CPU path, and from
+/// model.keras through the GPU (weights read back from the device buffers) for a few. Read back
+/// by layercake with the same weights; loaded by Keras 3's own `load_model`, which must predict
+/// Keras's recorded outputs and keep a fitted model's optimizer state.
+#[test]
+fn keras_files_layercake_writes_load_in_keras_and_predict_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dev = gpu();
+    let mut pairs: Vec<std::ffi::OsString> = Vec::new();
+    for dir in keras_fixtures() {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let src = layercake::open(&dir).unwrap();
+        let dst = tmp.path().join(format!("{name}.keras"));
+        layercake::format::save(&dst, &src.spec, &src, Default::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let back = layercake::open(&dst).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_same_by_name(&back, &src, &format!("{name} re-read"));
+        pairs.extend([dst.into_os_string(), dir.clone().into_os_string()]);
+        if name == "fitted" {
+            pairs.extend(["--optimizer".into(), "10".into()]);
+        }
+    }
+    if let Some(dev) = &dev {
+        for name in ["conv_bn", "fitted", "transformer"] {
+            let dir = fixtures_dir().join("keras3").join(name);
+            let session = layercake::Session::load(dev, &dir.join("model.keras")).unwrap();
+            let dst = tmp.path().join(format!("{name}-gpu.keras"));
+            session
+                .save(&dst, Default::default())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let back = layercake::open(&dst).unwrap();
+            let src = layercake::open(&dir.join("model.keras")).unwrap();
+            assert_same_by_name(&back, &src, &format!("{name} through the GPU"));
+            assert_eq!(
+                back.spec.topology(),
+                src.spec.topology(),
+                "{name}: config.json kept as Keras wrote it"
+            );
+        }
+    }
+    let Some(tools) = keras_tools() else { return };
+    let out = std::process::Command::new("python3")
+        .arg(tools.join("check_load.py"))
+        .args(&pairs)
+        .env("TF_CPP_MIN_LOG_LEVEL", "3")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "Keras refused or mispredicted:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("ok ")).count(),
+        keras_fixtures().len(),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn keras_output_needs_keras3_weight_paths() {
+    let src = open_fixture("mlp_adam");
+    let tmp = tempfile::tempdir().unwrap();
+    let dst = tmp.path().join("m.keras");
+    let err = layercake::format::save(&dst, &src.spec, &src, Default::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("Keras 3 h5 path"), "{err}");
+    assert!(!dst.exists(), "nothing written");
+}

@@ -21,13 +21,15 @@
 
 use super::manifest::WeightSpec;
 use super::store::{Backing, Span, WeightStore};
-use super::{Artifacts, Container, ModelSpec, Quantization};
+use super::{Artifacts, Container, ModelSpec, Quantization, SaveOptions, WeightBytes};
+use crate::atomic;
 use crate::dtype::{DType, QuantDType};
 use crate::error::{Error, Result};
 use hdf5_pure::{Datatype, DatatypeByteOrder, Layout};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -727,4 +729,272 @@ fn attr_string(v: &hdf5_pure::AttrValue) -> Option<String> {
     attr_strings(v)
         .filter(|s| s.len() == 1)
         .map(|mut s| s.remove(0))
+}
+
+/// The Keras 3 model config a `.keras` file holds: the topology's `model_config` (or the
+/// topology itself when it is a bare config).
+fn keras3_config<'a>(dst: &Path, spec: &'a ModelSpec) -> Result<&'a Value> {
+    let topology = spec.topology().ok_or_else(|| {
+        Error::Usage(format!(
+            "{}: the model has no topology, so it cannot be written as .keras",
+            dst.display()
+        ))
+    })?;
+    let config = topology.get("model_config").unwrap_or(topology);
+    if config.get("class_name").is_none() {
+        return Err(Error::Usage(format!(
+            "{}: the topology has no model config ('class_name')",
+            dst.display()
+        )));
+    }
+    Ok(config)
+}
+
+/// Put back the `module` keys tensorflowjs_converter strips from a Keras 3 config (Keras 3's
+/// loader finds built-in classes by module + class name). The module follows from where the
+/// object sits, as Keras's serializer writes it: models at the top or among layers, layers under
+/// `layers` / `layer` / `cell` (wrappers and RNNs), dtype policies, initializers, regularizers,
+/// constraints, the compiled optimizer, its schedule, losses and metrics.
+fn restore_modules(v: &mut Value, key: &str) {
+    match v {
+        Value::Array(items) => items.iter_mut().for_each(|x| restore_modules(x, key)),
+        Value::Object(obj) => {
+            let is_object =
+                obj.contains_key("config") && obj.get("class_name").is_some_and(Value::is_string);
+            if is_object && !obj.contains_key("module") {
+                let class = obj["class_name"].as_str().unwrap_or_default().to_string();
+                // Keras ops applied to tensors (`x + 3.0`) are layers whose config holds only a
+                // name; their module is the op's, and they are registered under their class.
+                let op = key == "layers"
+                    && obj["config"].get("trainable").is_none()
+                    && !LAYERS_WITHOUT_TRAINABLE.contains(&class.as_str());
+                let module = match op {
+                    true => Some(op_module(&class)),
+                    false => module_for(key, &class),
+                };
+                if let Some(module) = module {
+                    obj.insert("module".into(), Value::from(module));
+                    let registered =
+                        (op || class == "Functional").then(|| Value::from(class.clone()));
+                    obj.entry("registered_name")
+                        .or_insert(registered.unwrap_or(Value::Null));
+                }
+            }
+            for (k, x) in obj.iter_mut() {
+                restore_modules(x, k);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Keras 3 layers whose config has no `trainable` key (input and preprocessing layers); any
+/// other config without one is a Keras op's.
+const LAYERS_WITHOUT_TRAINABLE: &[&str] = &[
+    "InputLayer",
+    "Discretization",
+    "Hashing",
+    "HashedCrossing",
+    "StringLookup",
+    "IntegerLookup",
+    "TextVectorization",
+    "CategoryEncoding",
+    "Normalization",
+    "Resizing",
+    "Rescaling",
+    "CenterCrop",
+    "RandomCrop",
+    "RandomFlip",
+    "RandomRotation",
+    "RandomTranslation",
+    "RandomZoom",
+    "RandomContrast",
+    "RandomBrightness",
+    "AutoContrast",
+    "Equalization",
+    "MelSpectrogram",
+    "STFTSpectrogram",
+];
+
+fn op_module(class: &str) -> &'static str {
+    const NN: &[&str] = &[
+        "Relu",
+        "Relu6",
+        "Sigmoid",
+        "Softplus",
+        "Softsign",
+        "Silu",
+        "Swish",
+        "LogSigmoid",
+        "LeakyRelu",
+        "HardSigmoid",
+        "HardSilu",
+        "Elu",
+        "Selu",
+        "Gelu",
+        "Celu",
+        "Glu",
+        "Softmax",
+        "LogSoftmax",
+        "OneHot",
+        "MultiHot",
+        "Normalize",
+    ];
+    match NN.contains(&class) {
+        true => "keras.src.ops.nn",
+        false => "keras.src.ops.numpy",
+    }
+}
+
+fn module_for(key: &str, class: &str) -> Option<&'static str> {
+    let model = |c: &str| match c {
+        "Sequential" => Some("keras"),
+        "Functional" | "Model" => Some("keras.src.models.functional"),
+        _ => None,
+    };
+    match key {
+        "" => model(class),
+        "layers" | "layer" | "forward_layer" | "backward_layer" | "cell" | "cells" => {
+            model(class).or(Some("keras.layers"))
+        }
+        "dtype" | "dtype_policy" => Some("keras"),
+        "optimizer" => Some("keras.optimizers"),
+        "learning_rate" => Some("keras.optimizers.schedules"),
+        "loss" => Some("keras.losses"),
+        "metrics" | "weighted_metrics" => Some("keras.metrics"),
+        k if k.ends_with("_initializer") => Some("keras.initializers"),
+        k if k.ends_with("_regularizer") => Some("keras.regularizers"),
+        k if k.ends_with("_constraint") => Some("keras.constraints"),
+        _ => None,
+    }
+}
+
+/// The h5 dataset each weight is written to, and its element type. Weights must carry Keras 3
+/// h5 paths (`…/vars/N`): the names models loaded from `.keras` files or converted from them
+/// have.
+fn h5_datasets(dst: &Path, spec: &ModelSpec) -> Result<Vec<super::h5write::Dataset>> {
+    use super::h5write::{Dataset, Elem};
+    spec.weights
+        .iter()
+        .map(|w| {
+            let keras3 = w.name.rsplit_once("/vars/").is_some_and(|(_, i)| i.parse::<u32>().is_ok());
+            if !keras3 {
+                return Err(Error::weight(dst, &w.name, "is not named by a Keras 3 h5 path ('…/vars/N'): .keras output takes Keras 3 models (loaded from .keras, or converted from one by tensorflowjs_converter)"));
+            }
+            let elem = match w.dtype {
+                DType::Float32 => Elem::F32,
+                DType::Int32 if w.name == "optimizer/vars/0" => Elem::I64,
+                DType::Int32 => Elem::I32,
+                DType::Bool => Elem::Bool,
+            };
+            Ok(Dataset { path: w.name.clone(), shape: w.shape.clone(), elem })
+        })
+        .collect()
+}
+
+/// `metadata.json` as Keras writes it: the Keras version and the save time (UTC).
+fn metadata_json(spec: &ModelSpec) -> Vec<u8> {
+    let version = spec
+        .topology()
+        .and_then(|t| t.get("keras_version"))
+        .and_then(Value::as_str)
+        .filter(|v| v.starts_with('3'))
+        .unwrap_or("3.15.1");
+    let t = time::OffsetDateTime::now_utc();
+    let date = format!(
+        "{}-{:02}-{:02}@{:02}:{:02}:{:02}",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    serde_json::to_vec(&serde_json::json!({"keras_version": version, "date_saved": date}))
+        .expect("a JSON object serializes")
+}
+
+/// Write a Keras 3 `.keras` archive at `dst`, atomically: `metadata.json`, `config.json` (the
+/// model config) and `model.weights.h5`, stored uncompressed and 64-byte aligned, its datasets
+/// streamed weight by weight from `data` in their logical dtypes (quantized weights
+/// dequantized exactly as TF.js does; Keras's int64 optimizer counter widened back). Returns the
+/// weight bytes written.
+pub fn write(
+    dst: &Path,
+    spec: &ModelSpec,
+    data: &dyn WeightBytes,
+    opts: &SaveOptions,
+) -> Result<u64> {
+    let mut config = keras3_config(dst, spec)?.clone();
+    if config.get("module").is_none() {
+        restore_modules(&mut config, "");
+    }
+    let config = serde_json::to_vec(&config).map_err(|e| Error::json(dst, e))?;
+    let sets = h5_datasets(dst, spec)?;
+    let plan = super::h5write::Plan::new(&sets).map_err(|m| Error::format(dst, m))?;
+    let order: Vec<usize> = (0..sets.len()).collect();
+    data.will_read(&order);
+    let zip_err =
+        |e: zip::result::ZipError| Error::format(dst, format!("writing the archive: {e}"));
+    let mut written = 0;
+    atomic::replace_file(dst, opts.durable, |tmp| {
+        let file = File::create(tmp).map_err(|e| Error::io(tmp, e))?;
+        let mut zip = zip::ZipWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
+        let stored =
+            zip::write::FileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        for (name, bytes) in [
+            ("metadata.json", metadata_json(spec)),
+            ("config.json", config.clone()),
+        ] {
+            zip.start_file(name, stored).map_err(zip_err)?;
+            zip.write_all(&bytes).map_err(|e| Error::io(tmp, e))?;
+        }
+        let big = plan.total_len() >= u32::MAX as u64;
+        zip.start_file_aligned(
+            WEIGHTS_H5,
+            stored.large_file(big),
+            super::h5write::DATA_ALIGN as u16,
+        )
+        .map_err(zip_err)?;
+        let mut failed = None;
+        let result = plan.write(&mut zip, |i, w| {
+            let bytes = match weight_bytes(spec, data, i, sets[i].elem) {
+                Ok(b) => b,
+                Err(e) => {
+                    let msg = e.to_string();
+                    failed = Some(e);
+                    return Err(std::io::Error::other(msg));
+                }
+            };
+            written += bytes.len() as u64;
+            w.write_all(&bytes)
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        result.map_err(|e| Error::io(tmp, e))?;
+        let mut inner = zip.finish().map_err(zip_err)?;
+        inner.flush().map_err(|e| Error::io(tmp, e))?;
+        Ok(())
+    })?;
+    Ok(written)
+}
+
+/// Weight `i`'s logical bytes as element type `elem`.
+fn weight_bytes<'a>(
+    spec: &ModelSpec,
+    data: &'a dyn WeightBytes,
+    i: usize,
+    elem: super::h5write::Elem,
+) -> Result<Cow<'a, [u8]>> {
+    let logical = data.logical(i)?;
+    if elem != super::h5write::Elem::I64 {
+        return Ok(logical);
+    }
+    debug_assert_eq!(spec.weights[i].dtype, DType::Int32);
+    let wide: Vec<u8> = logical
+        .chunks_exact(4)
+        .flat_map(|c| i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])).to_le_bytes())
+        .collect();
+    Ok(Cow::Owned(wide))
 }

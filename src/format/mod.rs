@@ -4,6 +4,7 @@
 //! is used, then memory-maps the weight files. Writing streams each weight into its destination
 //! and switches the whole model into place atomically.
 
+pub mod h5write;
 pub mod integrity;
 pub mod keras;
 pub mod manifest;
@@ -354,12 +355,15 @@ pub enum Target {
     Tfjs,
     /// One `.safetensors` file.
     Safetensors,
+    /// A Keras 3 `.keras` archive.
+    Keras,
 }
 
 /// How to save a model.
 #[derive(Clone, Copy, Debug)]
 pub struct SaveOptions {
-    /// Container; `None` picks safetensors for a path ending in `.safetensors`, else TF.js.
+    /// Container; `None` picks safetensors for a path ending in `.safetensors`, Keras for one
+    /// ending in `.keras`, else TF.js.
     pub target: Option<Target>,
     /// TF.js style; `None` keeps the source's.
     pub style: Option<Style>,
@@ -424,10 +428,17 @@ pub fn save(
     let spec = spec.as_ref();
     let target = opts.target.unwrap_or(if is_safetensors_path(dst) {
         Target::Safetensors
+    } else if dst.extension().is_some_and(|e| e == "keras") {
+        Target::Keras
     } else {
         Target::Tfjs
     });
     match target {
+        Target::Keras => Ok(SaveReport {
+            target,
+            style: None,
+            weight_bytes: keras::write(dst, spec, data, &opts)?,
+        }),
         Target::Safetensors => {
             let weight_bytes = safetensors::write(dst, spec, data, &opts)?;
             Ok(SaveReport {
