@@ -86,6 +86,20 @@ pub fn safetensors(data: &[u8]) -> Result<()> {
     load_all(&dir.path().join("m.safetensors"))
 }
 
+/// `data` as a Keras 3 `.keras` archive.
+pub fn keras(data: &[u8]) -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("temporary directory", e))?;
+    write(dir.path(), "m.keras", data)?;
+    load_all(&dir.path().join("m.keras"))
+}
+
+/// `data` as a legacy Keras 2 `.h5` model.
+pub fn keras_h5(data: &[u8]) -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("temporary directory", e))?;
+    write(dir.path(), "m.h5", data)?;
+    load_all(&dir.path().join("m.h5"))
+}
+
 /// The input format of [`tfjs_model`] for a model.json and its weight bytes.
 pub fn tfjs_model_input(json: &[u8], weights: &[u8]) -> Vec<u8> {
     [&(json.len() as u32).to_le_bytes()[..], json, weights].concat()

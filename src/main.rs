@@ -28,7 +28,7 @@ struct Cli {
 enum Command {
     /// Show a model's format, style, layers and weights.
     Inspect {
-        /// model.json, a directory holding one, or a .safetensors file.
+        /// model.json, a directory holding one, a .safetensors file, or a Keras .keras / .h5 file.
         model: PathBuf,
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -37,7 +37,7 @@ enum Command {
         #[arg(long)]
         topology: Option<PathBuf>,
     },
-    /// Convert between TF.js styles, quantizations and safetensors.
+    /// Convert between TF.js styles, quantizations, safetensors and Keras .keras.
     Convert(ConvertArgs),
     /// The main job on a bundled model: load onto the device, check, save from it, reload, check.
     Demo {
@@ -52,7 +52,7 @@ enum Command {
     },
     /// Run a model on inputs from a tensor JSON file.
     Predict {
-        /// model.json, a directory holding one, or a .safetensors file.
+        /// model.json, a directory holding one, a .safetensors file, or a Keras .keras / .h5 file.
         model: PathBuf,
         /// `{"inputs": [{"name", "shape", "dtype", "data"}]}` (other keys ignored); or a NumPy
         /// `.npy` (the one input of a single-input model) or `.npz` (arrays named as the
@@ -88,7 +88,7 @@ enum Command {
     /// GPU copy), reconstruction, predictions (golden bundle, GPU vs CPU, finite). Exit 0 when
     /// all pass, 1 when any fails, 2 when the model cannot be read.
     Verify {
-        /// model.json, a directory holding one, or a .safetensors file.
+        /// model.json, a directory holding one, a .safetensors file, or a Keras .keras / .h5 file.
         model: PathBuf,
         /// Inputs and expected outputs (the fixtures' expected.json form) to reproduce instead
         /// of the sample embedded by `convert --with-sample`.

@@ -9,11 +9,13 @@ use std::time::{Duration, Instant};
 
 type Target = fn(&[u8]) -> layercake::Result<()>;
 
-const TARGETS: [(&str, Target); 4] = [
+const TARGETS: [(&str, Target); 6] = [
     ("model_json", fuzzing::model_json),
     ("tfjs_model", fuzzing::tfjs_model),
     ("safetensors", fuzzing::safetensors),
     ("serve_upload", fuzzing::serve_upload),
+    ("keras", fuzzing::keras),
+    ("keras_h5", fuzzing::keras_h5),
 ];
 
 fn corpus(target: &str) -> Vec<PathBuf> {

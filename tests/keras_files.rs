@@ -359,3 +359,51 @@ fn keras_output_needs_keras3_weight_paths() {
     assert!(err.contains("Keras 3 h5 path"), "{err}");
     assert!(!dst.exists(), "nothing written");
 }
+
+/// HDF5 objects a hostile `.keras` could hold, written by h5py: an external link, a virtual
+/// dataset, external raw storage, a soft link cycle and a chunked dataset declaring 4 TiB in a
+/// few kilobytes. Each is refused with the file and the object named, nothing allocated.
+#[test]
+fn hostile_hdf5_objects_are_refused() {
+    if keras_tools().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    python_script(
+        r#"
+import h5py, numpy as np
+def weights(name, build):
+    with h5py.File(name, "w") as f:
+        g = f.create_group("layers/dense/vars")
+        g["1"] = np.zeros(3, "f4")
+        build(f, g)
+weights("external_link.h5", lambda f, g: g.__setitem__("0", h5py.ExternalLink("other.h5", "/x")))
+def virtual(f, g):
+    layout = h5py.VirtualLayout(shape=(4,), dtype="f4")
+    layout[:] = h5py.VirtualSource("other.h5", "x", shape=(4,))
+    g.create_virtual_dataset("0", layout)
+weights("virtual.h5", virtual)
+weights("external_storage.h5", lambda f, g: g.create_dataset("0", shape=(4,), dtype="f4", external=[("raw.bin", 0, 16)]))
+weights("bomb.h5", lambda f, g: g.create_dataset("0", shape=(1 << 40,), dtype="f4", chunks=(1 << 16,)))
+"#,
+        tmp.path(),
+    );
+    let config = members(&fixtures_dir().join("keras3/dense/model.keras"));
+    for (file, needle) in [
+        ("external_link.h5", "layers/dense/vars/0"),
+        ("virtual.h5", "layers/dense/vars/0"),
+        ("external_storage.h5", "layers/dense/vars/0"),
+        ("bomb.h5", "layers/dense/vars/0"),
+    ] {
+        let h5 = std::fs::read(tmp.path().join(file)).unwrap();
+        let mut files: Vec<_> = config
+            .iter()
+            .filter(|(n, _)| n != "model.weights.h5")
+            .cloned()
+            .collect();
+        files.push(("model.weights.h5".into(), h5));
+        let path = tmp.path().join(file.replace(".h5", ".keras"));
+        write_zip(&path, &files, zip::CompressionMethod::Stored);
+        assert_refused(&path, &["model.weights.h5", needle]);
+    }
+}

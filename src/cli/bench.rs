@@ -10,7 +10,7 @@ use std::time::Instant;
 /// Arguments of `layercake bench`.
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// Measure this model (model.json, its directory, or .safetensors) instead of a synthetic one.
+    /// Measure this model (model.json, its directory, .safetensors, .keras or .h5) instead of a synthetic one.
     #[arg(long)]
     model: Option<PathBuf>,
     /// Size of the synthetic model, e.g. 256MiB, 1GiB, 64MB (default 256MiB).

@@ -410,6 +410,9 @@ fn walk(
             format!("more than {MAX_OBJECTS} objects"),
         ));
     }
+    if prefix == "vars" || prefix.ends_with("/vars") {
+        check_vars(path, prefix, &datasets)?;
+    }
     out.extend(datasets.into_iter().map(|d| join(prefix, &d)));
     for g in groups {
         let child = join(prefix, &g);
@@ -417,6 +420,33 @@ fn walk(
         walk(path, &sub, &child, depth + 1, walked, out)?;
     }
     Ok(())
+}
+
+/// A Keras `vars` group holds datasets `0..n`. A gap means a member the HDF5 reader does not
+/// list — an external or soft link, which layercake does not follow — or a damaged file.
+fn check_vars(path: &Path, group: &str, names: &[String]) -> Result<()> {
+    let mut indices = Vec::with_capacity(names.len());
+    for n in names {
+        match n.parse::<usize>() {
+            Ok(i) => indices.push(i),
+            Err(_) => {
+                return Err(Error::hdf5(
+                    path,
+                    &join(group, n),
+                    "is not a Keras variable index",
+                ))
+            }
+        }
+    }
+    indices.sort_unstable();
+    match indices.iter().enumerate().find(|(at, &i)| *at != i) {
+        Some((at, _)) => Err(Error::hdf5(
+            path,
+            &join(group, &at.to_string()),
+            "is missing while later variables exist: a link layercake does not follow (external and soft links are refused) or a damaged file",
+        )),
+        None => Ok(()),
+    }
 }
 
 fn join(prefix: &str, name: &str) -> String {
