@@ -172,6 +172,13 @@ fn unzipped_and_deflated_keras_files_read_the_same() {
         let got = layercake::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_same_values(&want, &got, &path.display().to_string());
     }
+    // A .keras source saved as safetensors and as TF.js keeps its weights and topology.
+    for dst in [tmp.path().join("m.safetensors"), tmp.path().join("tfjs")] {
+        layercake::format::save(&dst, &want.spec, &want, Default::default()).unwrap();
+        let got = layercake::open(&dst).unwrap();
+        assert_same_values(&want, &got, &dst.display().to_string());
+        assert_eq!(got.spec.topology(), want.spec.topology(), "{}", dst.display());
+    }
 }
 
 /// `layercake inspect PATH` fails with exit 2 and a one-line message containing `needles`.

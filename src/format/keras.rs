@@ -109,7 +109,7 @@ impl hdf5_pure::Source for Region {
         buf: &mut [u8],
     ) -> std::result::Result<(), hdf5_pure::FormatError> {
         let eof = || hdf5_pure::FormatError::UnexpectedEof {
-            expected: offset as usize + buf.len(),
+            expected: (offset as usize).saturating_add(buf.len()),
             available: self.len,
         };
         let start = usize::try_from(offset).map_err(|_| eof())?;
@@ -192,7 +192,7 @@ fn open_archive(path: &Path, backing: &Arc<Backing>) -> Result<Archive> {
     if !names.iter().any(|n| n == WEIGHTS_H5) {
         let npz = names.iter().any(|n| n == "model.weights.npz");
         return Err(match npz {
-            true => Error::format(path, "weights saved with weights_format=\"npz\" (pickled NumPy objects) are not read: save with the default h5 format"),
+            true => Error::format(path, "weights saved with weights_format=\"npz\" are pickled NumPy objects, which are not read (Keras 3.15's own load_model refuses them too): save with the default h5 format"),
             false => missing(WEIGHTS_H5),
         });
     }
@@ -1027,4 +1027,51 @@ fn weight_bytes<'a>(
         .flat_map(|c| i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])).to_le_bytes())
         .collect();
     Ok(Cow::Owned(wide))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hdf5_pure::Source;
+
+    #[test]
+    fn reads_past_the_region_are_errors_not_overflows() {
+        let backing = Arc::new(Backing::Owned(vec![1, 2, 3, 4, 5]));
+        let r = Region {
+            backing,
+            start: 1,
+            len: 3,
+        };
+        let mut buf = [0u8; 2];
+        r.read_at(1, &mut buf).unwrap();
+        assert_eq!(buf, [3, 4]);
+        assert!(r.read_at(2, &mut buf).is_err());
+        assert!(
+            r.read_at(u64::MAX, &mut buf).is_err(),
+            "found by the keras fuzz target"
+        );
+        assert!(r.read_at(u64::MAX - 1, &mut [0u8; 8]).is_err());
+    }
+
+    #[test]
+    fn vars_groups_must_be_gapless() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let p = Path::new("m.keras");
+        assert!(check_vars(p, "layers/d/vars", &names(&["1", "0", "2"])).is_ok());
+        let err = check_vars(p, "layers/d/vars", &names(&["1", "2"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("layers/d/vars/0"), "{err}");
+        assert!(check_vars(p, "vars", &names(&["kernel"])).is_err());
+    }
+
+    #[test]
+    fn natural_order_puts_vars_2_before_vars_10() {
+        let mut v = vec!["optimizer/vars/10", "optimizer/vars/2", "layers/a/vars/0"];
+        v.sort_by(|a, b| natural_key(a).cmp(&natural_key(b)));
+        assert_eq!(
+            v,
+            ["layers/a/vars/0", "optimizer/vars/2", "optimizer/vars/10"]
+        );
+    }
 }
