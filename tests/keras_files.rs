@@ -177,7 +177,12 @@ fn unzipped_and_deflated_keras_files_read_the_same() {
         layercake::format::save(&dst, &want.spec, &want, Default::default()).unwrap();
         let got = layercake::open(&dst).unwrap();
         assert_same_values(&want, &got, &dst.display().to_string());
-        assert_eq!(got.spec.topology(), want.spec.topology(), "{}", dst.display());
+        assert_eq!(
+            got.spec.topology(),
+            want.spec.topology(),
+            "{}",
+            dst.display()
+        );
     }
 }
 

@@ -8,21 +8,18 @@ Needs `pip install tensorflow-cpu` and `pip install --no-deps tensorflowjs==4.22
 Each case directory gets model.h5, the converter's model.json + group1-shard1of1.bin, and
 expected.json ({"generator", "inputs", "outputs"}: the bundle format of the other fixtures).
 """
-import json
 import os
 import shutil
 import sys
-import types
 import zlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-for name in ["tensorflow_decision_forests", "tensorflow_hub", "tensorflowjs.converters.jax_conversion"]:
-    sys.modules[name] = types.ModuleType(name)
-sys.modules["tensorflowjs.converters.jax_conversion"].convert_jax = None
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "keras3-fixtures"))
 import numpy as np  # noqa: E402
 import tf_keras as keras  # noqa: E402
+from gen import predict, write_expected  # noqa: E402  (also installs the converter's import stand-ins)
 from tf_keras import layers  # noqa: E402
 from tensorflowjs.converters import converter  # noqa: E402
 
@@ -93,11 +90,6 @@ def randomize(model):
         w.assign(values)
 
 
-def bundle(names, arrays):
-    return [{"name": n, "shape": list(a.shape), "dtype": "int32" if a.dtype.kind in "iu" else "float32",
-             "data": [float(v) for v in a.reshape(-1)]} for n, a in zip(names, arrays)]
-
-
 def write_case(root, name):
     global RNG
     RNG = np.random.default_rng(zlib.crc32(name.encode()))
@@ -106,22 +98,15 @@ def write_case(root, name):
     model, inputs = build()
     if randomized:
         randomize(model)
-    inputs = [np.asarray(i, dtype="int32" if np.asarray(i).dtype.kind in "iu" else "float32") for i in inputs]
-    outputs = model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0)
-    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    inputs, outputs = predict(model, inputs)
     out = os.path.join(root, name)
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
     path = os.path.join(out, "model.h5")
     model.save(path, save_format="h5")
     converter.convert(["--input_format=keras", "--output_format=tfjs_layers_model", path, out])
-    expected = {
-        "generator": f"tf_keras {keras.__version__} predict; tensorflowjs_converter 4.22.0",
-        "inputs": bundle([t.name.split(":")[0] for t in model.inputs], inputs),
-        "outputs": bundle([f"output_{i}" for i in range(len(outputs))], [np.asarray(o) for o in outputs]),
-    }
-    with open(os.path.join(out, "expected.json"), "w") as f:
-        json.dump(expected, f)
+    generator = f"tf_keras {keras.__version__} predict; tensorflowjs_converter 4.22.0"
+    write_expected(out, generator, [t.name.split(":")[0] for t in model.inputs], inputs, outputs)
     print(f"{name}: {[o.shape for o in outputs]}")
 
 

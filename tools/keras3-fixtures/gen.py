@@ -439,6 +439,24 @@ def bundle(names, arrays):
     ]
 
 
+def predict(model, inputs):
+    """`inputs` as int32 / float32 arrays and the model's outputs for them, as a list."""
+    inputs = [np.asarray(i, dtype="int32" if np.asarray(i).dtype.kind in "iu" else "float32") for i in inputs]
+    outputs = model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0)
+    return inputs, [np.asarray(o) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
+
+
+def write_expected(out, generator, input_names, inputs, outputs):
+    """expected.json: the inputs and the outputs the generating framework predicted."""
+    expected = {
+        "generator": generator,
+        "inputs": bundle(input_names, inputs),
+        "outputs": bundle([f"output_{i}" for i in range(len(outputs))], outputs),
+    }
+    with open(os.path.join(out, "expected.json"), "w") as f:
+        json.dump(expected, f)
+
+
 def write_case(out_root, name, build, randomized):
     global RNG
     RNG = np.random.default_rng(zlib.crc32(name.encode()))
@@ -446,9 +464,7 @@ def write_case(out_root, name, build, randomized):
     model, inputs = build()
     if randomized:
         randomize(model)
-    inputs = [np.asarray(i, dtype="int32" if np.asarray(i).dtype.kind in "iu" else "float32") for i in inputs]
-    outputs = model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0)
-    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    inputs, outputs = predict(model, inputs)
     out = os.path.join(out_root, name)
     shutil.rmtree(out, ignore_errors=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -456,13 +472,8 @@ def write_case(out_root, name, build, randomized):
         model.save(path)
         converter.convert(["--input_format=keras_keras", "--output_format=tfjs_layers_model", path, out])
         shutil.copy(path, os.path.join(out, "model.keras"))  # layercake reads it directly too
-    expected = {
-        "generator": f"keras {keras.__version__} (tensorflow backend) predict; tensorflowjs_converter 4.22.0",
-        "inputs": bundle([t.name for t in model.inputs], inputs),
-        "outputs": bundle([f"output_{i}" for i in range(len(outputs))], [np.asarray(o) for o in outputs]),
-    }
-    with open(os.path.join(out, "expected.json"), "w") as f:
-        json.dump(expected, f)
+    generator = f"keras {keras.__version__} (tensorflow backend) predict; tensorflowjs_converter 4.22.0"
+    write_expected(out, generator, [t.name for t in model.inputs], inputs, outputs)
     print(f"{name}: {[o.shape for o in outputs]}")
 
 
