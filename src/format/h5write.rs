@@ -225,15 +225,14 @@ fn serialize<'a>(
     out: &mut Vec<u8>,
 ) -> u64 {
     let address = *next;
-    *next += sizes.next().expect("one size per header");
+    let size = *sizes.next().expect("one size per header");
+    *next += size;
     match node {
         Node::Data(i) => out.extend(dataset_header(&datasets[*i], data[*i])),
         Node::Group(children) => {
-            // Children's headers follow this one; reserve ours, then fill it in.
+            // Children's headers follow this one; reserve ours (its size is known), then fill it in.
             let at = out.len();
-            let placeholder =
-                group_header(&children.keys().map(|k| (k.as_str(), 0)).collect::<Vec<_>>());
-            out.extend(std::iter::repeat_n(0, placeholder.len()));
+            out.extend(std::iter::repeat_n(0, size as usize));
             let mut links = Vec::with_capacity(children.len());
             for (name, child) in children {
                 links.push((
@@ -242,6 +241,7 @@ fn serialize<'a>(
                 ));
             }
             let header = group_header(&links);
+            debug_assert_eq!(header.len() as u64, size);
             out[at..at + header.len()].copy_from_slice(&header);
         }
     }

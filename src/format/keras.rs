@@ -125,7 +125,7 @@ fn open_h5(path: &Path, region: &Region) -> Result<hdf5_pure::File> {
         .map_err(|e| Error::hdf5(path, "/", format!("not a readable HDF5 file: {e}")))
 }
 
-/// The `.keras` members layercake reads, located in the archive.
+/// The `.keras` members layercake reads (from the archive, or an unzipped directory's files).
 struct Archive {
     config: Vec<u8>,
     metadata: Option<Vec<u8>>,
@@ -133,13 +133,18 @@ struct Archive {
 }
 
 fn read_zip(path: &Path, backing: Arc<Backing>) -> Result<Artifacts> {
-    let archive = open_archive(path, &backing)?;
-    let h5_path = path.join(WEIGHTS_H5);
-    let h5 = open_h5(&h5_path, &archive.weights)?;
-    let fields = keras3_fields(path, &archive.config, archive.metadata.as_deref())?;
-    let mut buffers = vec![Arc::clone(&archive.weights.backing)];
-    let weights = keras3_weights(&h5_path, &h5, &archive.weights, &mut buffers)?;
-    artifacts(path, fields, weights, buffers)
+    keras3_artifacts(path, open_archive(path, &backing)?)
+}
+
+/// A Keras 3 model from its members, wherever they came from (`origin`: the archive or the
+/// unzipped directory).
+fn keras3_artifacts(origin: &Path, members: Archive) -> Result<Artifacts> {
+    let h5_path = origin.join(WEIGHTS_H5);
+    let h5 = open_h5(&h5_path, &members.weights)?;
+    let fields = keras3_fields(origin, &members.config, members.metadata.as_deref())?;
+    let mut buffers = vec![Arc::clone(&members.weights.backing)];
+    let weights = keras3_weights(&h5_path, &h5, &members.weights, &mut buffers)?;
+    artifacts(origin, fields, weights, buffers)
 }
 
 fn read_dir(dir: &Path) -> Result<Artifacts> {
@@ -149,14 +154,15 @@ fn read_dir(dir: &Path) -> Result<Artifacts> {
         p if p.is_file() => Some(read_small(&p)?),
         _ => None,
     };
-    let h5_path = dir.join(WEIGHTS_H5);
-    let backing = Arc::new(map(&h5_path)?);
-    let region = Region::whole(&backing);
-    let h5 = open_h5(&h5_path, &region)?;
-    let fields = keras3_fields(dir, &config, metadata.as_deref())?;
-    let mut buffers = vec![backing];
-    let weights = keras3_weights(&h5_path, &h5, &region, &mut buffers)?;
-    artifacts(dir, fields, weights, buffers)
+    let weights = Region::whole(&Arc::new(map(&dir.join(WEIGHTS_H5))?));
+    keras3_artifacts(
+        dir,
+        Archive {
+            config,
+            metadata,
+            weights,
+        },
+    )
 }
 
 fn read_small(path: &Path) -> Result<Vec<u8>> {
