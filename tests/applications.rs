@@ -10,7 +10,7 @@ mod common;
 
 use common::*;
 use layercake::model::gpu::GpuModel;
-use layercake::model::{read_bundle, Model};
+use layercake::model::Model;
 use layercake::tensor::Tensor;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -63,26 +63,12 @@ fn generated(tools: &Path) -> PathBuf {
 }
 
 fn bundle(dir: &Path, key: &str) -> Vec<Tensor> {
-    read_bundle(&dir.join("expected.json"), key)
-        .unwrap()
-        .into_iter()
-        .map(|n| n.tensor)
-        .collect()
+    bundle_tensors(&dir.join("expected.json"), key)
 }
 
 /// Within atol 1e-4 / rtol 1e-4 of Keras (deep nets: 50–200 layers of float32 sums).
 fn assert_close(what: &str, got: &[Tensor], want: &[Tensor]) {
-    assert_eq!(got.len(), want.len(), "{what}: output count");
-    for (g, w) in got.iter().zip(want) {
-        assert_eq!(g.shape, w.shape, "{what}: shape");
-        let worst = g
-            .data
-            .iter()
-            .zip(&w.data)
-            .map(|(a, b)| (a - b).abs() - 1e-4 * b.abs())
-            .fold(f32::MIN, f32::max);
-        assert!(worst <= 1e-4, "{what}: off Keras by {worst} beyond rtol");
-    }
+    assert_outputs(what, got, want, tol(1e-4, 1e-4));
 }
 
 #[test]
@@ -101,12 +87,12 @@ fn keras_applications_match_keras_on_cpu_and_gpu() {
         let direct = keras
             .predict(&inputs)
             .unwrap_or_else(|e| panic!("{app}.keras: {e}"));
-        for (a, b) in direct.iter().zip(&cpu) {
-            assert_eq!(
-                a.data, b.data,
-                "{app}: model.keras read directly predicts as its model.json"
-            );
-        }
+        assert_outputs(
+            &format!("{app}: model.keras read directly predicts as its model.json"),
+            &direct,
+            &cpu,
+            tol(0.0, 0.0),
+        );
         if let Some(dev) = &dev {
             let g = GpuModel::new(dev, &m).unwrap_or_else(|e| panic!("{app}: {e}"));
             let got = g.predict(&inputs).unwrap_or_else(|e| panic!("{app}: {e}"));

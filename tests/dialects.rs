@@ -88,10 +88,12 @@ fn check(fixture: &str, what: &str, variant: impl Fn(&Path, Value, Vec<(Value, V
     let (json, weights) = parts(tmp.path());
     variant(tmp.path(), json, weights);
     let got = predict(tmp.path());
-    assert_eq!(got.len(), original.len(), "{what}");
-    for (g, o) in got.iter().zip(&original) {
-        assert_eq!(g.data, o.data, "{fixture}: {what}");
-    }
+    assert_outputs(
+        &format!("{fixture}: {what}"),
+        &got,
+        &original,
+        tol(0.0, 0.0),
+    );
 }
 
 #[test]
@@ -200,52 +202,70 @@ fn every_dialect_variant_seen_in_the_field_loads_and_predicts_the_same() {
     );
 }
 
+/// Predictions of a copy of `fixture` whose model.json `variant` edited; the edit must change
+/// the JSON (else the test would compare the fixture with itself).
+fn predict_edited(fixture: &str, what: &str, variant: impl Fn(&mut Value)) -> Vec<Tensor> {
+    let tmp = copy_fixture(fixture);
+    let path = tmp.path().join("model.json");
+    let before: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut json = before.clone();
+    variant(&mut json);
+    assert_ne!(json, before, "{fixture}: {what}: the edit changed nothing");
+    std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+    predict(tmp.path())
+}
+
 /// Apply a model.json-only `variant` to a copy of `fixture`; predictions must not change.
 fn check_json(fixture: &str, what: &str, variant: impl Fn(&mut Value)) {
     let original = predict(&fixtures_dir().join(fixture));
-    let tmp = copy_fixture(fixture);
-    let path = tmp.path().join("model.json");
-    let mut json: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    variant(&mut json);
-    std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
-    let got = predict(tmp.path());
-    for (g, o) in got.iter().zip(&original) {
-        assert_eq!(g.data, o.data, "{fixture}: {what}");
+    let got = predict_edited(fixture, what, variant);
+    assert_outputs(
+        &format!("{fixture}: {what}"),
+        &got,
+        &original,
+        tol(0.0, 0.0),
+    );
+}
+
+/// Set every quantized weight's `min` to `zero` (0.0 or -0.0) and add `original_dtype`;
+/// returns how many weights it set.
+fn zero_quantized_minimum(j: &mut Value, zero: f64) -> usize {
+    let mut zeroed = 0;
+    for g in j["weightsManifest"].as_array_mut().unwrap() {
+        for w in g["weights"].as_array_mut().unwrap() {
+            if let Some(q) = w.get_mut("quantization") {
+                q["original_dtype"] = json!("float32");
+                q["min"] = json!(zero);
+                zeroed += 1;
+            }
+        }
     }
+    zeroed
 }
 
 #[test]
 fn quantization_entries_with_original_dtype_and_negative_zero_min_load() {
-    check_json("quant_uint8", "original_dtype and min -0.0", |j| {
-        let mut zeroed = 0;
-        for g in j["weightsManifest"].as_array_mut().unwrap() {
-            for w in g["weights"].as_array_mut().unwrap() {
-                if let Some(q) = w.get_mut("quantization") {
-                    q["original_dtype"] = json!("float32");
-                    if q["min"].as_f64() == Some(0.0) {
-                        q["min"] = json!(-0.0);
-                        zeroed += 1;
-                    }
-                }
-            }
-        }
-        let text = serde_json::to_string(j).unwrap();
-        assert!(text.contains("original_dtype"), "no quantized weights");
-        let _ = zeroed;
+    // The fixture's minimums are negative: set them to +0.0, then to -0.0; both must predict
+    // the same (a -0.0 minimum is zero, whatever its sign bit).
+    let what = "original_dtype and min -0.0";
+    let plus = predict_edited("quant_uint8", what, |j| {
+        assert!(zero_quantized_minimum(j, 0.0) > 0, "no quantized weights");
     });
-    // A literal "min": -0.0 (serde_json writes -0.0 as such): the parse keeps the sign.
-    let tmp = copy_fixture("quant_uint8");
-    let path = tmp.path().join("model.json");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let first = text.find("\"min\":").expect("a quantized weight");
-    let end = first + text[first..].find(',').unwrap();
-    let patched = format!("{}\"min\": -0.0{}", &text[..first], &text[end..]);
-    std::fs::write(&path, patched).unwrap();
-    Model::load(tmp.path()).expect("min -0.0 loads");
+    let minus = predict_edited("quant_uint8", what, |j| {
+        assert!(zero_quantized_minimum(j, -0.0) > 0, "no quantized weights");
+        let text = serde_json::to_string(j).unwrap();
+        assert!(
+            text.contains("\"min\":-0.0"),
+            "serde_json keeps the sign: {text:.200}"
+        );
+    });
+    assert_outputs(what, &minus, &plus, tol(0.0, 0.0));
 }
 
 #[test]
 fn nested_models_whose_input_layers_share_the_outer_name_load() {
+    // Keras 2 writes a nested Sequential with an InputLayer of its own, which may carry the
+    // same name as the outer model's input: insert one named like the outer input `a`.
     check_json("nested", "inner InputLayer named like the outer one", |j| {
         let layers = j["modelTopology"]["config"]["layers"]
             .as_array_mut()
@@ -260,10 +280,14 @@ fn nested_models_whose_input_layers_share_the_outer_name_load() {
             .find(|l| l["class_name"] == "Sequential")
             .unwrap();
         let inner_layers = inner["config"]["layers"].as_array_mut().unwrap();
-        if let Some(first) = inner_layers.first_mut() {
-            if first["class_name"] == "InputLayer" {
-                first["config"]["name"] = outer;
-            }
-        }
+        assert_ne!(inner_layers[0]["class_name"], "InputLayer");
+        let shape = inner_layers[0]["config"]["batch_input_shape"].clone();
+        assert!(
+            shape.is_array(),
+            "the inner model's first layer has its input shape"
+        );
+        let input = json!({"class_name": "InputLayer", "config": {
+            "name": outer, "batch_input_shape": shape, "dtype": "float32", "sparse": false}});
+        inner_layers.insert(0, input);
     });
 }

@@ -59,35 +59,47 @@ fn a_killed_save_leaves_the_old_or_the_new_model() {
         .unwrap()
         .success());
     let full = t.elapsed();
-    let (mut saw_old, mut saw_new) = (0, 0);
-    for k in 0..14u32 {
-        std::fs::remove_dir_all(&dst).ok();
-        big_model(&dst);
-        let mut child = convert(&dst).spawn().unwrap();
-        std::thread::sleep(full * k / 12);
-        child.kill().ok(); // SIGKILL
-        child.wait().unwrap();
-        let now = fingerprint(&dst);
-        assert!(
-            now == old || now == new,
-            "kill after {:?}: a mix of old and new",
-            full * k / 12
-        );
-        if now == old {
-            saw_old += 1
-        } else {
-            saw_new += 1
-        }
-    }
-    eprintln!("save takes {full:?}: {saw_old} kills left the old model, {saw_new} the new one");
-    // The next save clears what killed writers left beside the model.
-    let leftovers = || -> Vec<String> {
+    let leftovers = || -> std::collections::BTreeSet<String> {
         std::fs::read_dir(root.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|n| n.starts_with(".dst.layercake-"))
             .collect()
     };
+    let (mut saw_old, mut saw_new, mut mid_save) = (0, 0, 0);
+    for k in 0..14u32 {
+        std::fs::remove_dir_all(&dst).ok();
+        big_model(&dst);
+        let before = leftovers();
+        let mut child = convert(&dst).spawn().unwrap();
+        if k % 2 == 0 {
+            // Wait for the writer's temporary sibling: this kill lands while the save writes.
+            let deadline = Instant::now() + std::time::Duration::from_secs(30);
+            while leftovers() == before && Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+            std::thread::sleep(full * k / 40);
+        } else {
+            std::thread::sleep(full * k / 12);
+        }
+        child.kill().ok(); // SIGKILL
+        child.wait().unwrap();
+        let now = fingerprint(&dst);
+        assert!(now == old || now == new, "kill {k}: a mix of old and new");
+        if now == old {
+            saw_old += 1
+        } else {
+            saw_new += 1
+        }
+        if !leftovers().is_subset(&before) {
+            mid_save += 1;
+        }
+    }
+    eprintln!(
+        "save takes {full:?}: {saw_old} kills left the old model, {saw_new} the new one, {mid_save} landed mid-save"
+    );
+    assert!(mid_save > 0, "no kill landed while the save was writing");
+    // The next save clears what killed writers left beside the model.
     let before = leftovers().len();
     assert!(convert(&dst).status().unwrap().success());
     assert!(leftovers().is_empty(), "{:?}", leftovers());

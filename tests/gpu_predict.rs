@@ -7,20 +7,20 @@ mod common;
 use common::*;
 use layercake::format::synthetic;
 use layercake::model::gpu::GpuModel;
-use layercake::model::{read_bundle, Model};
+use layercake::model::Model;
 use layercake::tensor::Tensor;
 
+/// GPU against TF.js and the CPU: atol 1e-5, rtol 1e-4.
+const TOL: Tol = tol(1e-5, 1e-4);
+
+/// One output against its reference (see `check_outputs`: NaN, Inf and shape mismatches fail).
 fn close(got: &Tensor, want: &Tensor, atol: f32, rtol: f32) -> Result<(), String> {
-    if got.shape != want.shape {
-        return Err(format!("shape {:?} vs {:?}", got.shape, want.shape));
-    }
-    for (i, (a, b)) in got.data.iter().zip(&want.data).enumerate() {
-        let err = (a - b).abs();
-        if err > atol + rtol * b.abs() || err.is_nan() {
-            return Err(format!("element {i}: {a} vs {b}"));
-        }
-    }
-    Ok(())
+    check_outputs(
+        std::slice::from_ref(got),
+        std::slice::from_ref(want),
+        tol(atol, rtol),
+    )
+    .map(|_| ())
 }
 
 #[test]
@@ -31,37 +31,31 @@ fn gpu_predictions_match_tfjs_and_the_cpu() {
         let model = Model::load(&fixtures_dir().join(name)).unwrap();
         let gm = GpuModel::new(&dev, &model).unwrap_or_else(|e| panic!("{name}: {e}"));
         let expected = fixtures_dir().join(name).join("expected.json");
-        let inputs: Vec<Tensor> = read_bundle(&expected, "inputs")
-            .unwrap()
-            .into_iter()
-            .map(|n| n.tensor)
-            .collect();
-        let want = read_bundle(&expected, "outputs").unwrap();
+        let inputs = bundle_tensors(&expected, "inputs");
+        let want = bundle_tensors(&expected, "outputs");
         let got = gm
             .predict(&inputs)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let cpu = model.predict(&inputs).unwrap();
-        for (k, g) in got.iter().enumerate() {
-            close(g, &want[k].tensor, 1e-5, 1e-4)
-                .unwrap_or_else(|e| panic!("{name} output {k} vs TF.js: {e}"));
-            close(g, &cpu[k], 1e-5, 1e-4)
-                .unwrap_or_else(|e| panic!("{name} output {k} vs CPU: {e}"));
-        }
+        assert_outputs(&format!("{name} vs TF.js"), &got, &want, TOL);
+        assert_outputs(&format!("{name} vs CPU"), &got, &cpu, TOL);
         // A second batch size gets its own plan; the first is then replayed unchanged.
         let first: Vec<Tensor> = inputs.iter().map(first_sample).collect();
         let got_first = gm.predict(&first).unwrap();
-        for (k, (g, c)) in got_first
-            .iter()
-            .zip(model.predict(&first).unwrap())
-            .enumerate()
-        {
-            close(g, &c, 1e-5, 1e-4)
-                .unwrap_or_else(|e| panic!("{name} output {k}, batch 1 vs CPU: {e}"));
-        }
+        let cpu_first = model.predict(&first).unwrap();
+        assert_outputs(
+            &format!("{name}, batch 1 vs CPU"),
+            &got_first,
+            &cpu_first,
+            TOL,
+        );
         let again = gm.predict(&inputs).unwrap();
-        for (k, (a, g)) in again.iter().zip(&got).enumerate() {
-            assert_eq!(a.data, g.data, "{name} output {k}: replayed plan differs");
-        }
+        assert_outputs(
+            &format!("{name}: replayed plan"),
+            &again,
+            &got,
+            tol(0.0, 0.0),
+        );
     }
 }
 

@@ -103,9 +103,9 @@ fn weights_bind_by_h5_path_not_by_layer_name() {
     .into_iter()
     .map(|v| (v / 6.0 + 0.5).clamp(0.0, 1.0))
     .collect();
-    for (j, (g, w)) in got[0].data.iter().zip(&y).enumerate() {
-        assert!((f64::from(*g) - w).abs() < 1e-5, "output {j}: {g} vs {w}");
-    }
+    let y: Vec<f32> = y.iter().map(|&v| v as f32).collect();
+    assert_eq!(got.len(), 1, "one output");
+    assert_values("hard_sigmoid head", &got[0].data, &y, tol(1e-5, 0.0));
 }
 
 #[test]
@@ -167,9 +167,7 @@ fn nested_recurrent_and_normalization_layers_load_and_agree_on_gpu() {
     assert_eq!(cpu[0].shape, vec![2, 2]);
     if let Some(dev) = gpu() {
         let got = GpuModel::new(&dev, &m).unwrap().predict(&[x]).unwrap();
-        for (g, c) in got[0].data.iter().zip(&cpu[0].data) {
-            assert!((g - c).abs() <= 1e-5 + 1e-4 * c.abs(), "{g} vs {c}");
-        }
+        assert_outputs("GPU vs CPU", &got, &cpu, tol(1e-5, 1e-4));
     }
 }
 
@@ -216,17 +214,7 @@ fn golden(dir: &std::path::Path) -> (Vec<Tensor>, Vec<Tensor>) {
 
 /// Within atol 1e-5 / rtol 1e-4 of Keras, element by element.
 fn assert_matches_keras(what: &str, got: &[Tensor], want: &[Tensor]) {
-    assert_eq!(got.len(), want.len(), "{what}: output count");
-    for (k, (g, w)) in got.iter().zip(want).enumerate() {
-        assert_eq!(g.shape, w.shape, "{what}: output {k} shape");
-        for (i, (a, b)) in g.data.iter().zip(&w.data).enumerate() {
-            let err = (a - b).abs();
-            assert!(
-                err <= 1e-5 + 1e-4 * b.abs(),
-                "{what}: output {k} element {i}: {a} vs Keras {b}"
-            );
-        }
-    }
+    assert_outputs(&format!("{what} vs Keras"), got, want, tol(1e-5, 1e-4));
 }
 
 #[test]

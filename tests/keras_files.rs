@@ -62,16 +62,7 @@ fn assert_same_by_name(keras: &Artifacts, tfjs: &Artifacts, what: &str) {
 }
 
 fn assert_close(what: &str, got: &[Tensor], want: &[Tensor]) {
-    assert_eq!(got.len(), want.len(), "{what}: output count");
-    for (k, (g, w)) in got.iter().zip(want).enumerate() {
-        assert_eq!(g.shape, w.shape, "{what}: output {k} shape");
-        for (i, (a, b)) in g.data.iter().zip(&w.data).enumerate() {
-            assert!(
-                (a - b).abs() <= 1e-4 + 1e-4 * b.abs(),
-                "{what}: output {k} element {i}: {a} vs Keras {b}"
-            );
-        }
-    }
+    assert_outputs(&format!("{what} vs Keras"), got, want, tol(1e-4, 1e-4));
 }
 
 #[test]
@@ -90,12 +81,12 @@ fn every_keras3_fixture_loads_from_its_keras_file_like_its_converted_model() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_close(&format!("{name} from .keras"), &got, &want);
         let same = from_json.predict(&inputs).unwrap();
-        for (g, s) in got.iter().zip(&same) {
-            assert_eq!(
-                g.data, s.data,
-                "{name}: .keras and model.json predict alike, bit for bit"
-            );
-        }
+        assert_outputs(
+            &format!("{name}: .keras and model.json predict alike, bit for bit"),
+            &got,
+            &same,
+            tol(0.0, 0.0),
+        );
     }
 }
 

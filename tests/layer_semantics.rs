@@ -75,15 +75,16 @@ fn softmax_over_a_list_of_axes_normalizes_them_jointly() {
         let m = one_layer(&[3, 4, 5], "Softmax", json!({ "axis": axis }));
         let got = m.predict(std::slice::from_ref(&x)).unwrap();
         let want = reference(&x, &axes);
-        for (g, w) in got[0].data.iter().zip(&want) {
-            assert!((g - w).abs() <= 1e-6, "axis {axis}: {g} vs {w}");
-        }
+        assert_values(&format!("axis {axis}"), &got[0].data, &want, tol(1e-6, 0.0));
         if let Some(dev) = gpu() {
             let g = GpuModel::new(&dev, &m).unwrap();
             let out = g.predict(std::slice::from_ref(&x)).unwrap();
-            for (g, w) in out[0].data.iter().zip(&want) {
-                assert!((g - w).abs() <= 1e-6, "axis {axis} (GPU): {g} vs {w}");
-            }
+            assert_values(
+                &format!("axis {axis} (GPU)"),
+                &out[0].data,
+                &want,
+                tol(1e-6, 0.0),
+            );
         }
     }
 }

@@ -23,25 +23,9 @@ fn check(name: &str) -> Result<f32, String> {
         .into_iter()
         .map(|n| n.tensor)
         .collect();
-    let want = read_bundle(&expected, "outputs").unwrap();
+    let want = bundle_tensors(&expected, "outputs");
     let got = model.predict(&inputs).map_err(|e| e.to_string())?;
-    let mut worst = 0.0f32;
-    for (k, (g, w)) in got.iter().zip(&want).enumerate() {
-        if g.shape != w.tensor.shape {
-            return Err(format!(
-                "output {k}: shape {:?} vs expected {:?}",
-                g.shape, w.tensor.shape
-            ));
-        }
-        for (i, (a, b)) in g.data.iter().zip(&w.tensor.data).enumerate() {
-            let err = (a - b).abs();
-            if err > ATOL + RTOL * b.abs() || err.is_nan() {
-                return Err(format!("output {k} element {i}: {a} vs TF.js {b}"));
-            }
-            worst = worst.max(err);
-        }
-    }
-    Ok(worst)
+    check_outputs(&got, &want, tol(ATOL, RTOL))
 }
 
 #[test]
@@ -446,14 +430,8 @@ fn predict_runs_an_image_model_on_a_picture() {
             .predict(&[Tensor::new(x.shape.clone(), data).unwrap()])
             .unwrap();
         let got = read_bundle(&out_json, "outputs").unwrap();
-        let err = got[0]
-            .tensor
-            .data
-            .iter()
-            .zip(want[0].data.iter())
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        assert!(err < 1e-6, "{w}×{h}: max error {err}");
+        let got: Vec<Tensor> = got.into_iter().map(|n| n.tensor).collect();
+        assert_outputs(&format!("{w}×{h}"), &got, &want, tol(1e-6, 0.0));
         let best = layercake::model::image::top(&want[0], 1)[0].0;
         let name = ["cat", "dog", "bird"][best];
         assert!(

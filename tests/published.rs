@@ -8,29 +8,15 @@ mod common;
 
 use common::*;
 use layercake::model::gpu::GpuModel;
-use layercake::model::{read_bundle, Model};
+use layercake::model::Model;
 use layercake::tensor::Tensor;
 use std::path::Path;
 
-fn bundle(dir: &Path, key: &str) -> Vec<Tensor> {
-    read_bundle(&dir.join("expected.json"), key)
-        .unwrap()
-        .into_iter()
-        .map(|n| n.tensor)
-        .collect()
-}
+/// The float32 tolerance: both sides dequantize the same codes.
+const TOL: Tol = tol(1e-4, 1e-4);
 
-fn worst(got: &[Tensor], want: &[Tensor]) -> f32 {
-    got.iter()
-        .zip(want)
-        .flat_map(|(g, w)| {
-            assert_eq!(g.shape, w.shape);
-            g.data
-                .iter()
-                .zip(&w.data)
-                .map(|(a, b)| (a - b).abs() - 1e-4 * b.abs())
-        })
-        .fold(f32::MIN, f32::max)
+fn bundle(dir: &Path, key: &str) -> Vec<Tensor> {
+    bundle_tensors(&dir.join("expected.json"), key)
 }
 
 #[test]
@@ -54,10 +40,10 @@ fn published_nsfwjs_models_match_tfjs_on_cpu_and_gpu() {
         let m = Model::load(&dir).unwrap_or_else(|e| panic!("{name}: {e}"));
         let (inputs, want) = (bundle(&dir, "inputs"), bundle(&dir, "outputs"));
         let cpu = m.predict(&inputs).unwrap();
-        assert!(worst(&cpu, &want) <= 1e-4, "{name} (CPU) off TF.js");
+        assert_outputs(&format!("{name} (CPU) off TF.js"), &cpu, &want, TOL);
         if let Some(dev) = &dev {
             let got = GpuModel::new(dev, &m).unwrap().predict(&inputs).unwrap();
-            assert!(worst(&got, &want) <= 1e-4, "{name} (GPU) off TF.js");
+            assert_outputs(&format!("{name} (GPU) off TF.js"), &got, &want, TOL);
         }
         eprintln!("{name}: matches TF.js on the CPU and the GPU");
     }

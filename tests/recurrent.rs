@@ -96,13 +96,12 @@ fn keras_gru_reset_after_matches_the_formula_by_hand() {
 }
 
 fn close(a: &Tensor, b: &Tensor, what: &str) {
-    assert_eq!(a.shape, b.shape, "{what}");
-    for (i, (x, y)) in a.data.iter().zip(&b.data).enumerate() {
-        assert!(
-            (x - y).abs() <= 1e-5 + 1e-4 * y.abs(),
-            "{what}: element {i}: {x} vs {y}"
-        );
-    }
+    assert_outputs(
+        what,
+        std::slice::from_ref(a),
+        std::slice::from_ref(b),
+        tol(1e-5, 1e-4),
+    );
 }
 
 #[test]

@@ -78,9 +78,12 @@ fn a_corrupted_resident_weight_changes_the_prediction_and_is_what_gets_saved() {
     );
     // And the saved model predicts (on the CPU) what the corrupted session did on the GPU.
     let cpu = saved.predict(&x).unwrap();
-    for (c, g) in cpu[0].data.iter().zip(&after[0].data) {
-        assert!((c - g).abs() <= 1e-4 * (1.0 + g.abs()), "{c} vs {g}");
-    }
+    assert_outputs(
+        "saved model vs corrupted session",
+        &cpu,
+        &after,
+        tol(1e-4, 1e-4),
+    );
 }
 
 #[test]
@@ -122,9 +125,7 @@ fn a_kernel_above_the_binding_limit_is_read_in_place_as_blocks_of_rows() {
     let bytes = session.param_bytes();
     assert_eq!(bytes.derived, 0, "nothing copied: {bytes:?}");
     let got = session.predict(&[x]).unwrap();
-    for (g, w) in got[0].data.iter().zip(&want[0].data) {
-        assert!((g - w).abs() <= 1e-6 + 1e-3 * w.abs(), "{g} vs {w}");
-    }
+    assert_outputs("chunked kernel", &got, &want, tol(1e-6, 1e-3));
 }
 
 #[test]

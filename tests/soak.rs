@@ -1,5 +1,6 @@
 //! Resources over time: a bounded load → predict (CPU and GPU) → save → reload loop keeps file
-//! handles and memory flat. Its own test binary, so no other test's allocations share the
+//! handles and memory flat over a fixed 300 rounds (no deadline: the machine's speed is not
+//! what it tests). Its own test binary, so no other test's allocations share the
 //! process whose memory it measures.
 
 mod common;
@@ -9,7 +10,6 @@ use layercake::bench::current_rss;
 use layercake::model::Model;
 use layercake::{save, SaveOptions};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
@@ -22,11 +22,7 @@ fn a_load_predict_save_loop_keeps_memory_and_handles_flat() {
     let out = tempfile::tempdir().unwrap();
     let dst = out.path().join("m");
     let expected = src.join("expected.json");
-    let inputs: Vec<_> = layercake::model::read_bundle(&expected, "inputs")
-        .unwrap()
-        .into_iter()
-        .map(|n| n.tensor)
-        .collect();
+    let inputs = bundle_tensors(&expected, "inputs");
     let iteration = |from: &Path| {
         let m = Model::load(from).unwrap();
         m.predict(&inputs).unwrap();
@@ -45,7 +41,6 @@ fn a_load_predict_save_loop_keeps_memory_and_handles_flat() {
         .unwrap();
         Model::load(&dst).unwrap();
     };
-    let deadline = Instant::now() + Duration::from_secs(60);
     for _ in 0..10 {
         iteration(&src);
     }
@@ -53,7 +48,7 @@ fn a_load_predict_save_loop_keeps_memory_and_handles_flat() {
     // Two equal halves: allocator and driver caches settle in the first, a leak would keep
     // growing in the second.
     let (mut n, mut mid) = (0, rss);
-    while n < 300 && Instant::now() < deadline {
+    while n < 300 {
         iteration(if n % 2 == 0 { &src } else { &dst });
         n += 1;
         if n == 150 {
@@ -62,7 +57,6 @@ fn a_load_predict_save_loop_keeps_memory_and_handles_flat() {
     }
     let (fds_after, rss_after) = (open_fds(), current_rss().unwrap_or(0));
     eprintln!("{n} iterations: fds {fds} → {fds_after}, RSS {rss} → {mid} → {rss_after} bytes");
-    assert!(n >= 300, "only {n} iterations in the time allowed");
     assert!(
         fds_after <= fds + 2,
         "file handles grew: {fds} → {fds_after}"

@@ -290,6 +290,15 @@ mod tests {
         c
     }
 
+    /// Every cell within 1e-3 of `want` (a NaN left in a cell the product never wrote fails).
+    fn assert_close(got: &[f32], want: &[f32], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        for (i, (x, y)) in got.iter().zip(want).enumerate() {
+            let within = (x - y).abs() < 1e-3;
+            assert!(within, "{what}: cell {i}: {x} vs {y}");
+        }
+    }
+
     #[test]
     fn wide_products_split_into_column_strips_match() {
         for (m, k, n) in [(5, 33, 1031), (1, 7, 4096), (127, 3, 600), (200, 9, 700)] {
@@ -298,12 +307,7 @@ mod tests {
             let mut c = vec![f32::NAN; m * n];
             matmul(&a, &b, &mut c, m, k, n);
             let want = naive(&a, &b, (m, k, n));
-            let err = c
-                .iter()
-                .zip(&want)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0.0, f32::max);
-            assert!(err < 1e-3, "{m}×{k}×{n}: max error {err}");
+            assert_close(&c, &want, &format!("{m}×{k}×{n}"));
         }
     }
 
@@ -366,12 +370,7 @@ mod tests {
                 let mut blocks = vec![f32::NAN; m * n];
                 matmul_blocks(&a, (m, k, n), &b, &mut blocks, |_| {});
                 for c in [&rows, &blocks] {
-                    let err = c
-                        .iter()
-                        .zip(&want)
-                        .map(|(x, y)| (x - y).abs())
-                        .fold(0.0, f32::max);
-                    assert!(err < 1e-3, "{m}×{k}×{n}: max error {err}");
+                    assert_close(c, &want, &format!("{m}×{k}×{n}"));
                 }
             }
         });

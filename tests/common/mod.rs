@@ -182,9 +182,16 @@ pub fn tfjs_check(tools: &Path, pairs: &[(PathBuf, PathBuf)]) {
 }
 
 /// The adapter's storage binding limit, if a test can build a tensor just above it (≤ 512 MiB);
-/// else skips with a printed reason.
+/// else skips with a printed reason. CI's software adapter (lavapipe, 128 MiB) always runs
+/// them: a software adapter above the limit fails when the GPU is required.
 pub fn exceedable_limit(dev: &layercake::gpu::Device) -> Option<usize> {
     let limit = dev.limits.max_storage_buffer_binding_size as usize;
+    let software = dev.kind == layercake::gpu::AdapterKind::Software;
+    assert!(
+        !(software && limit > 512 << 20 && std::env::var("LAYERCAKE_REQUIRE_GPU").is_ok_and(|v| v == "1")),
+        "LAYERCAKE_REQUIRE_GPU=1 on a software adapter ({}) binding {limit} bytes: the over-limit tests would not run",
+        dev.info.name
+    );
     if limit > 512 << 20 {
         eprintln!(
             "skipped: this adapter binds {limit} bytes; the test needs a limit it can exceed"
@@ -230,4 +237,102 @@ pub fn embedding_above(limit: usize) -> (layercake::model::Model, layercake::ten
     let x = layercake::tensor::Tensor::new(vec![2, 4], ids.iter().map(|&i| i as f32).collect())
         .unwrap();
     (layercake::model::Model::from_artifacts(a).unwrap(), x)
+}
+
+/// How close an output must be to its reference: every element satisfies
+/// `|got − want| ≤ atol + rtol·|want|`, which NaN and ±Inf never do.
+#[derive(Clone, Copy, Debug)]
+pub struct Tol {
+    /// Absolute part.
+    pub atol: f32,
+    /// Relative part, times `|want|`.
+    pub rtol: f32,
+}
+
+/// `Tol { atol, rtol }`.
+pub const fn tol(atol: f32, rtol: f32) -> Tol {
+    Tol { atol, rtol }
+}
+
+/// The largest absolute error of `got` against `want`, or the first element out of `tol`
+/// (a NaN or ±Inf on either side is out of any tolerance; unequal lengths fail).
+pub fn check_values(got: &[f32], want: &[f32], tol: Tol) -> Result<f32, String> {
+    if got.len() != want.len() {
+        return Err(format!("{} values, expected {}", got.len(), want.len()));
+    }
+    let mut worst = 0.0f64;
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let err = (g as f64 - w as f64).abs();
+        let allowed = tol.atol as f64 + tol.rtol as f64 * (w as f64).abs();
+        let within = err <= allowed && g.is_finite() && w.is_finite();
+        if !within {
+            return Err(format!("element {i}: {g} vs expected {w}"));
+        }
+        worst = worst.max(err);
+    }
+    Ok(worst as f32)
+}
+
+/// The largest absolute error over all outputs, or what is wrong: an output count, a shape,
+/// an element out of `tol` (see [`check_values`]).
+pub fn check_outputs(
+    got: &[layercake::tensor::Tensor],
+    want: &[layercake::tensor::Tensor],
+    tol: Tol,
+) -> Result<f32, String> {
+    if got.len() != want.len() {
+        return Err(format!("{} outputs, expected {}", got.len(), want.len()));
+    }
+    let mut worst = 0.0f32;
+    for (k, (g, w)) in got.iter().zip(want).enumerate() {
+        if g.shape != w.shape {
+            return Err(format!(
+                "output {k}: shape {:?}, expected {:?}",
+                g.shape, w.shape
+            ));
+        }
+        let err = check_values(&g.data, &w.data, tol).map_err(|e| format!("output {k}: {e}"))?;
+        worst = worst.max(err);
+    }
+    Ok(worst)
+}
+
+/// [`check_outputs`], panicking with `what` on a mismatch; returns the largest error.
+pub fn assert_outputs(
+    what: &str,
+    got: &[layercake::tensor::Tensor],
+    want: &[layercake::tensor::Tensor],
+    tol: Tol,
+) -> f32 {
+    check_outputs(got, want, tol).unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+/// [`check_values`], panicking with `what` on a mismatch; returns the largest error.
+pub fn assert_values(what: &str, got: &[f32], want: &[f32], tol: Tol) -> f32 {
+    check_values(got, want, tol).unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+/// The tensors of list `key` (`inputs` / `outputs`) of a bundle file (expected.json).
+pub fn bundle_tensors(path: &Path, key: &str) -> Vec<layercake::tensor::Tensor> {
+    layercake::model::read_bundle(path, key)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .into_iter()
+        .map(|n| n.tensor)
+        .collect()
+}
+
+/// This run's seed for a sampled sweep: `key`'s value when set (to replay a failure), else
+/// drawn from the clock, so that successive runs sample different cases. Printed either way.
+pub fn run_seed(key: &str) -> u64 {
+    let seed = std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            (now.as_nanos() as u64) % 1_000_000_007
+        });
+    eprintln!("seed {seed} (replay with {key}={seed})");
+    seed
 }

@@ -4,10 +4,12 @@
 //   node check.mjs MODEL_DIR|MODEL_JSON_URL EXPECTED_JSON [--atol 1e-5] [--rtol 1e-4] [MODEL_DIR EXPECTED_JSON ...]
 //
 // Prints one line per model and exits 1 if any model fails to load or any output is out of
-// tolerance (|a - b| <= atol + rtol * |b|, the same rule layercake's tests use).
+// tolerance (compare.mjs: |a - b| <= atol + rtol * |b|, the same rule layercake's tests use;
+// NaN, Inf, a missing or extra output fail).
 import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import { loadModelDir, predictBundle } from './tfjs-io.mjs';
+import { compareOutputs } from './compare.mjs';
 
 function parseArgs(argv) {
   const opts = { atol: 1e-5, rtol: 1e-4, pairs: [] };
@@ -25,20 +27,6 @@ function parseArgs(argv) {
   return opts;
 }
 
-function compare(got, want, atol, rtol) {
-  if (JSON.stringify(got.shape) !== JSON.stringify(want.shape)) {
-    return `shape [${got.shape}] != expected [${want.shape}]`;
-  }
-  let worst = 0;
-  for (let i = 0; i < want.data.length; i++) {
-    const err = Math.abs(got.data[i] - want.data[i]);
-    const allowed = atol + rtol * Math.abs(want.data[i]);
-    if (!(err <= allowed)) return `element ${i}: ${got.data[i]} vs expected ${want.data[i]}`;
-    worst = Math.max(worst, err);
-  }
-  return { worst };
-}
-
 async function checkOne(dir, expectedPath, atol, rtol) {
   const expected = JSON.parse(fs.readFileSync(expectedPath, 'utf8'));
   // An http(s) URL of model.json is loaded by TF.js's own HTTP handler (tf.io.http).
@@ -46,13 +34,7 @@ async function checkOne(dir, expectedPath, atol, rtol) {
     ? await tf.loadLayersModel(dir, { strict: true })
     : await loadModelDir(dir);
   const { outputs } = predictBundle(model, expected.inputs);
-  const notes = [];
-  let ok = outputs.length === expected.outputs.length;
-  outputs.forEach((out, k) => {
-    const r = compare(out, expected.outputs[k], atol, rtol);
-    if (typeof r === 'string') { ok = false; notes.push(`output ${k}: ${r}`); }
-    else notes.push(`output ${k} max abs err ${r.worst.toExponential(2)}`);
-  });
+  const { ok, notes } = compareOutputs(outputs, expected.outputs, atol, rtol);
   return { ok, notes };
 }
 
