@@ -44,7 +44,7 @@ pub const MATMUL: Kernel = Kernel {
     name: "matmul",
     source: include_str!("../../shaders/matmul.wgsl"),
     activations: true,
-    uniform_bytes: 32,
+    uniform_bytes: 48,
 };
 /// Per-channel affine + activation.
 pub const AFFINE: Kernel = Kernel {

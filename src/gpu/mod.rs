@@ -62,6 +62,11 @@ pub struct Device {
     pub kind: AdapterKind,
     /// Features enabled on the device.
     pub features: wgpu::Features,
+    /// The most loop iterations one shader invocation may run in all, where the driver caps
+    /// them: Mesa's llvmpipe (lavapipe) ends every loop of an invocation after 65,535
+    /// iterations shared between its loops (`LP_MAX_TGSI_LOOP_ITERATIONS`), without an error.
+    /// Kernels whose loops could run longer split their work or refuse by name.
+    pub loop_cap: Option<u64>,
     pipelines: Arc<Mutex<HashMap<kernels::Kernel, wgpu::ComputePipeline>>>,
     lost: Arc<Mutex<Option<String>>>,
 }
@@ -165,6 +170,11 @@ impl Device {
                 *l = Some(format!("{reason:?}: {message}"));
             }
         });
+        let loop_cap = info
+            .name
+            .to_lowercase()
+            .contains("llvmpipe")
+            .then_some(65_535);
         Ok(Device {
             device,
             queue,
@@ -172,9 +182,23 @@ impl Device {
             limits,
             kind,
             features,
+            loop_cap,
             pipelines: Arc::default(),
             lost,
         })
+    }
+
+    /// `Ok` when one invocation of `kernel` looping `iterations` times in all stays within
+    /// [`Device::loop_cap`]; else an error naming the kernel and the cap (a driver that cut the
+    /// loops short would return a wrong number).
+    pub fn check_loops(&self, kernel: &str, iterations: u64) -> Result<()> {
+        match self.loop_cap {
+            Some(cap) if iterations > cap => Err(Error::Gpu(format!(
+                "kernel '{kernel}' would loop {iterations} times in one invocation, above this adapter's cap of {cap} loop iterations ({} ends longer loops early); run it on the CPU",
+                self.info.name
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// True when storage buffers can be mapped directly (shared-memory adapters).

@@ -88,6 +88,10 @@ pub struct Attention {
     pub window: usize,
     /// Where key and attention_mask are among the inputs.
     pub roles: Roles,
+    /// A query that attends to no position gets zeros (Keras ≥ 3.10's masked Softmax,
+    /// keras-team/keras#21149, on the path dropout takes); elsewhere it averages every value
+    /// (a uniform softmax).
+    pub zero_unattended: bool,
 }
 
 /// The attention core on projected heads, as attention.wgsl computes it (see there).
@@ -120,15 +124,20 @@ impl Attention {
             for t in 0..tn {
                 for head in 0..nh {
                     let qi = ((b * tn + t) * nh + head) * kd;
+                    let mut kept = 0;
                     for (s, score) in scores.iter_mut().enumerate() {
                         let ki = ((b * sn + s) * nh + head) * kd;
                         *score = if self.keep(h, b, t, s) {
+                            kept += 1;
                             (0..kd).fold(0.0, |acc, j| {
                                 (h.q[qi + j] * scale).mul_add(h.k[ki + j], acc)
                             })
                         } else {
                             -1e9
                         };
+                    }
+                    if kept == 0 && self.zero_unattended {
+                        continue;
                     }
                     let top = scores.iter().copied().fold(f32::MIN, f32::max);
                     scores.iter_mut().for_each(|x| *x = (*x - top).exp());
@@ -323,6 +332,12 @@ pub(super) fn multi_head_attention(ctx: &LayerCtx) -> Result<Box<dyn Layer>> {
         )?,
         causal,
         window: ctx.usize_or("sliding_window", 0)?,
+        // Keras ≥ 3.10's MultiHeadAttention with dropout computes its own masked Softmax, which
+        // zeroes a query that keeps no key; without dropout it calls dot_product_attention,
+        // whose masked positions score a large negative number: a uniform average.
+        zero_unattended: ctx.keras3
+            && ctx.keras_version >= (3, 10)
+            && ctx.get("dropout").and_then(Value::as_f64).unwrap_or(0.0) > 0.0,
         roles,
     }))
 }

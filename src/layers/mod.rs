@@ -598,6 +598,8 @@ pub struct LayerCtx<'a> {
     pub taken: &'a RefCell<Vec<(String, String)>>,
     /// The model was written by Keras 3 (`keras_version` 3.x): Keras 3 semantics apply.
     pub keras3: bool,
+    /// `keras_version` as (major, minor); (0, 0) when the topology names none.
+    pub keras_version: (u32, u32),
     /// Keras 3: the layer's h5 path (`layers/dense_1`). Its weights are `<path>/vars/<i>`, `i`
     /// counting the layer's variables in creation order ([`keras3_var_index`]), not
     /// `<name>/<weight>`.

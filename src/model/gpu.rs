@@ -498,6 +498,17 @@ impl<'m> GpuModel<'m> {
         self.activate(pass, src, dst, n, (act_id(Activation::Linear), 0.0))
     }
 
+    /// See [`Device::check_loops`]: refuses a dispatch whose invocations would loop more than
+    /// the adapter runs.
+    pub(crate) fn check_loops(&self, kernel: &str, iterations: usize) -> Result<()> {
+        self.dev.check_loops(kernel, iterations as u64)
+    }
+
+    /// The most workgroups one dispatch may have per dimension.
+    pub(crate) fn max_groups(&self) -> u32 {
+        self.dev.limits.max_compute_workgroups_per_dimension
+    }
+
     pub(crate) fn grid(&self, n: usize) -> Result<(u32, u32)> {
         let n = u32::try_from(n)
             .map_err(|_| Error::Model(format!("{n} elements exceed one dispatch")))?;
@@ -519,6 +530,9 @@ impl<'m> GpuModel<'m> {
         let cols = *out.1.last().unwrap_or(&1);
         let rows = out.1.iter().product::<usize>() / cols.max(1);
         let u = [rows as u32, cols as u32, mode, 0];
+        // Three passes over a row; sparsemax compares every pair.
+        let sparse = act == Activation::Sparsemax;
+        self.check_loops("softmax", if sparse { cols * (cols + 2) } else { 3 * cols })?;
         self.dispatch(
             pass,
             kernels::SOFTMAX,
@@ -595,6 +609,7 @@ impl<'m> GpuModel<'m> {
         dst: &wgpu::Buffer,
         n: usize,
     ) -> Result<()> {
+        self.check_loops("mask", features)?;
         let u = [
             n as u32,
             features.max(1) as u32,

@@ -63,6 +63,7 @@ const MODEL_CLASSES: [&str; 4] = ["Sequential", "Model", "Functional", "LayersMo
 struct Builder<'a> {
     weights: &'a dyn WeightSource,
     keras3: bool,
+    keras_version: (u32, u32),
     /// Keras 3 only: each layer's h5 path (`layers/dense_1`), the scope of its weights.
     h5: HashMap<String, String>,
     taken: RefCell<Vec<(String, String)>>,
@@ -343,6 +344,7 @@ impl<'a> Builder<'a> {
                     weights: self.weights,
                     taken: &self.taken,
                     keras3: self.keras3,
+                    keras_version: self.keras_version,
                     h5: self.h5.get(&name).map(String::as_str),
                     constants,
                     kwargs,
@@ -666,6 +668,12 @@ fn h5_paths(model: &Value, prefix: &str, out: &mut HashMap<String, String>) {
     }
 }
 
+/// `"3.15.1"` → (3, 15); a part that is not a number counts 0 (`"tfjs-layers 4.22.0"` → (0, 0)).
+fn major_minor(version: &str) -> (u32, u32) {
+    let mut parts = version.split('.').map(|p| p.parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
 /// Rebuild `topology` with weights from `weights`.
 pub fn build(topology: &Value, weights: &dyn WeightSource) -> Result<Plan> {
     let model = unwrap(topology);
@@ -675,10 +683,11 @@ pub fn build(topology: &Value, weights: &dyn WeightSource) -> Result<Plan> {
             class_of(model)
         )));
     }
-    let keras3 = topology
+    let keras_version = topology
         .get("keras_version")
         .and_then(Value::as_str)
-        .is_some_and(|v| v.starts_with('3'));
+        .map_or((0, 0), major_minor);
+    let keras3 = keras_version.0 == 3;
     let mut h5 = HashMap::new();
     if keras3 {
         h5_paths(model, "", &mut h5);
@@ -686,6 +695,7 @@ pub fn build(topology: &Value, weights: &dyn WeightSource) -> Result<Plan> {
     let mut b = Builder {
         weights,
         keras3,
+        keras_version,
         h5,
         taken: RefCell::default(),
         layer_weights: Vec::new(),

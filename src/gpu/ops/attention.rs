@@ -84,6 +84,8 @@ impl Primitive for Attention {
         let v = project(gpu, pass, value, &self.proj[2])?;
         let context = gpu.temp("attention context", batch * t * a.heads * a.value_dim);
         let mask = a.roles.attention_mask.map(|i| ins[i].0);
+        // Two passes over the keys, each scoring a key with a key_dim-long dot product.
+        gpu.check_loops("attention", 2 * s * (a.key_dim + 1))?;
         let u = Uniform {
             batch: batch as u32,
             t: t as u32,
@@ -93,7 +95,8 @@ impl Primitive for Attention {
             vd: a.value_dim as u32,
             flags: u32::from(a.causal)
                 | u32::from(mask.is_some()) << 1
-                | u32::from(keras_mask.is_some()) << 2,
+                | u32::from(keras_mask.is_some()) << 2
+                | u32::from(a.zero_unattended) << 3,
             window: a.window as u32,
             scale: 1.0 / (a.key_dim as f32).sqrt(),
             _pad: [0; 3],

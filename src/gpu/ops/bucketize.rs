@@ -38,6 +38,7 @@ impl Primitive for Bucketize {
         out: Arg<'_>,
     ) -> Result<()> {
         let n = out.1.iter().product::<usize>();
+        gpu.check_loops("bucketize", self.bins as usize)?;
         let u = Uniform {
             n: n as u32,
             bins: self.bins,

@@ -37,6 +37,7 @@ impl Primitive for CategoryEncoding {
             count: u32::from(self.count),
         };
         let n = out.1.iter().product::<usize>();
+        gpu.check_loops("category", u.per_row as usize)?;
         gpu.dispatch(
             pass,
             kernels::CATEGORY,

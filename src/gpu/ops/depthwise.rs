@@ -63,6 +63,7 @@ impl Primitive for Depthwise {
         let (shape, index) =
             gpu.index_map(self.layer, "windows", ins[0].1, || map.gather_map(ins[0].1))?;
         let (rows, window, channels) = (shape[0], shape[1], shape[2]);
+        gpu.check_loops("depthwise", window)?;
         let mid = channels * self.multiplier;
         // Without a pointwise stage this dispatch is the layer: bias and activation apply here.
         let last = self.pointwise.is_none();

@@ -61,6 +61,7 @@ impl Primitive for WeightedGather {
             ))
         })?;
         let n = out.1.iter().product::<usize>();
+        gpu.check_loops("weighted_gather", taps[0])?;
         let u = Uniform {
             n: n as u32,
             taps: taps[0] as u32,

@@ -56,6 +56,9 @@ impl Primitive for GroupNorm {
             return Err(crate::error::Error::Model("layer lost its GPU form".into()));
         };
         let (batch, positions, channels) = g.view(ins[0].1);
+        // Three passes over one group's positions × channels.
+        let width = channels / (self.groups as usize).max(1);
+        gpu.check_loops("group_norm", 3 * positions * (width + 1))?;
         let u = Uniform {
             batch: batch as u32,
             positions: positions as u32,

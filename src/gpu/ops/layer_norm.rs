@@ -63,6 +63,7 @@ impl Primitive for LayerNorm {
         };
         let gamma = self.gamma.as_ref().unwrap_or(gpu.dummy());
         let beta = self.beta.as_ref().unwrap_or(gpu.dummy());
+        gpu.check_loops("layer_norm", 3 * self.group)?;
         gpu.dispatch(
             pass,
             kernels::LAYER_NORM,

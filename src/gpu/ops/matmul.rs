@@ -10,6 +10,10 @@ use crate::layers::{Activation, GpuForm};
 use crate::model::gpu::{act_id, GpuModel, Recording, Uploader};
 use crate::tensor::Tensor;
 
+/// Kernel rows one matmul dispatch reads at most: each invocation loops once per row, and
+/// lavapipe (llvmpipe) silently ends an invocation's loops after 65,535 iterations in all.
+const K_SPLIT: usize = 1 << 15;
+
 /// `matmul.wgsl`'s `Params`.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -24,6 +28,11 @@ struct Uniform {
     lda: u32,
     /// First column of `a` read; the top bit adds `c`'s current values.
     a_col: u32,
+    /// Column tiles per row of tiles (workgroups are numbered row-major over the tiles).
+    col_groups: u32,
+    /// First row of the kernel read (a K-split dispatch).
+    b_first_row: u32,
+    _pad: [u32; 2],
 }
 
 /// `copy_block.wgsl`'s `Params`: `rows × cols` values into columns `first..` of rows `stride`
@@ -240,8 +249,10 @@ impl GpuModel<'_> {
         self.softmax(pass, act, out)
     }
 
-    /// One matmul.wgsl dispatch: `c = act(a[:, a_col..][m×k] · kernel[k×n] + bias)`, rows of
-    /// `a` `lda` apart (0: k); with the top bit of `a_col`, `c` adds to its current values.
+    /// `c = act(a[:, a_col..][m×k] · kernel[k×n] + bias)`, rows of `a` `lda` apart (0: k);
+    /// with the top bit of `a_col`, `c` adds to its current values. Split along K into
+    /// dispatches of at most [`K_SPLIT`] rows of the kernel (the bias with the first, the
+    /// activation with the last).
     fn product(
         &self,
         pass: &mut Recording,
@@ -251,6 +262,34 @@ impl GpuModel<'_> {
         act: Activation,
         c: &wgpu::Buffer,
     ) -> Result<()> {
+        let lda = if lda == 0 { k } else { lda };
+        let (first_col, adds) = (a_col & 0x7fff_ffff, a_col >> 31 != 0);
+        let parts = k.div_ceil(K_SPLIT).max(1);
+        for part in 0..parts {
+            let k0 = part * K_SPLIT;
+            let rows = K_SPLIT.min(k - k0.min(k));
+            let last = part + 1 == parts;
+            let add = adds || part > 0;
+            let a = (a, lda, (first_col + k0 as u32) | u32::from(add) << 31);
+            let bias = bias.filter(|_| part == 0);
+            let act = if last { act } else { Activation::Linear };
+            self.dispatch_product(pass, a, (m, rows, n, k0), (kernel, bias), act, c)?;
+        }
+        Ok(())
+    }
+
+    /// One matmul.wgsl dispatch over kernel rows `k0..k0 + k`, its workgroups on a 2D grid
+    /// within the per-dimension limit.
+    fn dispatch_product(
+        &self,
+        pass: &mut Recording,
+        (a, lda, a_col): (&wgpu::Buffer, usize, u32),
+        (m, k, n, k0): (usize, usize, usize, usize),
+        (kernel, bias): (&wgpu::Buffer, Option<&wgpu::Buffer>),
+        act: Activation,
+        c: &wgpu::Buffer,
+    ) -> Result<()> {
+        let (col_groups, row_groups) = kernels::matmul_groups(m, n);
         let u = Uniform {
             m: m as u32,
             n: n as u32,
@@ -260,13 +299,28 @@ impl GpuModel<'_> {
             group_cols: kernels::matmul_group_cols(m, n),
             lda: lda as u32,
             a_col,
+            col_groups,
+            b_first_row: k0 as u32,
+            _pad: [0; 2],
         };
+        let tiles = col_groups as u64 * row_groups as u64;
+        let max = self.max_groups() as u64;
+        let grid = if tiles <= max {
+            (tiles as u32, 1)
+        } else {
+            (max as u32, tiles.div_ceil(max) as u32)
+        };
+        if grid.1 as u64 > max {
+            return Err(Error::Model(format!(
+                "a {m}×{n} product needs {tiles} workgroups, more than one dispatch holds"
+            )));
+        }
         self.dispatch(
             pass,
             kernels::MATMUL,
             bytemuck::bytes_of(&u),
             &[a, kernel, bias.unwrap_or(self.dummy()), c],
-            kernels::matmul_groups(m, n),
+            grid,
         )
     }
 }

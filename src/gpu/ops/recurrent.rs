@@ -283,6 +283,14 @@ impl GpuModel<'_> {
             self.dispatch(pass, kernels::COPY_BLOCK, params, &[s, &states[0]], grid)?;
         }
         let mask = pass.mask.clone();
+        // Per invocation and step: up to four gates, each a units-long product; TF.js's GRU row
+        // runs a unit's three products for each of its ceil(units / 64) units.
+        let loops = if r.cell == CellId::Gru {
+            3 * (u + 1) * u.div_ceil(64)
+        } else {
+            4 * (u + 1)
+        };
+        self.check_loops("recurrent", loops)?;
         for s in 0..t {
             let mut p = step_uniform(r, (b, t, s), to, mask.is_some());
             p.first = u32::from(s == 0 && init.is_empty());

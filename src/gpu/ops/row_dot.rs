@@ -65,6 +65,7 @@ impl Primitive for RowDot {
             _pad: 0,
         };
         let grid = gpu.grid(rows)?;
+        gpu.check_loops("row_dot", k)?;
         gpu.dispatch(
             pass,
             kernels::ROW_DOT,

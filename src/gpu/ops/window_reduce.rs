@@ -39,6 +39,7 @@ impl Primitive for WindowReduce {
         let (shape, index) =
             gpu.index_map(self.layer, "windows", ins[0].1, || map.gather_map(ins[0].1))?;
         let mask = pass.mask.clone().filter(|_| self.masked);
+        gpu.check_loops("window_reduce", shape[1])?;
         let u = Uniform {
             rows: shape[0] as u32,
             window: shape[1] as u32,
