@@ -355,8 +355,9 @@ impl<'m> GpuModel<'m> {
             pool.assign(plan, &self.params, &shapes)
         })?;
         let mut rec = Recording::default();
-        // The mask (`[batch, steps]`) each slot carries, made on the GPU (see `MaskRule`).
-        let mut masks: Vec<Option<wgpu::Buffer>> = vec![None; shapes.len()];
+        // The mask (`[batch, steps]`) each slot carries, made on the GPU (see `MaskRule`), at
+        // run time and as Keras built it (see `model::masks`).
+        let mut masks = super::masks::SlotMasks::<wgpu::Buffer>::new(shapes.len());
         for op in &plan.ops {
             let ins: Vec<(&wgpu::Buffer, &[usize])> = op
                 .inputs
@@ -368,8 +369,8 @@ impl<'m> GpuModel<'m> {
                 shapes[op.output].as_slice(),
             );
             let (class, name) = &plan.layer_info[op.layer];
-            let in_mask = op.inputs.first().and_then(|&s| masks[s].clone());
-            rec.mask = in_mask.clone();
+            let in_masks = masks.read(op);
+            rec.mask = in_masks.first().cloned().flatten();
             rec.extra = op
                 .extra
                 .iter()
@@ -381,11 +382,17 @@ impl<'m> GpuModel<'m> {
                 .encode(self, &mut rec, &ins, out)
                 .map_err(failed)?;
             let rule = plan.layers[op.layer].mask_rule();
-            let in_masks: Vec<Option<wgpu::Buffer>> =
-                op.inputs.iter().map(|&s| masks[s].clone()).collect();
-            masks[op.output] = self
+            let run = self
                 .output_mask(&mut rec, rule, ins[0], &in_masks)
                 .map_err(failed)?;
+            let built = match masks.built_if_parted(op) {
+                Some(m) => Some(
+                    self.output_mask(&mut rec, rule, ins[0], &m)
+                        .map_err(failed)?,
+                ),
+                None => None,
+            };
+            masks.finish(op, run, built);
         }
         Ok(Execution {
             inputs: plan.inputs.iter().map(|p| buffer_of[p.slot]).collect(),

@@ -20,6 +20,11 @@ pub struct Op {
     pub output: usize,
     /// Slots of the other outputs (recurrent states, an unmerged Bidirectional's second half).
     pub extra: Vec<usize>,
+    /// Keras 3 passed this call an explicit `mask=` (computed when the model was built): the
+    /// layer reads its input's build-time mask (see `masks`).
+    pub explicit_mask: bool,
+    /// A Keras 3 MultiHeadAttention: running it clears the masks of the tensors it reads.
+    pub clears_input_masks: bool,
 }
 
 /// A model input or output.
@@ -162,8 +167,9 @@ struct CallRecord {
     refs: Vec<Ref>,
     constants: Constants,
     kwargs: Value,
-    /// Keras 3's `mask=` tensor: the mask Keras computed for this call (by operation nodes
-    /// such as NotEqual and LogicalOr), which layercake's own mask propagation recomputes.
+    /// Keras 3's `mask=` tensor: the mask Keras computed for this call when it built the model
+    /// (by operation nodes such as NotEqual and LogicalOr), which layercake's own mask
+    /// propagation recomputes (the op's build-time mask, see `model::masks`).
     mask: Option<Ref>,
 }
 
@@ -378,6 +384,8 @@ impl<'a> Builder<'a> {
             inputs: inputs.to_vec(),
             output,
             extra: extra.clone(),
+            explicit_mask: false,
+            clears_input_masks: self.keras3 && class == "MultiHeadAttention",
         });
         Ok([output].into_iter().chain(extra).collect())
     }
@@ -483,7 +491,11 @@ impl<'a> Builder<'a> {
                     still.push((i, k));
                     continue;
                 };
+                let ops_before = self.ops.len();
                 let outs = self.apply(entry, &slots, (&constants, &kwargs))?;
+                if mask.is_some() && self.ops.len() == ops_before + 1 {
+                    self.ops[ops_before].explicit_mask = true;
+                }
                 // Keras 2 / TF.js give a nested model its own node 0 (its internal input
                 // node), so external calls start at 1; Keras 3 models have no such node.
                 let offset = usize::from(MODEL_CLASSES.contains(&class_of(entry)) && !self.keras3);

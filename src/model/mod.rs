@@ -3,6 +3,7 @@
 pub mod gpu;
 pub mod graph;
 pub mod image;
+pub(crate) mod masks;
 pub mod npy;
 pub mod summary;
 
@@ -248,7 +249,7 @@ impl Model {
         }
         // Masks travel beside the tensors (`[batch, steps]`), from the layers that make them to
         // the recurrent layers that use them.
-        let mut masks: Vec<Option<Tensor>> = vec![None; slots.len()];
+        let mut masks = masks::SlotMasks::<Tensor>::new(slots.len());
         let ops = &self.plan.ops;
         let mut i = 0;
         while i < ops.len() {
@@ -298,9 +299,9 @@ impl Model {
 
     /// How many ops after `ops[i]` run inside its epilogue: each the only reader of the one
     /// before, with a [`Layer::row_epilogue`], and no Keras mask anywhere in the chain.
-    fn fusable_chain(&self, i: usize, uses: &[usize], masks: &[Option<Tensor>]) -> usize {
+    fn fusable_chain(&self, i: usize, uses: &[usize], masks: &masks::SlotMasks<Tensor>) -> usize {
         let ops = &self.plan.ops;
-        if !ops[i].extra.is_empty() || ops[i].inputs.iter().any(|&s| masks[s].is_some()) {
+        if !ops[i].extra.is_empty() || ops[i].inputs.iter().any(|&s| masks.any(s)) {
             return 0;
         }
         let mut n = 0;
@@ -347,21 +348,24 @@ impl Model {
         &self,
         op: &graph::Op,
         slots: &mut [Option<Tensor>],
-        masks: &mut [Option<Tensor>],
+        masks: &mut masks::SlotMasks<Tensor>,
         uses: &[usize],
         trace: bool,
     ) -> Result<(Tensor, Vec<Tensor>)> {
         let (class, name) = &self.plan.layer_info[op.layer];
         let layer = &self.plan.layers[op.layer];
         let failed = |e: Error| Error::Model(format!("layer '{name}' ({class}): {e}"));
-        let out_mask = {
+        let in_masks = masks.read(op);
+        let out_of = |input_masks: &[Option<Tensor>]| -> Result<Option<Tensor>> {
             let input_masks: Vec<Option<&Tensor>> =
-                op.inputs.iter().map(|&s| masks[s].as_ref()).collect();
+                input_masks.iter().map(Option::as_ref).collect();
             match op.inputs.first().and_then(|&s| slots[s].as_ref()) {
-                Some(x) => layer.mask_rule().combine(x, &input_masks).map_err(failed)?,
-                None => None,
+                Some(x) => layer.mask_rule().combine(x, &input_masks).map_err(failed),
+                None => Ok(None),
             }
         };
+        let out_mask = out_of(&in_masks)?;
+        let built_mask = masks.built_if_parted(op).map(|m| out_of(&m)).transpose()?;
         let in_place = match op.inputs[..] {
             [s, ref rest @ ..] if uses[s] == 1 && !rest.contains(&s) && op.extra.is_empty() => {
                 let mut x = slots[s].take().expect("inputs computed before use");
@@ -387,11 +391,11 @@ impl Model {
                     .iter()
                     .map(|&s| slots[s].as_ref().expect("inputs computed before use"))
                     .collect();
-                let mask = op.inputs.first().and_then(|&s| masks[s].as_ref());
+                let mask = in_masks.first().and_then(Option::as_ref);
                 layer.forward_all(&args, mask).map_err(failed)?
             }
         };
-        masks[op.output] = out_mask;
+        masks.finish(op, out_mask, built_mask);
         if trace {
             eprintln!(
                 "{name} ({class}) {} {:?}",
@@ -581,7 +585,7 @@ mod tests {
         }
         // The chains really formed: conv+bn+relu, depthwise+bn+swish, conv+bn+sigmoid, dense+tanh.
         let slots = m.plan.slot_shapes.len();
-        let (mut uses, masks) = (vec![0usize; slots], vec![None; slots]);
+        let (mut uses, masks) = (vec![0usize; slots], masks::SlotMasks::new(slots));
         m.plan
             .ops
             .iter()

@@ -450,10 +450,10 @@ CASES = {
     "spatial_3d_1d": (spatial_3d_1d, True),
     "keras3_misc": (keras3_misc, True),
     "masked_text": (masked_text, True),  # keeps the adapted statistics
-    # masked_transformer (2 blocks), _3 and _2_max_dropout differ from Keras until layercake
-    # follows Keras 3's run-time masks (issue 34: MultiHeadAttention clears its inputs' masks, a
-    # merge with an unmasked input has none); the one-block case already matches.
+    "masked_transformer": (masked_transformer, True),
     "masked_transformer_1_max": (lambda: masked_transformer(1, "max"), True),
+    "masked_transformer_2_max_dropout": (lambda: masked_transformer(2, "max", 0.1), True),
+    "masked_transformer_3": (lambda: masked_transformer(3), True),
     "fitted": (fitted, False),  # keeps the weights and optimizer state training wrote
 }
 
