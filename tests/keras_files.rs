@@ -410,3 +410,28 @@ weights("bomb.h5", lambda f, g: g.create_dataset("0", shape=(1 << 40,), dtype="f
         assert_refused(&path, &["model.weights.h5", needle]);
     }
 }
+
+/// A legacy `.h5` whose variables Keras 2.0.x saved under a renamed scope (`conv2d_1/kernel:0`
+/// in the group `conv2d`, made by tools/keras2-fixtures/gen_h5.py from a tf_keras save): tf_keras
+/// binds it by group and position; layercake binds it by its group and predicts tf_keras's
+/// outputs on the CPU and the GPU.
+#[test]
+fn legacy_h5_with_renamed_variable_scopes_binds_by_layer_group() {
+    let dir = fixtures_dir().join("keras2_h5_renamed/renamed_scopes");
+    let m = Model::load(&dir.join("model.h5")).unwrap_or_else(|e| panic!("{e}"));
+    let (inputs, want) = golden(&dir);
+    let got = m.predict(&inputs).unwrap();
+    assert_close("renamed scopes (CPU)", &got, &want);
+    if let Some(dev) = gpu() {
+        let g = layercake::model::gpu::GpuModel::new(&dev, &m).unwrap();
+        assert_close("renamed scopes (GPU)", &g.predict(&inputs).unwrap(), &want);
+    }
+    let names: Vec<&str> = m
+        .artifacts
+        .spec
+        .weights
+        .iter()
+        .map(|w| w.name.as_str())
+        .collect();
+    assert!(names.contains(&"conv2d/kernel"), "{names:?}");
+}

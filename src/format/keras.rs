@@ -692,16 +692,52 @@ fn legacy_weights(
         let g = group
             .group(&layer)
             .map_err(|e| Error::hdf5(path, &object, e))?;
-        for w in string_list(path, &object, &g, "weight_names")? {
+        let stored = string_list(path, &object, &g, "weight_names")?;
+        for (w, name) in stored.iter().zip(bound_names(&layer, &stored)) {
             let ds_object = format!("{object}/{w}");
-            let ds = g
-                .dataset(&w)
-                .map_err(|e| Error::hdf5(path, &ds_object, e))?;
-            let name = w.strip_suffix(":0").unwrap_or(&w);
-            out.push(dataset(path, &ds_object, name, &ds, region, buffers)?);
+            let ds = g.dataset(w).map_err(|e| Error::hdf5(path, &ds_object, e))?;
+            out.push(dataset(path, &ds_object, &name, &ds, region, buffers)?);
         }
     }
     Ok(out)
+}
+
+/// The names the weights of layer group `layer` are bound by, from its `weight_names` (the
+/// `:0` dropped): `dense_1/kernel` as stored, or, where Keras 2.0.x saved a layer's variables
+/// under its own name with a second build's suffix (`conv2d_1_1/kernel:0` in the group
+/// `conv2d_1`), that scope replaced by the group's name, as long as the names stay distinct.
+/// Keras itself binds a legacy group's weights by position, so the scope never mattered to it.
+fn bound_names(layer: &str, stored: &[String]) -> Vec<String> {
+    let plain: Vec<&str> = stored
+        .iter()
+        .map(|w| w.strip_suffix(":0").unwrap_or(w))
+        .collect();
+    let prefix = format!("{layer}/");
+    if plain.iter().all(|n| n.starts_with(&prefix)) {
+        return plain.iter().map(|n| n.to_string()).collect();
+    }
+    // Only a scope that is the group's own name with a numeric suffix (`conv2d_1_1` for
+    // `conv2d_1`): a nested model's group holds its layers' own names (`dense_2/kernel` in the
+    // group `inner`), which must stay.
+    let own_scope = |scope: &str| {
+        scope
+            .strip_prefix(layer)
+            .and_then(|s| s.strip_prefix('_'))
+            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let rescoped: Vec<String> = plain
+        .iter()
+        .map(|n| match n.split_once('/') {
+            Some((scope, rest)) if own_scope(scope) => format!("{prefix}{rest}"),
+            _ => n.to_string(),
+        })
+        .collect();
+    let distinct: std::collections::HashSet<&String> = rescoped.iter().collect();
+    if distinct.len() == rescoped.len() {
+        rescoped
+    } else {
+        plain.iter().map(|n| n.to_string()).collect()
+    }
 }
 
 /// A string-list attribute (h5py writes numpy bytes arrays; Keras splits long ones into
@@ -1038,6 +1074,34 @@ fn weight_bytes<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn legacy_weights_under_a_renamed_scope_bind_by_their_group() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Keras 2.0.x: a second build's scope.
+        assert_eq!(
+            bound_names(
+                "conv2d_1",
+                &names(&["conv2d_1_1/kernel:0", "conv2d_1_1/bias:0"])
+            ),
+            names(&["conv2d_1/kernel", "conv2d_1/bias"])
+        );
+        // As usually stored: unchanged, nested scopes kept.
+        assert_eq!(
+            bound_names("bi", &names(&["bi/forward_lstm/lstm_cell/kernel:0"])),
+            names(&["bi/forward_lstm/lstm_cell/kernel"])
+        );
+        // Two scopes whose rename would collide stay as stored.
+        assert_eq!(
+            bound_names("b", &names(&["b_1/kernel:0", "b_2/kernel:0"])),
+            names(&["b_1/kernel", "b_2/kernel"])
+        );
+        // A nested model's group holds its layers' own names.
+        assert_eq!(
+            bound_names("inner", &names(&["dense_2/kernel:0", "inner_1x/bias:0"])),
+            names(&["dense_2/kernel", "inner_1x/bias"])
+        );
+    }
     use hdf5_pure::Source;
 
     #[test]

@@ -4,6 +4,8 @@ it with the real tensorflowjs_converter (--input_format=keras) and records tf_ke
 
     python3 tools/keras2-fixtures/gen_h5.py [OUT_DIR [CASE...]]   # default tests/fixtures/keras2_h5
 
+`renamed_scopes` goes beside OUT_DIR, in keras2_h5_renamed/ (no converter output).
+
 Needs `pip install tensorflow-cpu` and `pip install --no-deps tensorflowjs==4.22.0 tf_keras`.
 Each case directory gets model.h5, the converter's model.json + group1-shard1of1.bin, and
 expected.json ({"generator", "inputs", "outputs"}: the bundle format of the other fixtures).
@@ -78,6 +80,58 @@ def fitted():
     return m, [x[:3]]
 
 
+def renamed_scopes():
+    # Layers whose variables Keras 2.0.x saved under a second, suffixed scope: in the group
+    # `conv2d_1`, weight_names `conv2d_1_1/kernel:0` (the dataset path
+    # `conv2d_1/conv2d_1_1/kernel:0`); `write_renamed` rewrites the saved file that way. Keras
+    # binds legacy weights by group and `weight_names` order, not by name.
+    i = keras.Input((10, 10, 3), name="image")
+    x = layers.Conv2D(4, 3, padding="same")(i)
+    x = layers.BatchNormalization()(x)
+    y = layers.SeparableConv2D(4, 3, padding="same")(x)
+    x = layers.Add()([x, y])
+    x = layers.GlobalAveragePooling2D()(x)
+    o = layers.Dense(3, activation="softmax")(x)
+    return keras.Model(i, o), [RNG.normal(size=(2, 10, 10, 3))]
+
+
+def write_renamed(root):
+    """renamed_scopes: model.h5 with every variable renamed `<layer>_1/<weight>`, and
+    tf_keras's predictions from loading that rewritten file (no converter: it keeps the names)."""
+    import h5py
+    global RNG
+    RNG = np.random.default_rng(zlib.crc32(b"renamed_scopes"))
+    keras.utils.set_random_seed(7)
+    model, inputs = renamed_scopes()
+    randomize(model)
+    out = os.path.join(root, "renamed_scopes")
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    path = os.path.join(out, "model.h5")
+    model.save(path, save_format="h5")
+    with h5py.File(path, "r+") as f:
+        weights = f["model_weights"]
+        text = lambda n: n.decode() if isinstance(n, bytes) else str(n)  # noqa: E731
+        for layer in [text(n) for n in weights.attrs["layer_names"]]:
+            g = weights[layer]
+            renamed = []
+            for w in [text(n) for n in g.attrs["weight_names"]]:
+                short = w.split("/", 1)[1] if w.startswith(layer + "/") else w
+                new = f"{layer}_1/{short}"  # the dataset path is <group>/<layer>_1/<short>
+                data = g[w][()]
+                del g[w]
+                g.create_dataset(new, data=data)
+                renamed.append(new.encode())
+            g.attrs["weight_names"] = np.array(renamed)
+    loaded = keras.models.load_model(path, compile=False)
+    inputs, outputs = predict(loaded, inputs)
+    _, original = predict(model, inputs)
+    assert all(np.array_equal(a, b) for a, b in zip(outputs, original)), "tf_keras rebound them"
+    generator = f"tf_keras {keras.__version__} load_model of the rewritten file, predict"
+    write_expected(out, generator, [t.name.split(":")[0] for t in model.inputs], inputs, outputs)
+    print(f"renamed_scopes: {[o.shape for o in outputs]}")
+
+
 CASES = {"dense": (dense, True), "conv_bn": (conv_bn, True), "recurrent": (recurrent, True),
          "nested_two_io": (nested_two_io, True), "fitted": (fitted, False)}
 
@@ -113,8 +167,11 @@ def write_case(root, name):
 def main():
     root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(__file__), "..", "..", "tests", "fixtures", "keras2_h5")
-    for name in sys.argv[2:] or list(CASES):
-        write_case(root, name)
+    for name in sys.argv[2:] or list(CASES) + ["renamed_scopes"]:
+        if name == "renamed_scopes":
+            write_renamed(os.path.join(root, "..", "keras2_h5_renamed"))
+        else:
+            write_case(root, name)
 
 
 if __name__ == "__main__":
